@@ -1,0 +1,51 @@
+//! Time as the API shows it: RFC 3339, UTC, `Z`, always three fractional digits.
+//!
+//! Fixed width means the text order of stored times is their time order, which the list's
+//! keyset pagination and `updated_at`'s forward step in SQL rely on.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+use time::{OffsetDateTime, format_description::BorrowedFormatItem, macros::format_description};
+
+const FORMAT: &[BorrowedFormatItem<'static>] =
+    format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
+
+/// Milliseconds since the Unix epoch, now.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+/// Formats milliseconds since the epoch as the API's time text.
+pub fn format_ms(ms: u64) -> String {
+    let nanos = i128::from(ms) * 1_000_000;
+    OffsetDateTime::from_unix_timestamp_nanos(nanos)
+        .ok()
+        .and_then(|t| t.format(FORMAT).ok())
+        .unwrap_or_else(|| "1970-01-01T00:00:00.000Z".to_owned())
+}
+
+/// True when `text` is a time in exactly the API's format.
+pub fn is_timestamp(text: &str) -> bool {
+    text.len() == 24 && time::PrimitiveDateTime::parse(text, FORMAT).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_rfc3339_utc_with_millis() {
+        assert_eq!(format_ms(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(format_ms(1_768_473_000_123), "2026-01-15T10:30:00.123Z");
+    }
+
+    #[test]
+    fn recognises_only_the_api_format() {
+        assert!(is_timestamp("2026-01-15T10:30:00.123Z"));
+        assert!(!is_timestamp("2026-01-15T10:30:00Z"));
+        assert!(!is_timestamp("2026-13-15T10:30:00.123Z"));
+        assert!(!is_timestamp("2026-01-15T10:30:00.123+"));
+    }
+}

@@ -1,0 +1,183 @@
+//! The embedded default: one SQLite file, shared by every process on the machine.
+//!
+//! WAL mode lets readers run beside a writer; the busy timeout makes a writer wait for another
+//! process's write instead of failing. A batch runs in one transaction, as D1 runs it: IMMEDIATE
+//! when it writes (so it takes the write lock before reading, and cannot deadlock on an upgrade),
+//! DEFERRED when every statement only reads.
+//!
+//! Calls run on the caller's thread under a mutex: statements here take microseconds, and a Lambda
+//! process serves one request at a time, so handing them to a thread pool would cost more than it
+//! saves.
+
+use super::{Db, DbError, Row, Stmt, StmtResult, Value};
+use crate::BoxFuture;
+use rusqlite::{Connection, ErrorCode, OpenFlags, TransactionBehavior, types::ValueRef};
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::Duration;
+
+pub struct SqliteDb {
+    conn: Mutex<Connection>,
+}
+
+/// How long a write waits for another process's write to finish.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl SqliteDb {
+    pub fn open(path: &Path) -> Result<Self, DbError> {
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_URI;
+        let conn = Connection::open_with_flags(path, flags).map_err(other)?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(other)?;
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(other)?;
+        conn.pragma_update(None, "synchronous", "NORMAL").map_err(other)?;
+        conn.pragma_update(None, "foreign_keys", "ON").map_err(other)?;
+        conn.set_prepared_statement_cache_capacity(64);
+        Ok(SqliteDb { conn: Mutex::new(conn) })
+    }
+
+    fn run(&self, stmts: &[Stmt]) -> Result<Vec<StmtResult>, DbError> {
+        let mut conn = self.conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let read_only = stmts
+            .iter()
+            .all(|s| conn.prepare_cached(&s.sql).map(|p| p.readonly()).unwrap_or(false));
+        let behavior = if read_only {
+            TransactionBehavior::Deferred
+        } else {
+            TransactionBehavior::Immediate
+        };
+        let tx = conn.transaction_with_behavior(behavior).map_err(classify)?;
+        let mut results = Vec::with_capacity(stmts.len());
+        for stmt in stmts {
+            results.push(execute(&tx, stmt)?);
+        }
+        tx.commit().map_err(classify)?;
+        Ok(results)
+    }
+}
+
+impl Db for SqliteDb {
+    fn batch(&self, stmts: Vec<Stmt>) -> BoxFuture<'_, Result<Vec<StmtResult>, DbError>> {
+        Box::pin(async move { self.run(&stmts) })
+    }
+}
+
+fn execute(conn: &Connection, stmt: &Stmt) -> Result<StmtResult, DbError> {
+    let mut prepared = conn.prepare_cached(&stmt.sql).map_err(classify)?;
+    for (i, param) in stmt.params.iter().enumerate() {
+        let bound = match param {
+            Value::Null => prepared.raw_bind_parameter(i + 1, rusqlite::types::Null),
+            Value::Integer(n) => prepared.raw_bind_parameter(i + 1, n),
+            Value::Text(text) => prepared.raw_bind_parameter(i + 1, text),
+        };
+        bound.map_err(classify)?;
+    }
+    let names: Vec<String> = prepared.column_names().into_iter().map(str::to_owned).collect();
+    let mut rows = Vec::new();
+    {
+        let mut cursor = prepared.raw_query();
+        while let Some(row) = cursor.next().map_err(classify)? {
+            let mut out = Row::new();
+            for (i, name) in names.iter().enumerate() {
+                out.insert(name.clone(), json_value(row.get_ref(i).map_err(classify)?));
+            }
+            rows.push(out);
+        }
+    }
+    let changes = if prepared.readonly() { 0 } else { conn.changes() };
+    Ok(StmtResult { rows, changes })
+}
+
+/// Column values as D1 returns them in JSON.
+fn json_value(value: ValueRef<'_>) -> serde_json::Value {
+    match value {
+        ValueRef::Null => serde_json::Value::Null,
+        ValueRef::Integer(n) => n.into(),
+        ValueRef::Real(x) => x.into(),
+        ValueRef::Text(bytes) => String::from_utf8_lossy(bytes).into_owned().into(),
+        ValueRef::Blob(bytes) => bytes.iter().map(|&b| serde_json::Value::from(b)).collect(),
+    }
+}
+
+fn classify(err: rusqlite::Error) -> DbError {
+    if let rusqlite::Error::SqliteFailure(code, message) = &err {
+        let message = message.clone().unwrap_or_else(|| err.to_string());
+        if code.code == ErrorCode::ConstraintViolation
+            && (code.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+                || code.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY)
+        {
+            return DbError::Conflict(message);
+        }
+        return DbError::Other(message);
+    }
+    other(err)
+}
+
+fn other(err: rusqlite::Error) -> DbError {
+    DbError::Other(err.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::run;
+
+    fn db() -> (tempfile::TempDir, SqliteDb) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = SqliteDb::open(&dir.path().join("t.db")).unwrap();
+        (dir, db)
+    }
+
+    #[tokio::test]
+    async fn a_batch_is_atomic() {
+        let (_dir, db) = db();
+        run(&db, vec![Stmt::new("CREATE TABLE t (k TEXT PRIMARY KEY)", vec![])]).await.unwrap();
+        let failing = vec![
+            Stmt::new("INSERT INTO t (k) VALUES (?1)", vec!["a".into()]),
+            Stmt::new("INSERT INTO t (k) VALUES (?1)", vec!["a".into()]),
+        ];
+        assert!(matches!(run(&db, failing).await, Err(DbError::Conflict(_))));
+        let rows = run(&db, vec![Stmt::new("SELECT count(*) AS n FROM t", vec![])]).await.unwrap();
+        assert_eq!(rows[0].rows[0]["n"], 0);
+    }
+
+    #[tokio::test]
+    async fn results_carry_rows_and_changes() {
+        let (_dir, db) = db();
+        let results = run(
+            &db,
+            vec![
+                Stmt::new("CREATE TABLE t (k TEXT, n INTEGER, x REAL)", vec![]),
+                Stmt::new("INSERT INTO t VALUES (?1, ?2, 1.5), (?1, NULL, 2.5)", vec!["a".into(), 7.into()]),
+                Stmt::new("SELECT k, n, x FROM t ORDER BY x", vec![]),
+                Stmt::new("UPDATE t SET n = 1 WHERE k = ?1 RETURNING n", vec!["a".into()]),
+            ],
+        )
+        .await
+        .unwrap();
+        assert_eq!(results[1].changes, 2);
+        assert_eq!(results[2].rows.len(), 2);
+        assert_eq!(results[2].rows[0]["k"], "a");
+        assert_eq!(results[2].rows[0]["n"], 7);
+        assert_eq!(results[2].rows[1]["n"], serde_json::Value::Null);
+        assert_eq!(results[2].rows[0]["x"], 1.5);
+        assert_eq!(results[3].changes, 2);
+        assert_eq!(results[3].rows.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn bad_sql_is_an_error_not_a_panic() {
+        let (_dir, db) = db();
+        let err = run(&db, vec![Stmt::new("SELEC 1", vec![])]).await.unwrap_err();
+        assert!(matches!(err, DbError::Other(_)), "{err}");
+    }
+
+    #[tokio::test]
+    async fn the_file_is_in_wal_mode() {
+        let (_dir, db) = db();
+        let rows = run(&db, vec![Stmt::new("PRAGMA journal_mode", vec![])]).await.unwrap();
+        assert_eq!(rows[0].rows[0]["journal_mode"], "wal");
+    }
+}

@@ -1,0 +1,122 @@
+//! The one error type of the API, and the envelope every error response uses.
+
+use lambda_http::http::StatusCode;
+
+/// Everything a request can end in other than success. Each variant knows its code and status;
+/// [`ApiError::Internal`] and [`ApiError::RateLimited`] carry a cause that is logged, never sent.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// A field or parameter is missing, malformed or out of range; the message names it.
+    #[error("{0}")]
+    InvalidParams(String),
+    #[error("a valid API key is required: send `Authorization: Bearer <key>`")]
+    Unauthorized,
+    #[error("{0}")]
+    Forbidden(&'static str),
+    #[error("asset not found")]
+    AssetNotFound,
+    #[error("no such route")]
+    NotFound,
+    #[error("an asset with this filename already exists in this channel")]
+    Conflict,
+    #[error("the file exceeds the limit of 104857600 bytes (100 MiB)")]
+    PayloadTooLarge,
+    #[error("the store is busy; retry after a short wait")]
+    RateLimited(String),
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn invalid(field: &str, rule: impl std::fmt::Display) -> Self {
+        ApiError::InvalidParams(format!("{field}: {rule}"))
+    }
+
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        ApiError::Internal(cause.to_string())
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::InvalidParams(_) => "INVALID_PARAMS",
+            ApiError::Unauthorized => "UNAUTHORIZED",
+            ApiError::Forbidden(_) => "FORBIDDEN",
+            ApiError::AssetNotFound => "ASSET_NOT_FOUND",
+            ApiError::NotFound => "NOT_FOUND",
+            ApiError::Conflict => "CONFLICT",
+            ApiError::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
+            ApiError::RateLimited(_) => "RATE_LIMITED",
+            ApiError::Internal(_) => "INTERNAL_ERROR",
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::InvalidParams(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::AssetNotFound | ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::Conflict => StatusCode::CONFLICT,
+            ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// What is logged: the public message, plus the private cause where there is one.
+    pub fn cause(&self) -> Option<&str> {
+        match self {
+            ApiError::RateLimited(cause) | ApiError::Internal(cause) => Some(cause),
+            _ => None,
+        }
+    }
+
+    /// The JSON envelope of API.md: `{"error":{"code","message","status"}}`.
+    pub fn envelope(&self) -> serde_json::Value {
+        serde_json::json!({
+            "error": {
+                "code": self.code(),
+                "message": self.to_string(),
+                "status": self.status().as_u16(),
+            }
+        })
+    }
+}
+
+impl From<crate::db::DbError> for ApiError {
+    fn from(err: crate::db::DbError) -> Self {
+        use crate::db::DbError;
+        match err {
+            DbError::Conflict(_) => ApiError::Conflict,
+            DbError::RateLimited(cause) => ApiError::RateLimited(cause),
+            DbError::Other(cause) => ApiError::Internal(cause),
+        }
+    }
+}
+
+impl From<crate::blobs::BlobError> for ApiError {
+    fn from(err: crate::blobs::BlobError) -> Self {
+        ApiError::Internal(err.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelope_has_code_message_and_status() {
+        let body = ApiError::invalid("limit", "must be an integer from 1 to 200").envelope();
+        assert_eq!(body["error"]["code"], "INVALID_PARAMS");
+        assert_eq!(body["error"]["status"], 400);
+        assert_eq!(body["error"]["message"], "limit: must be an integer from 1 to 200");
+    }
+
+    #[test]
+    fn internal_cause_never_reaches_the_envelope() {
+        let err = ApiError::internal("SELECT secret FROM api_keys failed");
+        let body = err.envelope().to_string();
+        assert!(!body.contains("SELECT"), "{body}");
+        assert_eq!(err.cause(), Some("SELECT secret FROM api_keys failed"));
+    }
+}

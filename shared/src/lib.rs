@@ -1,0 +1,40 @@
+//! imgbt's one library, shared by the five functions, the CLI and the tests.
+//!
+//! - [`error`]: [`ApiError`], the one error type, and its JSON envelope.
+//! - [`http`]: reading requests (path targets, bearer keys, JSON) and writing responses; [`http::serve`]
+//!   wraps every handler so that each request gets exactly one response and one log line.
+//! - [`routes`]: the route table of API.md, the one source of truth for paths.
+//! - [`ids`], [`clock`]: `asset_`/`vault_` ULIDs and RFC 3339 times.
+//! - [`validate`], [`cursor`]: typed inputs; a value that exists is valid.
+//! - [`auth`]: keys, their hashes, and the SQL that folds authentication into each request's batch.
+//! - [`asset`]: the asset record and its columns.
+//! - [`media`]: MIME type and pixel size from a file's first bytes.
+//! - [`db`], [`blobs`]: the two I/O seams (a batch of SQL; bytes by key) and their implementations.
+//! - [`migrations`]: the schema, in wrangler's format, and how it is applied.
+//! - [`admin`]: vaults and keys, for the CLI and the test kit.
+//! - [`deps`]: configuration from the environment, and the clients built once per cold start.
+
+pub mod admin;
+pub mod asset;
+pub mod auth;
+pub mod blobs;
+pub mod clock;
+pub mod cursor;
+pub mod db;
+pub mod deps;
+pub mod error;
+pub mod http;
+pub mod ids;
+pub mod media;
+pub mod migrations;
+pub mod routes;
+pub mod validate;
+
+pub use deps::Deps;
+pub use error::ApiError;
+
+/// The boxed future the I/O traits return, so that they can be used as trait objects.
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
+/// Largest file the API accepts: 100 MiB.
+pub const MAX_FILE_BYTES: u64 = 104_857_600;

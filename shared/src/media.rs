@@ -1,0 +1,69 @@
+//! What a file is, from its bytes: MIME type and, for raster images, pixel size.
+//!
+//! The MIME type comes from the file's magic bytes when they are recognisable, else from the type
+//! the upload declared, else from the filename's extension, else `application/octet-stream`.
+//! A declared `application/octet-stream` says nothing, so it does not stop the extension from
+//! answering.
+
+pub const OCTET_STREAM: &str = "application/octet-stream";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sniffed {
+    pub mime_type: String,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+}
+
+pub fn sniff(bytes: &[u8], declared: Option<&str>, filename: &str) -> Sniffed {
+    let magic = infer::get(bytes).map(|kind| kind.mime_type().to_owned());
+    let mime_type = magic
+        .or_else(|| declared.and_then(clean_declared))
+        .or_else(|| mime_guess::from_path(filename).first_raw().map(str::to_owned))
+        .unwrap_or_else(|| OCTET_STREAM.to_owned());
+    let (width, height) = if is_raster(&mime_type) {
+        match imagesize::blob_size(bytes) {
+            Ok(size) => (u32::try_from(size.width).ok(), u32::try_from(size.height).ok()),
+            Err(_) => (None, None),
+        }
+    } else {
+        (None, None)
+    };
+    Sniffed { mime_type, width, height }
+}
+
+fn is_raster(mime_type: &str) -> bool {
+    mime_type.starts_with("image/") && !mime_type.starts_with("image/svg")
+}
+
+/// A declared content type, reduced to `type/subtype` in lowercase, if it is one.
+fn clean_declared(declared: &str) -> Option<String> {
+    let essence = declared.split(';').next()?.trim().to_ascii_lowercase();
+    let (kind, sub) = essence.split_once('/')?;
+    let token = |s: &str| {
+        !s.is_empty() && s.len() <= 127 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$&-^_.+".contains(&b))
+    };
+    (token(kind) && token(sub) && essence != OCTET_STREAM).then_some(essence)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn magic_wins_over_declared_and_extension() {
+        let png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x03\0\0\0\x02\x08\x02\0\0\0";
+        let s = sniff(png, Some("text/plain"), "a.txt");
+        assert_eq!(s.mime_type, "image/png");
+        assert_eq!((s.width, s.height), (Some(3), Some(2)));
+    }
+
+    #[test]
+    fn declared_then_extension_then_octet_stream() {
+        assert_eq!(sniff(b"hello", Some("text/markdown; charset=utf-8"), "a.bin").mime_type, "text/markdown");
+        assert_eq!(sniff(b"hello", None, "notes.txt").mime_type, "text/plain");
+        assert_eq!(sniff(b"hello", Some("application/octet-stream"), "notes.txt").mime_type, "text/plain");
+        assert_eq!(sniff(b"hello", Some("not a type"), "notes").mime_type, OCTET_STREAM);
+        let text = sniff(b"hello", None, "notes.txt");
+        assert_eq!((text.width, text.height), (None, None));
+    }
+}
