@@ -1,1 +1,355 @@
-fn main() {}
+//! `imgbt`: the admin CLI. It opens the same store as the functions (configured by the same
+//! environment: `IMGBT_DATA_DIR` for the embedded default) and runs `shared::migrations` and
+//! `shared::admin` against it.
+//!
+//! Output: friendly text by default; with `--json`, exactly one JSON document on stdout. Errors go
+//! to stderr with exit code 1 (and, with `--json`, `{"error": "..."}` on stdout). The only secret
+//! ever printed is a key at the moment it is created.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use serde_json::json;
+use shared::Deps;
+use shared::admin::{self, GcReport, KeyInfo, NewKey, NewVault, VaultInfo};
+use shared::auth::KeyKind;
+use shared::migrations;
+use std::fmt::Display;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "imgbt",
+    version,
+    about = "imgbt admin: migrations, vaults, keys, cleanup"
+)]
+struct Cli {
+    /// Print exactly one JSON document on stdout instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Apply pending schema migrations (safe to run again).
+    Migrate,
+    /// Create and list vaults.
+    #[command(subcommand)]
+    Vault(VaultCommand),
+    /// Create, list and revoke API keys.
+    #[command(subcommand)]
+    Key(KeyCommand),
+    /// Finish object deletions that failed when their asset was deleted.
+    Gc,
+}
+
+#[derive(Subcommand)]
+enum VaultCommand {
+    /// Create a vault with one public (pk_) and one secret (sk_) key; the keys are shown only now.
+    Create {
+        /// A name for people; it need not be unique.
+        #[arg(long)]
+        name: String,
+    },
+    /// List vaults.
+    List,
+}
+
+#[derive(Subcommand)]
+enum KeyCommand {
+    /// Create a key for a vault; the key is shown only now.
+    Create {
+        #[command(flatten)]
+        vault: VaultArg,
+        #[arg(long, value_enum)]
+        kind: Kind,
+        /// What the key is for, shown by `imgbt key list`.
+        #[arg(long)]
+        label: String,
+    },
+    /// List a vault's keys (hints only, never the keys).
+    List {
+        #[command(flatten)]
+        vault: VaultArg,
+    },
+    /// Revoke a key: requests made with it get 401 from now on.
+    Revoke {
+        #[command(flatten)]
+        vault: VaultArg,
+        /// The key's id, as `imgbt key list` shows it.
+        #[arg(long = "key", value_name = "KEY_ID")]
+        key_id: String,
+    },
+}
+
+#[derive(Args)]
+struct VaultArg {
+    /// The vault id (`vault_…`).
+    #[arg(long = "vault", value_name = "VAULT_ID")]
+    vault_id: String,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Kind {
+    /// pk_…: read-only (list, get).
+    Public,
+    /// sk_…: read and write.
+    Secret,
+}
+
+impl From<Kind> for KeyKind {
+    fn from(kind: Kind) -> Self {
+        match kind {
+            Kind::Public => KeyKind::Public,
+            Kind::Secret => KeyKind::Secret,
+        }
+    }
+}
+
+/// What a command prints on success: a JSON document for `--json`, text otherwise.
+struct Output {
+    json: serde_json::Value,
+    text: String,
+}
+
+/// A command failure: the message for the user, and the output to print first, if any.
+struct Failure {
+    message: String,
+    output: Option<Output>,
+}
+
+impl<E: Display> From<E> for Failure {
+    fn from(err: E) -> Self {
+        Failure {
+            message: err.to_string(),
+            output: None,
+        }
+    }
+}
+
+fn fail(message: impl Into<String>) -> Failure {
+    Failure {
+        message: message.into(),
+        output: None,
+    }
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli.command).await {
+        Ok(output) => {
+            print(&output, cli.json);
+            ExitCode::SUCCESS
+        }
+        Err(failure) => {
+            match failure.output {
+                Some(output) => print(&output, cli.json),
+                None if cli.json => println!("{}", json!({ "error": failure.message })),
+                None => {}
+            }
+            eprintln!("error: {}", failure.message);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn print(output: &Output, json: bool) {
+    if json {
+        println!("{}", output.json);
+    } else {
+        print!("{}", output.text);
+    }
+}
+
+async fn run(command: Command) -> Result<Output, Failure> {
+    let deps = Deps::open_from_env()?;
+    if let Command::Migrate = command {
+        return migrate(&deps).await;
+    }
+    let pending = migrations::pending(&*deps.db).await?;
+    if !pending.is_empty() {
+        return Err(fail(format!(
+            "the store's schema is not up to date (pending: {}); run `imgbt migrate` first",
+            pending.join(", ")
+        )));
+    }
+    match command {
+        Command::Migrate => unreachable!("handled above"),
+        Command::Vault(VaultCommand::Create { name }) => vault_create(&deps, &name).await,
+        Command::Vault(VaultCommand::List) => vault_list(&deps).await,
+        Command::Key(KeyCommand::Create { vault, kind, label }) => {
+            key_create(&deps, &vault.vault_id, kind.into(), &label).await
+        }
+        Command::Key(KeyCommand::List { vault }) => key_list(&deps, &vault.vault_id).await,
+        Command::Key(KeyCommand::Revoke { vault, key_id }) => {
+            key_revoke(&deps, &vault.vault_id, &key_id).await
+        }
+        Command::Gc => gc(&deps).await,
+    }
+}
+
+async fn migrate(deps: &Deps) -> Result<Output, Failure> {
+    let applied = migrations::apply(&*deps.db).await?;
+    let text = if applied.is_empty() {
+        "The schema is up to date; no migrations to apply.\n".to_owned()
+    } else {
+        applied
+            .iter()
+            .map(|name| format!("Applied {name}\n"))
+            .collect()
+    };
+    Ok(Output {
+        json: json!({ "applied": applied }),
+        text,
+    })
+}
+
+async fn vault_create(deps: &Deps, name: &str) -> Result<Output, Failure> {
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(fail("--name must not be empty"));
+    }
+    let vault: NewVault = admin::create_vault(&*deps.db, name).await?;
+    let text = format!(
+        "Created vault {id} ({name}).\n\
+         \x20 public key (read-only):       {pk}\n\
+         \x20 secret key (read and write):  {sk}\n\
+         The keys are shown only now; keep them somewhere safe.\n",
+        id = vault.vault_id,
+        pk = vault.public_key,
+        sk = vault.secret_key,
+    );
+    Ok(Output {
+        json: serde_json::to_value(&vault)?,
+        text,
+    })
+}
+
+async fn vault_list(deps: &Deps) -> Result<Output, Failure> {
+    let vaults: Vec<VaultInfo> = admin::list_vaults(&*deps.db).await?;
+    let text = if vaults.is_empty() {
+        "No vaults yet. Create one with `imgbt vault create --name <name>`.\n".to_owned()
+    } else {
+        let rows = vaults
+            .iter()
+            .map(|v| vec![v.id.clone(), v.name.clone(), v.created_at.clone()])
+            .collect();
+        table(&["ID", "NAME", "CREATED"], rows)
+    };
+    Ok(Output {
+        json: json!({ "vaults": vaults }),
+        text,
+    })
+}
+
+async fn key_create(
+    deps: &Deps,
+    vault_id: &str,
+    kind: KeyKind,
+    label: &str,
+) -> Result<Output, Failure> {
+    let key: NewKey = admin::create_key(&*deps.db, vault_id, kind, label)
+        .await?
+        .ok_or_else(|| fail(format!("no vault {vault_id}")))?;
+    let text = format!(
+        "Created {kind} key {id} for vault {vault}: {key}\n\
+         The key is shown only now; keep it somewhere safe.\n",
+        kind = key.kind,
+        id = key.key_id,
+        vault = key.vault_id,
+        key = key.key,
+    );
+    Ok(Output {
+        json: serde_json::to_value(&key)?,
+        text,
+    })
+}
+
+/// Fails when there is no vault `vault_id`, so that listing an unknown vault is not silently empty.
+async fn require_vault(deps: &Deps, vault_id: &str) -> Result<(), Failure> {
+    let vaults = admin::list_vaults(&*deps.db).await?;
+    if vaults.iter().any(|v| v.id == vault_id) {
+        Ok(())
+    } else {
+        Err(fail(format!("no vault {vault_id}")))
+    }
+}
+
+async fn key_list(deps: &Deps, vault_id: &str) -> Result<Output, Failure> {
+    require_vault(deps, vault_id).await?;
+    let keys: Vec<KeyInfo> = admin::list_keys(&*deps.db, vault_id).await?;
+    let rows = keys
+        .iter()
+        .map(|k| {
+            vec![
+                k.id.clone(),
+                k.kind.clone(),
+                format!("{}…", k.hint),
+                k.label.clone(),
+                k.created_at.clone(),
+                k.revoked_at.clone().unwrap_or_else(|| "-".to_owned()),
+            ]
+        })
+        .collect();
+    let text = table(&["ID", "KIND", "KEY", "LABEL", "CREATED", "REVOKED"], rows);
+    Ok(Output {
+        json: json!({ "vault_id": vault_id, "keys": keys }),
+        text,
+    })
+}
+
+async fn key_revoke(deps: &Deps, vault_id: &str, key_id: &str) -> Result<Output, Failure> {
+    if !admin::revoke_key(&*deps.db, vault_id, key_id).await? {
+        return Err(fail(format!("no live key {key_id} in vault {vault_id}")));
+    }
+    Ok(Output {
+        json: json!({ "revoked": true, "vault_id": vault_id, "key_id": key_id }),
+        text: format!("Revoked key {key_id} of vault {vault_id}.\n"),
+    })
+}
+
+async fn gc(deps: &Deps) -> Result<Output, Failure> {
+    let report: GcReport = admin::gc(&*deps.db, &*deps.blobs).await?;
+    let mut text = format!("Removed {} pending object(s).\n", report.deleted.len());
+    for key in &report.failed {
+        text.push_str(&format!("Still failing (left pending): {key}\n"));
+    }
+    let output = Output {
+        json: serde_json::to_value(&report)?,
+        text,
+    };
+    if report.failed.is_empty() {
+        Ok(output)
+    } else {
+        Err(Failure {
+            message: format!(
+                "{} object(s) could not be removed; they stay pending for the next `imgbt gc`",
+                report.failed.len()
+            ),
+            output: Some(output),
+        })
+    }
+}
+
+/// Left-aligned columns separated by two spaces.
+fn table(headers: &[&str], rows: Vec<Vec<String>>) -> String {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    for row in &rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let header: Vec<String> = headers.iter().map(|h| (*h).to_owned()).collect();
+    std::iter::once(&header)
+        .chain(&rows)
+        .map(|row| {
+            let cells: Vec<String> = row
+                .iter()
+                .zip(&widths)
+                .map(|(cell, width)| format!("{cell:<width$}"))
+                .collect();
+            format!("{}\n", cells.join("  ").trim_end())
+        })
+        .collect()
+}
