@@ -42,7 +42,14 @@ pub struct VaultInfo {
     pub created_at: String,
 }
 
-fn insert_key(key_id: &str, vault_id: &str, kind: KeyKind, key: &str, label: &str, now: &str) -> Stmt {
+fn insert_key(
+    key_id: &str,
+    vault_id: &str,
+    kind: KeyKind,
+    key: &str,
+    label: &str,
+    now: &str,
+) -> Stmt {
     Stmt::new(
         "INSERT INTO api_keys (id, vault_id, kind, key_hash, hint, label, created_at) \
          SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7 WHERE EXISTS (SELECT 1 FROM vaults WHERE id = ?2)",
@@ -72,29 +79,74 @@ pub async fn create_vault(db: &dyn Db, name: &str) -> Result<NewVault, DbError> 
                 "INSERT INTO vaults (id, name, created_at) VALUES (?1, ?2, ?3)",
                 vec![vault_id.as_str().into(), name.into(), now.as_str().into()],
             ),
-            insert_key(&ids::new_key_id(ms), &vault_id, KeyKind::Public, &public_key, "default public key", &now),
-            insert_key(&ids::new_key_id(ms), &vault_id, KeyKind::Secret, &secret_key, "default secret key", &now),
+            insert_key(
+                &ids::new_key_id(ms),
+                &vault_id,
+                KeyKind::Public,
+                &public_key,
+                "default public key",
+                &now,
+            ),
+            insert_key(
+                &ids::new_key_id(ms),
+                &vault_id,
+                KeyKind::Secret,
+                &secret_key,
+                "default secret key",
+                &now,
+            ),
         ],
     )
     .await?;
-    Ok(NewVault { vault_id, public_key, secret_key })
+    Ok(NewVault {
+        vault_id,
+        public_key,
+        secret_key,
+    })
 }
 
 pub async fn list_vaults(db: &dyn Db) -> Result<Vec<VaultInfo>, DbError> {
-    let results = db::run(db, vec![Stmt::new("SELECT id, name, created_at FROM vaults ORDER BY id", vec![])]).await?;
+    let results = db::run(
+        db,
+        vec![Stmt::new(
+            "SELECT id, name, created_at FROM vaults ORDER BY id",
+            vec![],
+        )],
+    )
+    .await?;
     Ok(results[0]
         .rows
         .iter()
-        .map(|row| VaultInfo { id: text(row, "id"), name: text(row, "name"), created_at: text(row, "created_at") })
+        .map(|row| VaultInfo {
+            id: text(row, "id"),
+            name: text(row, "name"),
+            created_at: text(row, "created_at"),
+        })
         .collect())
 }
 
 /// Creates a key for an existing vault; `None` when there is no such vault.
-pub async fn create_key(db: &dyn Db, vault_id: &str, kind: KeyKind, label: &str) -> Result<Option<NewKey>, DbError> {
+pub async fn create_key(
+    db: &dyn Db,
+    vault_id: &str,
+    kind: KeyKind,
+    label: &str,
+) -> Result<Option<NewKey>, DbError> {
     let ms = clock::now_ms();
     let key_id = ids::new_key_id(ms);
     let key = auth::generate_key(kind);
-    let results = db::run(db, vec![insert_key(&key_id, vault_id, kind, &key, label, &clock::format_ms(ms))]).await?;
+    let results = db::run(
+        db,
+        vec![insert_key(
+            &key_id,
+            vault_id,
+            kind,
+            &key,
+            label,
+            &clock::format_ms(ms),
+        )],
+    )
+    .await?;
     Ok((results[0].changes == 1).then(|| NewKey {
         key_id,
         vault_id: vault_id.to_owned(),
@@ -122,7 +174,10 @@ pub async fn list_keys(db: &dyn Db, vault_id: &str) -> Result<Vec<KeyInfo>, DbEr
             hint: text(row, "hint"),
             label: text(row, "label"),
             created_at: text(row, "created_at"),
-            revoked_at: row.get("revoked_at").and_then(|v| v.as_str()).map(str::to_owned),
+            revoked_at: row
+                .get("revoked_at")
+                .and_then(|v| v.as_str())
+                .map(str::to_owned),
         })
         .collect())
 }
@@ -155,7 +210,10 @@ pub async fn gc(db: &dyn Db, blobs: &dyn Blobs) -> Result<GcReport, DbError> {
     loop {
         let results = db::run(
             db,
-            vec![Stmt::new("SELECT r2_key FROM pending_deletions ORDER BY requested_at LIMIT 100", vec![])],
+            vec![Stmt::new(
+                "SELECT r2_key FROM pending_deletions ORDER BY requested_at LIMIT 100",
+                vec![],
+            )],
         )
         .await?;
         let keys: Vec<String> = results[0]
@@ -186,11 +244,17 @@ pub async fn gc(db: &dyn Db, blobs: &dyn Blobs) -> Result<GcReport, DbError> {
 pub fn forget_pending(keys: &[String]) -> Stmt {
     let placeholders: Vec<String> = (1..=keys.len()).map(|i| format!("?{i}")).collect();
     Stmt::new(
-        format!("DELETE FROM pending_deletions WHERE r2_key IN ({})", placeholders.join(", ")),
+        format!(
+            "DELETE FROM pending_deletions WHERE r2_key IN ({})",
+            placeholders.join(", ")
+        ),
         keys.iter().map(|k| Value::from(k.as_str())).collect(),
     )
 }
 
 fn text(row: &Row, column: &str) -> String {
-    row.get(column).and_then(|v| v.as_str()).unwrap_or_default().to_owned()
+    row.get(column)
+        .and_then(|v| v.as_str())
+        .unwrap_or_default()
+        .to_owned()
 }

@@ -24,9 +24,18 @@ pub struct Asset {
     pub updated_at: String,
 }
 
+/// The columns of [`Asset`], in order, as a literal, so that handlers can build their SQL with
+/// `concat!` at compile time.
+#[macro_export]
+macro_rules! asset_columns {
+    () => {
+        "id, vault_id, partition, collection, channel, filename, r2_key, size, mime_type, width, \
+         height, metadata, tags, created_at, updated_at"
+    };
+}
+
 /// The columns of [`Asset`], in order, for SELECT and RETURNING clauses.
-pub const COLUMNS: &str = "id, vault_id, partition, collection, channel, filename, r2_key, size, \
-                           mime_type, width, height, metadata, tags, created_at, updated_at";
+pub const COLUMNS: &str = asset_columns!();
 
 impl Asset {
     pub fn from_row(row: Row) -> Result<Self, ApiError> {
@@ -42,7 +51,14 @@ impl Asset {
 
 /// The object key of an asset: `{vault_id}/{partition}/{collection}/{channel}/{asset_id}_{filename}`.
 /// Every part is validated before it gets here, so the key always stays under `{vault_id}/`.
-pub fn r2_key(vault_id: &str, partition: &str, collection: &str, channel: &str, asset_id: &str, filename: &str) -> String {
+pub fn r2_key(
+    vault_id: &str,
+    partition: &str,
+    collection: &str,
+    channel: &str,
+    asset_id: &str,
+    filename: &str,
+) -> String {
     format!("{vault_id}/{partition}/{collection}/{channel}/{asset_id}_{filename}")
 }
 
@@ -53,7 +69,14 @@ mod tests {
     #[test]
     fn r2_key_format() {
         assert_eq!(
-            r2_key("vault_1", "marketing", "blog", "hero-images", "asset_2", "photo.jpg"),
+            r2_key(
+                "vault_1",
+                "marketing",
+                "blog",
+                "hero-images",
+                "asset_2",
+                "photo.jpg"
+            ),
             "vault_1/marketing/blog/hero-images/asset_2_photo.jpg"
         );
     }

@@ -75,10 +75,12 @@ pub fn key_hint(key: &str) -> String {
 
 fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut out, b| {
-        let _ = write!(out, "{b:02x}");
-        out
-    })
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut out, b| {
+            let _ = write!(out, "{b:02x}");
+            out
+        })
 }
 
 /// The key a request presented, reduced to its hash. The key itself goes no further.
@@ -106,11 +108,15 @@ impl Credential {
         let key = key.trim();
         let shaped = (key.starts_with("pk_") || key.starts_with("sk_"))
             && key.len() == 3 + 2 * KEY_RANDOM_BYTES
-            && key[3..].bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+            && key[3..]
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
         if !shaped {
             return Err(ApiError::Unauthorized);
         }
-        Ok(Credential { hash: hash_key(key) })
+        Ok(Credential {
+            hash: hash_key(key),
+        })
     }
 
     /// The statement that starts every batch: the key's vault and kind, if it exists and is live.
@@ -138,16 +144,22 @@ impl Credential {
     /// key, 403 for another vault's key or a public key on a write.
     pub fn check(rows: &[Row], vault_id: &str, access: Access) -> Result<(), ApiError> {
         let row = rows.first().ok_or(ApiError::Unauthorized)?;
-        let key_vault = row.get("vault_id").and_then(|v| v.as_str()).unwrap_or_default();
+        let key_vault = row
+            .get("vault_id")
+            .and_then(|v| v.as_str())
+            .unwrap_or_default();
         if key_vault != vault_id {
             return Err(ApiError::Forbidden("this key belongs to another vault"));
         }
-        let kind = row.get("kind").and_then(|v| v.as_str()).and_then(KeyKind::parse);
+        let kind = row
+            .get("kind")
+            .and_then(|v| v.as_str())
+            .and_then(KeyKind::parse);
         match (access, kind) {
             (Access::Read, Some(_)) | (Access::Write, Some(KeyKind::Secret)) => Ok(()),
-            (Access::Write, Some(KeyKind::Public)) => {
-                Err(ApiError::Forbidden("public keys are read-only; use a secret (sk_) key"))
-            }
+            (Access::Write, Some(KeyKind::Public)) => Err(ApiError::Forbidden(
+                "public keys are read-only; use a secret (sk_) key",
+            )),
             (_, None) => Err(ApiError::internal("api_keys row has an unknown kind")),
         }
     }
@@ -182,12 +194,21 @@ mod tests {
             format!("Bearer {}", key.to_uppercase()),
         ] {
             assert!(
-                matches!(Credential::from_header(Some(bad.as_bytes())), Err(ApiError::Unauthorized)),
+                matches!(
+                    Credential::from_header(Some(bad.as_bytes())),
+                    Err(ApiError::Unauthorized)
+                ),
                 "{bad}"
             );
         }
-        assert!(matches!(Credential::from_header(None), Err(ApiError::Unauthorized)));
-        assert!(matches!(Credential::from_header(Some(b"Bearer \xff")), Err(ApiError::Unauthorized)));
+        assert!(matches!(
+            Credential::from_header(None),
+            Err(ApiError::Unauthorized)
+        ));
+        assert!(matches!(
+            Credential::from_header(Some(b"Bearer \xff")),
+            Err(ApiError::Unauthorized)
+        ));
     }
 
     #[test]
@@ -208,12 +229,21 @@ mod tests {
 
     #[test]
     fn check_decides_401_403_and_ok() {
-        assert!(matches!(Credential::check(&[], "vault_a", Access::Read), Err(ApiError::Unauthorized)));
+        assert!(matches!(
+            Credential::check(&[], "vault_a", Access::Read),
+            Err(ApiError::Unauthorized)
+        ));
         let public = [row("vault_a", "public")];
         let secret = [row("vault_a", "secret")];
         assert!(Credential::check(&public, "vault_a", Access::Read).is_ok());
-        assert!(matches!(Credential::check(&public, "vault_a", Access::Write), Err(ApiError::Forbidden(_))));
+        assert!(matches!(
+            Credential::check(&public, "vault_a", Access::Write),
+            Err(ApiError::Forbidden(_))
+        ));
         assert!(Credential::check(&secret, "vault_a", Access::Write).is_ok());
-        assert!(matches!(Credential::check(&secret, "vault_b", Access::Read), Err(ApiError::Forbidden(_))));
+        assert!(matches!(
+            Credential::check(&secret, "vault_b", Access::Read),
+            Err(ApiError::Forbidden(_))
+        ));
     }
 }

@@ -24,9 +24,13 @@ impl Cursor {
         if text.len() > 256 {
             return Err(invalid());
         }
-        let bytes = URL_SAFE_NO_PAD.decode(text.trim_end_matches('=')).map_err(|_| invalid())?;
+        let bytes = URL_SAFE_NO_PAD
+            .decode(text.trim_end_matches('='))
+            .map_err(|_| invalid())?;
         let cursor: Cursor = serde_json::from_slice(&bytes).map_err(|_| invalid())?;
-        if !crate::clock::is_timestamp(&cursor.created_at) || !crate::ids::is_id("asset_", &cursor.id) {
+        if !crate::clock::is_timestamp(&cursor.created_at)
+            || !crate::ids::is_id("asset_", &cursor.id)
+        {
             return Err(invalid());
         }
         Ok(cursor)
@@ -58,8 +62,18 @@ mod tests {
         let extra = URL_SAFE_NO_PAD.encode(
             br#"{"created_at":"2026-01-15T10:30:00.123Z","id":"asset_01JD0000000000000000000000","x":1}"#,
         );
-        for bad in ["", "!!!", "bm90IGpzb24", bad_json.as_str(), extra.as_str(), &"A".repeat(300)] {
-            assert!(matches!(Cursor::decode(bad), Err(ApiError::InvalidParams(_))), "{bad}");
+        for bad in [
+            "",
+            "!!!",
+            "bm90IGpzb24",
+            bad_json.as_str(),
+            extra.as_str(),
+            &"A".repeat(300),
+        ] {
+            assert!(
+                matches!(Cursor::decode(bad), Err(ApiError::InvalidParams(_))),
+                "{bad}"
+            );
         }
     }
 }

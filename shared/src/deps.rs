@@ -29,8 +29,12 @@ impl Config {
 
     /// Reads configuration through `lookup`, so that tests need not touch the process environment.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let data_dir = lookup("IMGBT_DATA_DIR").filter(|s| !s.is_empty()).unwrap_or_else(|| DEFAULT_DATA_DIR.to_owned());
-        Ok(Config::Embedded { data_dir: PathBuf::from(data_dir) })
+        let data_dir = lookup("IMGBT_DATA_DIR")
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| DEFAULT_DATA_DIR.to_owned());
+        Ok(Config::Embedded {
+            data_dir: PathBuf::from(data_dir),
+        })
     }
 }
 
@@ -45,7 +49,11 @@ pub struct Deps {
 
 impl Deps {
     pub fn new(db: Arc<dyn Db>, blobs: Arc<dyn Blobs>) -> Self {
-        Deps { db, blobs, settled_deletions: Mutex::new(Vec::new()) }
+        Deps {
+            db,
+            blobs,
+            settled_deletions: Mutex::new(Vec::new()),
+        }
     }
 
     /// Builds the stores that the environment configures.
@@ -59,16 +67,21 @@ impl Deps {
     /// directory just works (the functions use this).
     pub async fn embedded(data_dir: &Path) -> Result<Self, ConfigError> {
         let deps = Self::open_embedded(data_dir)?;
-        migrations::apply(&*deps.db).await.map_err(|e| ConfigError::Embedded {
-            path: data_dir.display().to_string(),
-            cause: e.to_string(),
-        })?;
+        migrations::apply(&*deps.db)
+            .await
+            .map_err(|e| ConfigError::Embedded {
+                path: data_dir.display().to_string(),
+                cause: e.to_string(),
+            })?;
         Ok(deps)
     }
 
     /// The embedded default under `data_dir` as it is: `imgbt.db` and `objects/`, no migration.
     pub fn open_embedded(data_dir: &Path) -> Result<Self, ConfigError> {
-        let fail = |cause: String| ConfigError::Embedded { path: data_dir.display().to_string(), cause };
+        let fail = |cause: String| ConfigError::Embedded {
+            path: data_dir.display().to_string(),
+            cause,
+        };
         std::fs::create_dir_all(data_dir).map_err(|e| fail(e.to_string()))?;
         let db = SqliteDb::open(&data_dir.join("imgbt.db")).map_err(|e| fail(e.to_string()))?;
         let blobs = LocalBlobs::new(data_dir.join("objects")).map_err(|e| fail(e.to_string()))?;

@@ -109,7 +109,10 @@ mod tests {
         let body = ApiError::invalid("limit", "must be an integer from 1 to 200").envelope();
         assert_eq!(body["error"]["code"], "INVALID_PARAMS");
         assert_eq!(body["error"]["status"], 400);
-        assert_eq!(body["error"]["message"], "limit: must be an integer from 1 to 200");
+        assert_eq!(
+            body["error"]["message"],
+            "limit: must be an integer from 1 to 200"
+        );
     }
 
     #[test]

@@ -12,26 +12,57 @@ pub const JSON: &str = "application/json";
 
 /// Runs one request of `function` through `run`, and turns its outcome into exactly one response
 /// and one log line. Errors become the envelope of API.md; internal causes go to the log only.
-pub async fn serve<F, Fut>(function: &'static str, req: Request, run: F) -> Result<Response<Body>, lambda_http::Error>
+pub async fn serve<F, Fut>(
+    function: &'static str,
+    req: Request,
+    run: F,
+) -> Result<Response<Body>, lambda_http::Error>
 where
     F: FnOnce(Request) -> Fut,
     Fut: Future<Output = Result<Response<Body>, ApiError>>,
 {
     let started = Instant::now();
-    let request_id = req.lambda_context_ref().map(|c| c.request_id.clone()).unwrap_or_default();
+    let request_id = req
+        .lambda_context_ref()
+        .map(|c| c.request_id.clone())
+        .unwrap_or_default();
     let vault = req.path_parameters().first("vaultId").map(str::to_owned);
     let outcome = run(req).await;
     let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
     let response = match outcome {
         Ok(response) => {
-            tracing::info!(request_id, function, vault, status = response.status().as_u16(), latency_ms, "request");
+            tracing::info!(
+                request_id,
+                function,
+                vault,
+                status = response.status().as_u16(),
+                latency_ms,
+                "request"
+            );
             response
         }
         Err(err) => {
             let status = err.status().as_u16();
             match err.cause() {
-                Some(cause) => tracing::error!(request_id, function, vault, status, latency_ms, code = err.code(), cause, "request failed"),
-                None => tracing::info!(request_id, function, vault, status, latency_ms, code = err.code(), "request refused"),
+                Some(cause) => tracing::error!(
+                    request_id,
+                    function,
+                    vault,
+                    status,
+                    latency_ms,
+                    code = err.code(),
+                    cause,
+                    "request failed"
+                ),
+                None => tracing::info!(
+                    request_id,
+                    function,
+                    vault,
+                    status,
+                    latency_ms,
+                    code = err.code(),
+                    "request refused"
+                ),
             }
             error_response(&err)
         }
@@ -43,11 +74,18 @@ where
 /// (401 when there is none). Neither looks at the body.
 pub fn begin(req: &Request, route: Route) -> Result<(Target, Credential), ApiError> {
     let target = routes::resolve(req, route)?;
-    let credential = Credential::from_header(req.headers().get(header::AUTHORIZATION).map(HeaderValue::as_bytes))?;
+    let credential = Credential::from_header(
+        req.headers()
+            .get(header::AUTHORIZATION)
+            .map(HeaderValue::as_bytes),
+    )?;
     Ok((target, credential))
 }
 
-pub fn json_response(status: StatusCode, body: &impl serde::Serialize) -> Result<Response<Body>, ApiError> {
+pub fn json_response(
+    status: StatusCode,
+    body: &impl serde::Serialize,
+) -> Result<Response<Body>, ApiError> {
     let text = serde_json::to_string(body).map_err(ApiError::internal)?;
     Response::builder()
         .status(status)
@@ -57,11 +95,16 @@ pub fn json_response(status: StatusCode, body: &impl serde::Serialize) -> Result
 }
 
 pub fn no_content() -> Result<Response<Body>, ApiError> {
-    Response::builder().status(StatusCode::NO_CONTENT).body(Body::Empty).map_err(ApiError::internal)
+    Response::builder()
+        .status(StatusCode::NO_CONTENT)
+        .body(Body::Empty)
+        .map_err(ApiError::internal)
 }
 
 pub fn error_response(err: &ApiError) -> Response<Body> {
-    let mut builder = Response::builder().status(err.status()).header(header::CONTENT_TYPE, JSON);
+    let mut builder = Response::builder()
+        .status(err.status())
+        .header(header::CONTENT_TYPE, JSON);
     if matches!(err, ApiError::Unauthorized) {
         builder = builder.header(header::WWW_AUTHENTICATE, "Bearer");
     }
@@ -83,17 +126,30 @@ pub fn body_bytes(req: &Request) -> &[u8] {
 /// The media type of the request (`type/subtype`, lowercase), without parameters.
 pub fn content_type(req: &Request) -> Option<String> {
     let value = req.headers().get(header::CONTENT_TYPE)?.to_str().ok()?;
-    Some(value.split(';').next().unwrap_or_default().trim().to_ascii_lowercase())
+    Some(
+        value
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase(),
+    )
 }
 
 /// The query string as decoded pairs, in order, repeats kept. Read from the URI, which every event
 /// source fills in; `queryStringParameters` is the fallback for events that only carry those.
 pub fn query_pairs(req: &Request) -> Vec<(String, String)> {
     match req.uri().query() {
-        Some(query) if !query.is_empty() => form_urlencoded::parse(query.as_bytes()).into_owned().collect(),
+        Some(query) if !query.is_empty() => form_urlencoded::parse(query.as_bytes())
+            .into_owned()
+            .collect(),
         _ => req
             .query_string_parameters_ref()
-            .map(|map| map.iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect())
+            .map(|map| {
+                map.iter()
+                    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                    .collect()
+            })
             .unwrap_or_default(),
     }
 }

@@ -40,7 +40,10 @@ mod tests {
         let id = new_asset_id(1_768_473_000_123);
         assert!(is_id("asset_", &id), "{id}");
         assert!(!is_id("vault_", &id));
-        assert_eq!(Ulid::from_string(&id[6..]).unwrap().timestamp_ms(), 1_768_473_000_123);
+        assert_eq!(
+            Ulid::from_string(&id[6..]).unwrap().timestamp_ms(),
+            1_768_473_000_123
+        );
     }
 
     #[test]

@@ -18,17 +18,28 @@ pub fn sniff(bytes: &[u8], declared: Option<&str>, filename: &str) -> Sniffed {
     let magic = infer::get(bytes).map(|kind| kind.mime_type().to_owned());
     let mime_type = magic
         .or_else(|| declared.and_then(clean_declared))
-        .or_else(|| mime_guess::from_path(filename).first_raw().map(str::to_owned))
+        .or_else(|| {
+            mime_guess::from_path(filename)
+                .first_raw()
+                .map(str::to_owned)
+        })
         .unwrap_or_else(|| OCTET_STREAM.to_owned());
     let (width, height) = if is_raster(&mime_type) {
         match imagesize::blob_size(bytes) {
-            Ok(size) => (u32::try_from(size.width).ok(), u32::try_from(size.height).ok()),
+            Ok(size) => (
+                u32::try_from(size.width).ok(),
+                u32::try_from(size.height).ok(),
+            ),
             Err(_) => (None, None),
         }
     } else {
         (None, None)
     };
-    Sniffed { mime_type, width, height }
+    Sniffed {
+        mime_type,
+        width,
+        height,
+    }
 }
 
 fn is_raster(mime_type: &str) -> bool {
@@ -40,7 +51,10 @@ fn clean_declared(declared: &str) -> Option<String> {
     let essence = declared.split(';').next()?.trim().to_ascii_lowercase();
     let (kind, sub) = essence.split_once('/')?;
     let token = |s: &str| {
-        !s.is_empty() && s.len() <= 127 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$&-^_.+".contains(&b))
+        !s.is_empty()
+            && s.len() <= 127
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$&-^_.+".contains(&b))
     };
     (token(kind) && token(sub) && essence != OCTET_STREAM).then_some(essence)
 }
@@ -59,10 +73,19 @@ mod tests {
 
     #[test]
     fn declared_then_extension_then_octet_stream() {
-        assert_eq!(sniff(b"hello", Some("text/markdown; charset=utf-8"), "a.bin").mime_type, "text/markdown");
+        assert_eq!(
+            sniff(b"hello", Some("text/markdown; charset=utf-8"), "a.bin").mime_type,
+            "text/markdown"
+        );
         assert_eq!(sniff(b"hello", None, "notes.txt").mime_type, "text/plain");
-        assert_eq!(sniff(b"hello", Some("application/octet-stream"), "notes.txt").mime_type, "text/plain");
-        assert_eq!(sniff(b"hello", Some("not a type"), "notes").mime_type, OCTET_STREAM);
+        assert_eq!(
+            sniff(b"hello", Some("application/octet-stream"), "notes.txt").mime_type,
+            "text/plain"
+        );
+        assert_eq!(
+            sniff(b"hello", Some("not a type"), "notes").mime_type,
+            OCTET_STREAM
+        );
         let text = sniff(b"hello", None, "notes.txt");
         assert_eq!((text.width, text.height), (None, None));
     }

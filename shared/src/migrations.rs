@@ -62,7 +62,11 @@ async fn applied(db: &dyn Db) -> Result<Vec<String>, DbError> {
 /// The names of migrations not yet applied.
 pub async fn pending(db: &dyn Db) -> Result<Vec<&'static str>, DbError> {
     let done = applied(db).await?;
-    Ok(MIGRATIONS.iter().filter(|m| !done.iter().any(|d| d == m.name)).map(|m| m.name).collect())
+    Ok(MIGRATIONS
+        .iter()
+        .filter(|m| !done.iter().any(|d| d == m.name))
+        .map(|m| m.name)
+        .collect())
 }
 
 /// Applies every pending migration, each with its record in one atomic batch, and returns the
@@ -71,9 +75,18 @@ pub async fn pending(db: &dyn Db) -> Result<Vec<&'static str>, DbError> {
 pub async fn apply(db: &dyn Db) -> Result<Vec<&'static str>, DbError> {
     let mut ran = Vec::new();
     for name in pending(db).await? {
-        let migration = MIGRATIONS.iter().find(|m| m.name == name).expect("pending names come from MIGRATIONS");
-        let mut batch: Vec<Stmt> = statements(migration.sql).into_iter().map(|sql| Stmt::new(sql, vec![])).collect();
-        batch.push(Stmt::new("INSERT INTO d1_migrations (name) VALUES (?1)", vec![Value::from(name)]));
+        let migration = MIGRATIONS
+            .iter()
+            .find(|m| m.name == name)
+            .expect("pending names come from MIGRATIONS");
+        let mut batch: Vec<Stmt> = statements(migration.sql)
+            .into_iter()
+            .map(|sql| Stmt::new(sql, vec![]))
+            .collect();
+        batch.push(Stmt::new(
+            "INSERT INTO d1_migrations (name) VALUES (?1)",
+            vec![Value::from(name)],
+        ));
         if let Err(err) = db::run(db, batch).await {
             if applied(db).await?.iter().any(|d| d == name) {
                 continue;
@@ -102,14 +115,20 @@ mod tests {
         let listed: Vec<&str> = MIGRATIONS.iter().map(|m| m.name).collect();
         assert_eq!(files, listed);
         for (i, name) in listed.iter().enumerate() {
-            assert!(name.starts_with(&format!("{:04}_", i + 1)), "{name} is out of order");
+            assert!(
+                name.starts_with(&format!("{:04}_", i + 1)),
+                "{name} is out of order"
+            );
         }
     }
 
     #[test]
     fn statements_split_on_line_ending_semicolons() {
         let sql = "-- a comment; not a statement\nCREATE TABLE a (x TEXT); \nCREATE TABLE b (\n  y TEXT -- why\n);\n";
-        assert_eq!(statements(sql), vec!["CREATE TABLE a (x TEXT)", "CREATE TABLE b (\n  y TEXT\n)"]);
+        assert_eq!(
+            statements(sql),
+            vec!["CREATE TABLE a (x TEXT)", "CREATE TABLE b (\n  y TEXT\n)"]
+        );
     }
 
     #[test]
@@ -132,7 +151,15 @@ mod tests {
         assert_eq!(first.len(), MIGRATIONS.len());
         assert!(apply(&db).await.unwrap().is_empty());
         assert!(pending(&db).await.unwrap().is_empty());
-        let rows = db::run(&db, vec![Stmt::new("SELECT name, applied_at FROM d1_migrations", vec![])]).await.unwrap();
+        let rows = db::run(
+            &db,
+            vec![Stmt::new(
+                "SELECT name, applied_at FROM d1_migrations",
+                vec![],
+            )],
+        )
+        .await
+        .unwrap();
         assert_eq!(rows[0].rows.len(), MIGRATIONS.len());
         assert_eq!(rows[0].rows[0]["name"], "0001_init.sql");
     }

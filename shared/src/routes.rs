@@ -21,11 +21,31 @@ pub const ASSET: &str = "/api/v1/vaults/{vaultId}/assets/{assetId}";
 
 /// Every route of the API. `Cargo.toml`'s watch router and the deployment template must agree.
 pub const ROUTES: [Route; 5] = [
-    Route { method: "POST", path: ASSETS, function: "upload" },
-    Route { method: "GET", path: ASSETS, function: "list" },
-    Route { method: "GET", path: ASSET, function: "get" },
-    Route { method: "PATCH", path: ASSET, function: "update" },
-    Route { method: "DELETE", path: ASSET, function: "delete" },
+    Route {
+        method: "POST",
+        path: ASSETS,
+        function: "upload",
+    },
+    Route {
+        method: "GET",
+        path: ASSETS,
+        function: "list",
+    },
+    Route {
+        method: "GET",
+        path: ASSET,
+        function: "get",
+    },
+    Route {
+        method: "PATCH",
+        path: ASSET,
+        function: "update",
+    },
+    Route {
+        method: "DELETE",
+        path: ASSET,
+        function: "delete",
+    },
 ];
 
 /// The route served by `function`.
@@ -55,7 +75,10 @@ pub fn resolve(req: &Request, route: Route) -> Result<Target, ApiError> {
         if asset_id.is_some() != wants_asset {
             return Err(ApiError::NotFound);
         }
-        return Ok(Target { vault_id: vault_id.to_owned(), asset_id: asset_id.map(str::to_owned) });
+        return Ok(Target {
+            vault_id: vault_id.to_owned(),
+            asset_id: asset_id.map(str::to_owned),
+        });
     }
     from_raw_path(req.uri().path(), wants_asset).ok_or(ApiError::NotFound)
 }
@@ -81,8 +104,12 @@ mod tests {
     fn raw_paths_resolve_with_or_without_a_prefix() {
         let t = from_raw_path("/api/v1/vaults/vault_1/assets", false).unwrap();
         assert_eq!((t.vault_id.as_str(), t.asset_id), ("vault_1", None));
-        let t = from_raw_path("/lambda-url/get/api/v1/vaults/vault_1/assets/asset_2", true).unwrap();
-        assert_eq!((t.vault_id.as_str(), t.asset_id.as_deref()), ("vault_1", Some("asset_2")));
+        let t =
+            from_raw_path("/lambda-url/get/api/v1/vaults/vault_1/assets/asset_2", true).unwrap();
+        assert_eq!(
+            (t.vault_id.as_str(), t.asset_id.as_deref()),
+            ("vault_1", Some("asset_2"))
+        );
         assert!(from_raw_path("/prod/api/v1/vaults/v/assets/", false).is_some());
         assert!(from_raw_path("/api/v1/vaults/v/assets", true).is_none());
         assert!(from_raw_path("/api/v1/vaults/v/assets/a", false).is_none());

@@ -95,7 +95,10 @@ impl Metadata {
     pub fn from_object(object: &Map<String, Value>) -> Result<Self, ApiError> {
         let text = serde_json::to_string(object).map_err(ApiError::internal)?;
         if text.len() > MAX_METADATA_BYTES {
-            return Err(ApiError::invalid("metadata", "must be at most 16384 bytes when serialised"));
+            return Err(ApiError::invalid(
+                "metadata",
+                "must be at most 16384 bytes when serialised",
+            ));
         }
         Ok(Metadata(text))
     }
@@ -135,7 +138,10 @@ impl Tags {
             };
             let chars = tag.chars().count();
             if chars == 0 || chars > MAX_TAG_CHARS {
-                return Err(ApiError::invalid("tags", "each tag must be 1 to 64 characters"));
+                return Err(ApiError::invalid(
+                    "tags",
+                    "each tag must be 1 to 64 characters",
+                ));
             }
             if !tags.contains(&tag) {
                 tags.push(tag);
@@ -167,10 +173,14 @@ impl Limit {
         let Some(text) = text else {
             return Ok(Self::DEFAULT);
         };
-        let is_digits = !text.is_empty() && text.len() <= 3 && text.bytes().all(|b| b.is_ascii_digit());
+        let is_digits =
+            !text.is_empty() && text.len() <= 3 && text.bytes().all(|b| b.is_ascii_digit());
         match text.parse::<u8>() {
             Ok(n) if is_digits && (1..=200).contains(&n) => Ok(Limit(n)),
-            _ => Err(ApiError::invalid("limit", "must be an integer from 1 to 200")),
+            _ => Err(ApiError::invalid(
+                "limit",
+                "must be an integer from 1 to 200",
+            )),
         }
     }
 
@@ -200,7 +210,10 @@ mod tests {
         assert!(PathSegment::parse("partition", &"a".repeat(64)).is_ok());
         assert!(PathSegment::parse("partition", "hero-images").is_ok());
         assert!(PathSegment::parse("partition", "a--b").is_ok());
-        rejects(PathSegment::parse("partition", &"a".repeat(65)), "partition");
+        rejects(
+            PathSegment::parse("partition", &"a".repeat(65)),
+            "partition",
+        );
         rejects(PathSegment::parse("partition", ""), "partition");
         rejects(PathSegment::parse("collection", "Blog"), "collection");
         rejects(PathSegment::parse("channel", "-a"), "channel");
@@ -231,23 +244,44 @@ mod tests {
 
     #[test]
     fn uploaded_names_keep_their_last_segment() {
-        assert_eq!(Filename::from_uploaded_name("C:\\x\\a.jpg").unwrap().as_str(), "a.jpg");
-        assert_eq!(Filename::from_uploaded_name("/tmp/x/b.png").unwrap().as_str(), "b.png");
-        assert_eq!(Filename::from_uploaded_name("c.gif").unwrap().as_str(), "c.gif");
+        assert_eq!(
+            Filename::from_uploaded_name("C:\\x\\a.jpg")
+                .unwrap()
+                .as_str(),
+            "a.jpg"
+        );
+        assert_eq!(
+            Filename::from_uploaded_name("/tmp/x/b.png")
+                .unwrap()
+                .as_str(),
+            "b.png"
+        );
+        assert_eq!(
+            Filename::from_uploaded_name("c.gif").unwrap().as_str(),
+            "c.gif"
+        );
         rejects(Filename::from_uploaded_name("dir/"), "filename");
         rejects(Filename::from_uploaded_name("dir/.."), "filename");
     }
 
     #[test]
     fn metadata_must_be_a_small_object() {
-        assert_eq!(Metadata::parse_text(r#"{"alt": "Hero"}"#).unwrap().as_json(), r#"{"alt":"Hero"}"#);
+        assert_eq!(
+            Metadata::parse_text(r#"{"alt": "Hero"}"#)
+                .unwrap()
+                .as_json(),
+            r#"{"alt":"Hero"}"#
+        );
         for bad in ["[]", "\"x\"", "1", "null", "true", "{", ""] {
             rejects(Metadata::parse_text(bad), "metadata");
         }
         let big = json!({ "k": "x".repeat(MAX_METADATA_BYTES) });
         rejects(Metadata::from_value(big), "metadata");
         let fits = json!({ "k": "x".repeat(MAX_METADATA_BYTES - 8) });
-        assert_eq!(Metadata::from_value(fits).unwrap().as_json().len(), MAX_METADATA_BYTES);
+        assert_eq!(
+            Metadata::from_value(fits).unwrap().as_json().len(),
+            MAX_METADATA_BYTES
+        );
     }
 
     #[test]
@@ -259,7 +293,15 @@ mod tests {
 
     #[test]
     fn tags_limits() {
-        for bad in ["{}", "\"a\"", "[1]", "[null]", "[[\"a\"]]", "[\"\"]", "nope"] {
+        for bad in [
+            "{}",
+            "\"a\"",
+            "[1]",
+            "[null]",
+            "[[\"a\"]]",
+            "[\"\"]",
+            "nope",
+        ] {
             rejects(Tags::parse_text(bad), "tags");
         }
         rejects(Tags::from_value(json!(["x".repeat(65)])), "tags");
@@ -275,7 +317,9 @@ mod tests {
         assert_eq!(Limit::parse(None).unwrap().get(), 50);
         assert_eq!(Limit::parse(Some("1")).unwrap().get(), 1);
         assert_eq!(Limit::parse(Some("200")).unwrap().get(), 200);
-        for bad in ["0", "201", "abc", "5.5", "", "-1", "+5", " 5", "0005", "1e2", "256"] {
+        for bad in [
+            "0", "201", "abc", "5.5", "", "-1", "+5", " 5", "0005", "1e2", "256",
+        ] {
             rejects(Limit::parse(Some(bad)), "limit");
         }
     }

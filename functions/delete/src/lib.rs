@@ -1,1 +1,92 @@
+//! `DELETE /api/v1/vaults/{vaultId}/assets/{assetId}`: remove the record, then the object.
+//!
+//! One batch removes the record and, atomically with it, writes the object's key to
+//! `pending_deletions`; only then is the object removed. If that fails, the key stays pending and
+//! `imgbt gc` finishes it later, so an object is never forgotten. When it succeeds, this process
+//! remembers the key and clears its pending row in its next batch (a pending row for an object
+//! that is already gone is harmless: removing an object twice succeeds), keeping the happy path
+//! at one D1 request.
 
+use lambda_http::{Body, Request, Response};
+use shared::admin::forget_pending;
+use shared::auth::{Access, Credential};
+use shared::db::{self, Stmt};
+use shared::http::{begin, no_content, serve};
+use shared::{ApiError, Deps, clock, routes};
+
+pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, lambda_http::Error> {
+    serve("delete", req, |req| run(deps, req)).await
+}
+
+// ?1 asset id, ?2 vault id, ?3 key hash, ?4 now.
+const JOURNAL: &str = concat!(
+    "INSERT INTO pending_deletions (r2_key, requested_at) SELECT r2_key, ?4 FROM assets ",
+    "WHERE id = ?1 AND vault_id = ?2 AND EXISTS (SELECT 1 FROM api_keys WHERE key_hash = ?3 ",
+    "AND vault_id = ?2 AND kind = 'secret' AND revoked_at IS NULL)"
+);
+const DELETE: &str = concat!(
+    "DELETE FROM assets WHERE id = ?1 AND vault_id = ?2 AND EXISTS (SELECT 1 FROM api_keys ",
+    "WHERE key_hash = ?3 AND vault_id = ?2 AND kind = 'secret' AND revoked_at IS NULL) RETURNING r2_key"
+);
+
+/// At most this many settled keys ride along with one batch (D1 allows 100 bound parameters).
+const SETTLED_PER_BATCH: usize = 50;
+
+async fn run(deps: &Deps, req: Request) -> Result<Response<Body>, ApiError> {
+    let (target, credential) = begin(&req, routes::route_of("delete"))?;
+    let asset_id = target.asset_id.unwrap_or_default();
+    let params = vec![
+        asset_id.into(),
+        target.vault_id.as_str().into(),
+        credential.hash_param(),
+        clock::format_ms(clock::now_ms()).into(),
+    ];
+    let settled = take_settled(deps);
+    let mut batch = vec![
+        credential.lookup(),
+        Stmt::new(JOURNAL, params.clone()),
+        Stmt::new(DELETE, params[..3].to_vec()),
+    ];
+    if !settled.is_empty() {
+        batch.push(forget_pending(&settled));
+    }
+    let results = match db::run(&*deps.db, batch).await {
+        Ok(results) => results,
+        Err(err) => {
+            give_back_settled(deps, settled);
+            return Err(err.into());
+        }
+    };
+    Credential::check(&results[0].rows, &target.vault_id, Access::Write)?;
+    let Some(key) = results[2]
+        .rows
+        .first()
+        .and_then(|row| row.get("r2_key"))
+        .and_then(|v| v.as_str())
+    else {
+        return Err(ApiError::AssetNotFound);
+    };
+    match deps.blobs.delete(key).await {
+        Ok(()) => give_back_settled(deps, vec![key.to_owned()]),
+        Err(err) => {
+            lambda_http::tracing::warn!(error = %err, "object delete failed; it stays in pending_deletions for imgbt gc")
+        }
+    }
+    no_content()
+}
+
+fn take_settled(deps: &Deps) -> Vec<String> {
+    let mut settled = deps
+        .settled_deletions
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    let n = settled.len().min(SETTLED_PER_BATCH);
+    settled.drain(..n).collect()
+}
+
+fn give_back_settled(deps: &Deps, keys: Vec<String>) {
+    deps.settled_deletions
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .extend(keys);
+}

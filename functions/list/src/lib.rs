@@ -1,1 +1,175 @@
+//! `GET /api/v1/vaults/{vaultId}/assets`: a page of a vault's assets, newest first.
+//!
+//! Keyset pagination on `(created_at, id)`: the cursor is the position of the page's last asset, so
+//! a page at any depth is one index range scan, and assets uploaded during a walk (which sort
+//! before the cursor) never shift later pages. One batch: the key lookup and the page.
 
+use lambda_http::{Body, Request, Response, http::StatusCode};
+use serde::Serialize;
+use shared::asset::Asset;
+use shared::auth::{Access, Credential};
+use shared::cursor::Cursor;
+use shared::db::{self, Stmt, Value};
+use shared::http::{begin, json_response, query_pairs, serve};
+use shared::validate::{Limit, PathSegment};
+use shared::{ApiError, Deps, routes};
+
+pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, lambda_http::Error> {
+    serve("list", req, |req| run(deps, req)).await
+}
+
+#[derive(Debug, Serialize)]
+struct Page {
+    data: Vec<Asset>,
+    cursor: Option<String>,
+    has_more: bool,
+}
+
+/// The query of a list request, validated.
+#[derive(Debug, Default)]
+pub struct ListQuery {
+    pub partition: Option<PathSegment>,
+    pub collection: Option<PathSegment>,
+    pub channel: Option<PathSegment>,
+    pub limit: Option<Limit>,
+    pub cursor: Option<Cursor>,
+}
+
+impl ListQuery {
+    /// Each parameter at most once; an unknown parameter is refused rather than silently ignored,
+    /// so that a misspelt filter cannot return the whole vault.
+    pub fn parse(pairs: &[(String, String)]) -> Result<Self, ApiError> {
+        let mut query = ListQuery::default();
+        for (i, (name, value)) in pairs.iter().enumerate() {
+            if pairs[..i].iter().any(|(seen, _)| seen == name) {
+                return Err(ApiError::invalid(name, "must be given at most once"));
+            }
+            match name.as_str() {
+                "partition" => query.partition = Some(PathSegment::parse("partition", value)?),
+                "collection" => query.collection = Some(PathSegment::parse("collection", value)?),
+                "channel" => query.channel = Some(PathSegment::parse("channel", value)?),
+                "limit" => query.limit = Some(Limit::parse(Some(value))?),
+                "cursor" => query.cursor = Some(Cursor::decode(value)?),
+                other => {
+                    let shown: String = other.chars().take(64).collect();
+                    return Err(ApiError::InvalidParams(format!(
+                        "{shown}: unknown query parameter (known: partition, collection, channel, limit, cursor)"
+                    )));
+                }
+            }
+        }
+        Ok(query)
+    }
+
+    fn limit(&self) -> usize {
+        self.limit.unwrap_or(Limit::DEFAULT).get()
+    }
+
+    /// The page's SELECT: one more row than the limit, to learn whether there is a next page.
+    fn statement(&self, vault_id: &str) -> Stmt {
+        let mut sql = String::from(concat!(
+            "SELECT ",
+            shared::asset_columns!(),
+            " FROM assets WHERE vault_id = ?1"
+        ));
+        let mut params = vec![Value::from(vault_id)];
+        let filters = [
+            ("partition", &self.partition),
+            ("collection", &self.collection),
+            ("channel", &self.channel),
+        ];
+        for (column, value) in filters {
+            if let Some(value) = value {
+                params.push(value.as_str().into());
+                sql.push_str(&format!(" AND {column} = ?{}", params.len()));
+            }
+        }
+        if let Some(cursor) = &self.cursor {
+            params.push(cursor.created_at.as_str().into());
+            params.push(cursor.id.as_str().into());
+            let (t, id) = (params.len() - 1, params.len());
+            sql.push_str(&format!(" AND (created_at, id) < (?{t}, ?{id})"));
+        }
+        params.push(Value::Integer(self.limit() as i64 + 1));
+        sql.push_str(&format!(
+            " ORDER BY created_at DESC, id DESC LIMIT ?{}",
+            params.len()
+        ));
+        Stmt::new(sql, params)
+    }
+}
+
+async fn run(deps: &Deps, req: Request) -> Result<Response<Body>, ApiError> {
+    let (target, credential) = begin(&req, routes::route_of("list"))?;
+    // A bad query is reported only after the key is checked: authentication comes first.
+    let query = ListQuery::parse(&query_pairs(&req));
+    let mut batch = vec![credential.lookup()];
+    if let Ok(query) = &query {
+        batch.push(query.statement(&target.vault_id));
+    }
+    let mut results = db::run(&*deps.db, batch).await?;
+    Credential::check(&results[0].rows, &target.vault_id, Access::Read)?;
+    let query = query?;
+    let mut data = std::mem::take(&mut results[1].rows)
+        .into_iter()
+        .map(Asset::from_row)
+        .collect::<Result<Vec<_>, _>>()?;
+    let has_more = data.len() > query.limit();
+    data.truncate(query.limit());
+    let cursor = match data.last() {
+        Some(last) if has_more => Some(
+            Cursor {
+                created_at: last.created_at.clone(),
+                id: last.id.clone(),
+            }
+            .encode(),
+        ),
+        _ => None,
+    };
+    json_response(
+        StatusCode::OK,
+        &Page {
+            data,
+            cursor,
+            has_more,
+        },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pairs(items: &[(&str, &str)]) -> Vec<(String, String)> {
+        items
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn repeated_and_unknown_parameters_are_refused() {
+        assert!(ListQuery::parse(&pairs(&[("limit", "5"), ("limit", "6")])).is_err());
+        assert!(ListQuery::parse(&pairs(&[("chanel", "x")])).is_err());
+        assert!(
+            ListQuery::parse(&pairs(&[
+                ("partition", "a"),
+                ("channel", "b"),
+                ("limit", "7")
+            ]))
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn statement_binds_only_present_filters() {
+        let query = ListQuery::parse(&pairs(&[("channel", "c"), ("limit", "7")])).unwrap();
+        let stmt = query.statement("vault_x");
+        assert!(stmt.sql.contains("channel = ?2"), "{}", stmt.sql);
+        assert!(!stmt.sql.contains("partition ="), "{}", stmt.sql);
+        assert_eq!(
+            stmt.params,
+            vec![Value::from("vault_x"), Value::from("c"), Value::Integer(8)]
+        );
+    }
+}

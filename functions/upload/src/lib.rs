@@ -1,1 +1,130 @@
+//! `POST /api/v1/vaults/{vaultId}/assets`: store a file and its record.
+//!
+//! Order of work: the key is checked first (one D1 request) so that nothing is parsed or stored for
+//! a caller who may not write; then the multipart body is parsed and validated; then the object is
+//! written (one PUT); then the record is inserted (the second D1 request), guarded in SQL by the
+//! key so that a key revoked in between writes nothing. If the insert fails (a duplicate filename
+//! included) the object is removed again, so a failed upload leaves nothing behind. The object key
+//! carries the new asset id, so a losing upload can never overwrite a winner's bytes.
 
+mod form;
+
+use bytes::Bytes;
+use lambda_http::{Body, Request, Response, http::StatusCode};
+use shared::asset::{self, Asset};
+use shared::auth::{Access, Credential};
+use shared::db::{self, DbError, Stmt, Value};
+use shared::http::{begin, json_response, serve};
+use shared::{ApiError, Deps, clock, ids, media, routes};
+
+pub use form::{Upload, parse_form};
+
+pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, lambda_http::Error> {
+    serve("upload", req, |req| run(deps, req)).await
+}
+
+// ?1..?15 the record's columns in asset_columns!() order, ?16 the key hash.
+const INSERT: &str = concat!(
+    "INSERT INTO assets (",
+    shared::asset_columns!(),
+    ") SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15 ",
+    "WHERE EXISTS (SELECT 1 FROM api_keys WHERE key_hash = ?16 AND vault_id = ?2 ",
+    "AND kind = 'secret' AND revoked_at IS NULL) RETURNING ",
+    shared::asset_columns!()
+);
+
+async fn run(deps: &Deps, req: Request) -> Result<Response<Body>, ApiError> {
+    let (target, credential) = begin(&req, routes::route_of("upload"))?;
+    let results = db::run(&*deps.db, vec![credential.lookup()]).await?;
+    Credential::check(&results[0].rows, &target.vault_id, Access::Write)?;
+
+    let content_type = req
+        .headers()
+        .get(lambda_http::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let body = match req.into_body() {
+        Body::Binary(bytes) => Bytes::from(bytes),
+        Body::Text(text) => Bytes::from(text.into_bytes()),
+        _ => Bytes::new(),
+    };
+    let upload = parse_form(content_type.as_deref(), body).await?;
+
+    let ms = clock::now_ms();
+    let now = clock::format_ms(ms);
+    let asset_id = ids::new_asset_id(ms);
+    let sniffed = media::sniff(
+        &upload.file,
+        upload.declared_type.as_deref(),
+        upload.filename.as_str(),
+    );
+    let r2_key = asset::r2_key(
+        &target.vault_id,
+        upload.partition.as_str(),
+        upload.collection.as_str(),
+        upload.channel.as_str(),
+        &asset_id,
+        upload.filename.as_str(),
+    );
+    let record = Asset {
+        id: asset_id,
+        vault_id: target.vault_id,
+        partition: upload.partition.as_str().to_owned(),
+        collection: upload.collection.as_str().to_owned(),
+        channel: upload.channel.as_str().to_owned(),
+        filename: upload.filename.as_str().to_owned(),
+        r2_key,
+        size: upload.file.len() as u64,
+        mime_type: sniffed.mime_type,
+        width: sniffed.width,
+        height: sniffed.height,
+        metadata: upload.metadata.as_json().to_owned(),
+        tags: upload.tags.to_json(),
+        created_at: now.clone(),
+        updated_at: now,
+    };
+
+    deps.blobs
+        .put(&record.r2_key, upload.file, &record.mime_type)
+        .await?;
+    let inserted = db::run(&*deps.db, vec![insert(&record, &credential)]).await;
+    let outcome = match inserted {
+        Ok(mut results) => match Asset::first(std::mem::take(&mut results[0].rows)) {
+            Ok(Some(asset)) => return json_response(StatusCode::CREATED, &asset),
+            // The guard refused: the key was revoked between the two requests.
+            Ok(None) => ApiError::Unauthorized,
+            Err(err) => err,
+        },
+        Err(DbError::Conflict(_)) => ApiError::Conflict,
+        Err(err) => err.into(),
+    };
+    if let Err(err) = deps.blobs.delete(&record.r2_key).await {
+        lambda_http::tracing::error!(error = %err, "upload: removing the object of a failed insert failed");
+    }
+    Err(outcome)
+}
+
+fn insert(record: &Asset, credential: &Credential) -> Stmt {
+    let dimension = |d: Option<u32>| d.map_or(Value::Null, |d| Value::Integer(i64::from(d)));
+    Stmt::new(
+        INSERT,
+        vec![
+            record.id.as_str().into(),
+            record.vault_id.as_str().into(),
+            record.partition.as_str().into(),
+            record.collection.as_str().into(),
+            record.channel.as_str().into(),
+            record.filename.as_str().into(),
+            record.r2_key.as_str().into(),
+            Value::Integer(record.size as i64),
+            record.mime_type.as_str().into(),
+            dimension(record.width),
+            dimension(record.height),
+            record.metadata.as_str().into(),
+            record.tags.as_str().into(),
+            record.created_at.as_str().into(),
+            record.updated_at.as_str().into(),
+            credential.hash_param(),
+        ],
+    )
+}

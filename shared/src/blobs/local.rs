@@ -16,7 +16,8 @@ pub struct LocalBlobs {
 impl LocalBlobs {
     pub fn new(root: impl Into<PathBuf>) -> Result<Self, BlobError> {
         let root = root.into();
-        std::fs::create_dir_all(&root).map_err(|e| BlobError::Io(format!("{}: {e}", root.display())))?;
+        std::fs::create_dir_all(&root)
+            .map_err(|e| BlobError::Io(format!("{}: {e}", root.display())))?;
         Ok(LocalBlobs { root })
     }
 
@@ -30,8 +31,12 @@ impl LocalBlobs {
         let relative = Path::new(key);
         let clean = !key.is_empty()
             && !key.contains(['\\', '\0'])
-            && !key.split('/').any(|s| s.is_empty() || s == "." || s == "..")
-            && relative.components().all(|c| matches!(c, Component::Normal(_)));
+            && !key
+                .split('/')
+                .any(|s| s.is_empty() || s == "." || s == "..")
+            && relative
+                .components()
+                .all(|c| matches!(c, Component::Normal(_)));
         if !clean {
             return Err(BlobError::BadKey(key.to_owned()));
         }
@@ -75,7 +80,12 @@ impl LocalBlobs {
 }
 
 impl Blobs for LocalBlobs {
-    fn put<'a>(&'a self, key: &'a str, body: Bytes, _content_type: &'a str) -> BoxFuture<'a, Result<(), BlobError>> {
+    fn put<'a>(
+        &'a self,
+        key: &'a str,
+        body: Bytes,
+        _content_type: &'a str,
+    ) -> BoxFuture<'a, Result<(), BlobError>> {
         Box::pin(async move { self.put_sync(key, &body) })
     }
 
@@ -97,7 +107,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let blobs = LocalBlobs::new(dir.path()).unwrap();
         let key = "vault_x/p/c/ch/asset_y_photo.jpg";
-        blobs.put(key, Bytes::from_static(b"hello"), "text/plain").await.unwrap();
+        blobs
+            .put(key, Bytes::from_static(b"hello"), "text/plain")
+            .await
+            .unwrap();
         assert_eq!(blobs.size(key).await.unwrap(), Some(5));
         assert_eq!(std::fs::read(dir.path().join(key)).unwrap(), b"hello");
         blobs.delete(key).await.unwrap();
@@ -110,8 +123,21 @@ mod tests {
     fn keys_cannot_leave_the_root() {
         let dir = tempfile::tempdir().unwrap();
         let blobs = LocalBlobs::new(dir.path()).unwrap();
-        for bad in ["", "../x", "a/../../x", "/etc/passwd", "a//b", "a/./b", "a\\b", "a\0b", "a/"] {
-            assert!(matches!(blobs.path_of(bad), Err(BlobError::BadKey(_))), "{bad:?}");
+        for bad in [
+            "",
+            "../x",
+            "a/../../x",
+            "/etc/passwd",
+            "a//b",
+            "a/./b",
+            "a\\b",
+            "a\0b",
+            "a/",
+        ] {
+            assert!(
+                matches!(blobs.path_of(bad), Err(BlobError::BadKey(_))),
+                "{bad:?}"
+            );
         }
         assert!(blobs.path_of("vault_x/a/b/c/asset_y_..x").is_ok());
     }

@@ -18,7 +18,12 @@ pub enum BlobError {
 
 pub trait Blobs: Send + Sync {
     /// Stores `body` under `key`, replacing nothing: keys carry a fresh asset id.
-    fn put<'a>(&'a self, key: &'a str, body: Bytes, content_type: &'a str) -> BoxFuture<'a, Result<(), BlobError>>;
+    fn put<'a>(
+        &'a self,
+        key: &'a str,
+        body: Bytes,
+        content_type: &'a str,
+    ) -> BoxFuture<'a, Result<(), BlobError>>;
 
     /// Removes `key`. Removing a key that does not exist succeeds, as on S3.
     fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), BlobError>>;

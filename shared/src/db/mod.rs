@@ -51,7 +51,10 @@ pub struct Stmt {
 
 impl Stmt {
     pub fn new(sql: impl Into<Cow<'static, str>>, params: Vec<Value>) -> Self {
-        Stmt { sql: sql.into(), params }
+        Stmt {
+            sql: sql.into(),
+            params,
+        }
     }
 }
 

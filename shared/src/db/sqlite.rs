@@ -31,18 +31,28 @@ impl SqliteDb {
             | OpenFlags::SQLITE_OPEN_URI;
         let conn = Connection::open_with_flags(path, flags).map_err(other)?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(other)?;
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(other)?;
-        conn.pragma_update(None, "synchronous", "NORMAL").map_err(other)?;
-        conn.pragma_update(None, "foreign_keys", "ON").map_err(other)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(other)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(other)?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(other)?;
         conn.set_prepared_statement_cache_capacity(64);
-        Ok(SqliteDb { conn: Mutex::new(conn) })
+        Ok(SqliteDb {
+            conn: Mutex::new(conn),
+        })
     }
 
     fn run(&self, stmts: &[Stmt]) -> Result<Vec<StmtResult>, DbError> {
-        let mut conn = self.conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let read_only = stmts
-            .iter()
-            .all(|s| conn.prepare_cached(&s.sql).map(|p| p.readonly()).unwrap_or(false));
+        let mut conn = self
+            .conn
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let read_only = stmts.iter().all(|s| {
+            conn.prepare_cached(&s.sql)
+                .map(|p| p.readonly())
+                .unwrap_or(false)
+        });
         let behavior = if read_only {
             TransactionBehavior::Deferred
         } else {
@@ -74,7 +84,11 @@ fn execute(conn: &Connection, stmt: &Stmt) -> Result<StmtResult, DbError> {
         };
         bound.map_err(classify)?;
     }
-    let names: Vec<String> = prepared.column_names().into_iter().map(str::to_owned).collect();
+    let names: Vec<String> = prepared
+        .column_names()
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
     let mut rows = Vec::new();
     {
         let mut cursor = prepared.raw_query();
@@ -86,7 +100,11 @@ fn execute(conn: &Connection, stmt: &Stmt) -> Result<StmtResult, DbError> {
             rows.push(out);
         }
     }
-    let changes = if prepared.readonly() { 0 } else { conn.changes() };
+    let changes = if prepared.readonly() {
+        0
+    } else {
+        conn.changes()
+    };
     Ok(StmtResult { rows, changes })
 }
 
@@ -133,13 +151,20 @@ mod tests {
     #[tokio::test]
     async fn a_batch_is_atomic() {
         let (_dir, db) = db();
-        run(&db, vec![Stmt::new("CREATE TABLE t (k TEXT PRIMARY KEY)", vec![])]).await.unwrap();
+        run(
+            &db,
+            vec![Stmt::new("CREATE TABLE t (k TEXT PRIMARY KEY)", vec![])],
+        )
+        .await
+        .unwrap();
         let failing = vec![
             Stmt::new("INSERT INTO t (k) VALUES (?1)", vec!["a".into()]),
             Stmt::new("INSERT INTO t (k) VALUES (?1)", vec!["a".into()]),
         ];
         assert!(matches!(run(&db, failing).await, Err(DbError::Conflict(_))));
-        let rows = run(&db, vec![Stmt::new("SELECT count(*) AS n FROM t", vec![])]).await.unwrap();
+        let rows = run(&db, vec![Stmt::new("SELECT count(*) AS n FROM t", vec![])])
+            .await
+            .unwrap();
         assert_eq!(rows[0].rows[0]["n"], 0);
     }
 
@@ -150,9 +175,15 @@ mod tests {
             &db,
             vec![
                 Stmt::new("CREATE TABLE t (k TEXT, n INTEGER, x REAL)", vec![]),
-                Stmt::new("INSERT INTO t VALUES (?1, ?2, 1.5), (?1, NULL, 2.5)", vec!["a".into(), 7.into()]),
+                Stmt::new(
+                    "INSERT INTO t VALUES (?1, ?2, 1.5), (?1, NULL, 2.5)",
+                    vec!["a".into(), 7.into()],
+                ),
                 Stmt::new("SELECT k, n, x FROM t ORDER BY x", vec![]),
-                Stmt::new("UPDATE t SET n = 1 WHERE k = ?1 RETURNING n", vec!["a".into()]),
+                Stmt::new(
+                    "UPDATE t SET n = 1 WHERE k = ?1 RETURNING n",
+                    vec!["a".into()],
+                ),
             ],
         )
         .await
@@ -170,14 +201,18 @@ mod tests {
     #[tokio::test]
     async fn bad_sql_is_an_error_not_a_panic() {
         let (_dir, db) = db();
-        let err = run(&db, vec![Stmt::new("SELEC 1", vec![])]).await.unwrap_err();
+        let err = run(&db, vec![Stmt::new("SELEC 1", vec![])])
+            .await
+            .unwrap_err();
         assert!(matches!(err, DbError::Other(_)), "{err}");
     }
 
     #[tokio::test]
     async fn the_file_is_in_wal_mode() {
         let (_dir, db) = db();
-        let rows = run(&db, vec![Stmt::new("PRAGMA journal_mode", vec![])]).await.unwrap();
+        let rows = run(&db, vec![Stmt::new("PRAGMA journal_mode", vec![])])
+            .await
+            .unwrap();
         assert_eq!(rows[0].rows[0]["journal_mode"], "wal");
     }
 }
