@@ -39,7 +39,7 @@ enum Command {
     /// Create, list and revoke API keys.
     #[command(subcommand)]
     Key(KeyCommand),
-    /// Finish object deletions that failed when their asset was deleted.
+    /// Finish pending object deletions, retrying any that failed when their asset was deleted.
     Gc,
 }
 
@@ -311,9 +311,9 @@ async fn key_revoke(deps: &Deps, vault_id: &str, key_id: &str) -> Result<Output,
 
 async fn gc(deps: &Deps) -> Result<Output, Failure> {
     let report: GcReport = admin::gc(&*deps.db, &*deps.blobs).await?;
-    let mut text = format!("Removed {} pending object(s).\n", report.deleted.len());
+    let mut text = format!("Cleared {} pending deletion(s).\n", report.deleted.len());
     for key in &report.failed {
-        text.push_str(&format!("Still failing (left pending): {key}\n"));
+        text.push_str(&format!("Could not remove (left pending): {key}\n"));
     }
     let output = Output {
         json: serde_json::to_value(&report)?,
