@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Runs the imgbt API locally on the embedded default (a SQLite file and a directory of objects).
+#
+#   ./scripts/dev.sh
+#
+# Installs cargo-lambda if it is missing, migrates the store, creates a `dev` vault once (its keys
+# are saved to $IMGBT_DATA_DIR/dev-vault.json, local only), prints ready-to-run curl lines, then
+# runs `cargo lambda watch`, which serves the five functions on http://localhost:$IMGBT_PORT.
+#
+# Environment: IMGBT_DATA_DIR (default ./.imgbt), IMGBT_PORT (default 9000).
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+# --- cargo-lambda -----------------------------------------------------------------------------
+if ! cargo lambda --version >/dev/null 2>&1; then
+    step "Installing cargo-lambda"
+    # PyPI's package ships the binary and Zig; `cargo install` is the slower fallback.
+    if command -v pip3 >/dev/null 2>&1; then pip=pip3; elif command -v pip >/dev/null 2>&1; then pip=pip; else pip=""; fi
+    if [[ -n "$pip" ]] && "$pip" install cargo-lambda && cargo lambda --version >/dev/null 2>&1; then
+        :
+    else
+        cargo install --locked cargo-lambda
+    fi
+fi
+
+# --- the store --------------------------------------------------------------------------------
+# Absolute, so that every function process `cargo lambda watch` starts uses the same store.
+export IMGBT_DATA_DIR="${IMGBT_DATA_DIR:-$PWD/.imgbt}"
+mkdir -p "$IMGBT_DATA_DIR"
+IMGBT_DATA_DIR="$(cd "$IMGBT_DATA_DIR" && pwd)"
+port="${IMGBT_PORT:-9000}"
+
+imgbt() { cargo run -q -p imgbt-cli -- "$@"; }
+
+step "Migrating the store in $IMGBT_DATA_DIR"
+imgbt migrate
+
+# Reads one string field of the flat JSON object `imgbt vault create --json` prints.
+field() { sed -n "s/.*\"$1\":\"\([^\"]*\)\".*/\1/p" "$2"; }
+
+vault_file="$IMGBT_DATA_DIR/dev-vault.json"
+if [[ -f "$vault_file" ]]; then
+    saved="$(field vault_id "$vault_file")"
+    vaults="$(imgbt vault list --json)"
+    if [[ -z "$saved" || "$vaults" != *"\"$saved\""* ]]; then
+        # The store was reset but the saved keys were not: they belong to a vault that is gone.
+        rm -f "$vault_file"
+    fi
+fi
+if [[ ! -f "$vault_file" ]]; then
+    step "Creating the dev vault"
+    tmp="$(mktemp "$IMGBT_DATA_DIR/dev-vault.XXXXXX")"
+    chmod 600 "$tmp"
+    imgbt vault create --name dev --json >"$tmp" || { rm -f "$tmp"; exit 1; }
+    mv "$tmp" "$vault_file"
+fi
+chmod 600 "$vault_file"
+
+vault="$(field vault_id "$vault_file")"
+pk="$(field public_key "$vault_file")"
+sk="$(field secret_key "$vault_file")"
+base="http://localhost:$port/api/v1/vaults/$vault/assets"
+
+cat <<EOF
+
+==> Dev vault (keys saved in $vault_file)
+  vault:       $vault
+  public key:  $pk   (read-only: list, get)
+  secret key:  $sk   (read and write)
+
+Upload this README, once the functions below have compiled:
+  curl -sS -H "Authorization: Bearer $sk" -F file=@README.md -F partition=docs -F collection=readme -F channel=main $base
+
+List:
+  curl -sS -H "Authorization: Bearer $pk" "$base?partition=docs&limit=10"
+
+==> Serving on http://localhost:$port (Ctrl-C to stop)
+EOF
+
+exec cargo lambda watch --invoke-port "$port"
