@@ -1,25 +1,80 @@
 //! Configuration from the environment, and the clients a process builds once per cold start.
+//!
+//! No Cloudflare variable set: the embedded default (a SQLite file and a directory under
+//! `IMGBT_DATA_DIR`). Any of them set: all the required ones must be, or the process refuses to
+//! start and names what is missing. Secrets are held in [`Secret`], which never prints itself.
 
-use crate::blobs::{Blobs, local::LocalBlobs};
-use crate::db::{Db, sqlite::SqliteDb};
+use crate::blobs::{Blobs, local::LocalBlobs, r2};
+use crate::db::{Db, d1::D1Db, sqlite::SqliteDb};
 use crate::migrations;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 /// Where the embedded default keeps its data when `IMGBT_DATA_DIR` is not set.
 pub const DEFAULT_DATA_DIR: &str = ".imgbt";
+pub const DEFAULT_D1_BASE_URL: &str = "https://api.cloudflare.com/client/v4";
+
+/// The Cloudflare variables that must all be set for the Cloudflare backend.
+pub const REQUIRED_CLOUDFLARE_VARS: [&str; 6] = [
+    "CLOUDFLARE_ACCOUNT_ID",
+    "CLOUDFLARE_API_TOKEN",
+    "IMGBT_D1_DATABASE_ID",
+    "IMGBT_R2_BUCKET",
+    "IMGBT_R2_ACCESS_KEY_ID",
+    "IMGBT_R2_SECRET_ACCESS_KEY",
+];
+/// Optional overrides; setting one also selects the Cloudflare backend.
+pub const OPTIONAL_CLOUDFLARE_VARS: [&str; 2] = ["IMGBT_D1_BASE_URL", "IMGBT_R2_ENDPOINT"];
+
+/// A secret value: its Debug and Display are redacted, so it cannot reach a log by accident.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
 
 /// Which stores a process uses.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Config {
     /// A SQLite file and a directory of objects under `data_dir`.
     Embedded { data_dir: PathBuf },
+    /// D1 over REST and R2 over S3.
+    Cloudflare(CloudflareConfig),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CloudflareConfig {
+    pub account_id: String,
+    pub api_token: Secret,
+    pub d1_database_id: String,
+    pub d1_base_url: String,
+    pub r2_bucket: String,
+    pub r2_access_key_id: String,
+    pub r2_secret_access_key: Secret,
+    pub r2_endpoint: String,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    #[error("Cloudflare configuration is incomplete: set {}, or unset every Cloudflare variable to use the embedded default", .0.join(", "))]
+    Incomplete(Vec<&'static str>),
     #[error("cannot open the embedded store at {path}: {cause}")]
     Embedded { path: String, cause: String },
+    #[error("cannot set up the Cloudflare clients: {0}")]
+    Cloudflare(String),
 }
 
 impl Config {
@@ -29,12 +84,36 @@ impl Config {
 
     /// Reads configuration through `lookup`, so that tests need not touch the process environment.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let data_dir = lookup("IMGBT_DATA_DIR")
-            .filter(|s| !s.is_empty())
-            .unwrap_or_else(|| DEFAULT_DATA_DIR.to_owned());
-        Ok(Config::Embedded {
-            data_dir: PathBuf::from(data_dir),
-        })
+        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        let any_cloudflare = REQUIRED_CLOUDFLARE_VARS
+            .iter()
+            .chain(&OPTIONAL_CLOUDFLARE_VARS)
+            .any(|v| get(v).is_some());
+        if !any_cloudflare {
+            let data_dir = get("IMGBT_DATA_DIR").unwrap_or_else(|| DEFAULT_DATA_DIR.to_owned());
+            return Ok(Config::Embedded {
+                data_dir: PathBuf::from(data_dir),
+            });
+        }
+        let missing: Vec<&'static str> = REQUIRED_CLOUDFLARE_VARS
+            .into_iter()
+            .filter(|v| get(v).is_none())
+            .collect();
+        if !missing.is_empty() {
+            return Err(ConfigError::Incomplete(missing));
+        }
+        let required = |name: &str| get(name).unwrap_or_default();
+        let account_id = required("CLOUDFLARE_ACCOUNT_ID");
+        Ok(Config::Cloudflare(CloudflareConfig {
+            api_token: Secret::new(required("CLOUDFLARE_API_TOKEN")),
+            d1_database_id: required("IMGBT_D1_DATABASE_ID"),
+            d1_base_url: get("IMGBT_D1_BASE_URL").unwrap_or_else(|| DEFAULT_D1_BASE_URL.to_owned()),
+            r2_bucket: required("IMGBT_R2_BUCKET"),
+            r2_access_key_id: required("IMGBT_R2_ACCESS_KEY_ID"),
+            r2_secret_access_key: Secret::new(required("IMGBT_R2_SECRET_ACCESS_KEY")),
+            r2_endpoint: get("IMGBT_R2_ENDPOINT").unwrap_or_else(|| r2::endpoint_for(&account_id)),
+            account_id,
+        }))
     }
 }
 
@@ -56,15 +135,30 @@ impl Deps {
         }
     }
 
-    /// Builds the stores that the environment configures.
+    /// Builds the stores that the environment configures. On the embedded default, pending
+    /// migrations are applied, so that a fresh directory just works; D1 is migrated on request
+    /// (`imgbt migrate` or wrangler), never by a function.
     pub async fn from_env() -> Result<Self, ConfigError> {
         match Config::from_env()? {
             Config::Embedded { data_dir } => Self::embedded(&data_dir).await,
+            Config::Cloudflare(config) => Self::cloudflare(&config),
         }
     }
 
-    /// The embedded default under `data_dir`, with pending migrations applied, so that a fresh
-    /// directory just works (the functions use this).
+    /// The stores that the environment configures, as they are (for `imgbt`, which migrates on
+    /// request only).
+    pub fn open_from_env() -> Result<Self, ConfigError> {
+        Self::open(&Config::from_env()?)
+    }
+
+    pub fn open(config: &Config) -> Result<Self, ConfigError> {
+        match config {
+            Config::Embedded { data_dir } => Self::open_embedded(data_dir),
+            Config::Cloudflare(config) => Self::cloudflare(config),
+        }
+    }
+
+    /// The embedded default under `data_dir`, with pending migrations applied.
     pub async fn embedded(data_dir: &Path) -> Result<Self, ConfigError> {
         let deps = Self::open_embedded(data_dir)?;
         migrations::apply(&*deps.db)
@@ -88,11 +182,109 @@ impl Deps {
         Ok(Self::new(Arc::new(db), Arc::new(blobs)))
     }
 
-    /// The stores that the environment configures, as they are (for `imgbt`, which migrates on
-    /// request only).
-    pub fn open_from_env() -> Result<Self, ConfigError> {
-        match Config::from_env()? {
-            Config::Embedded { data_dir } => Self::open_embedded(&data_dir),
+    /// D1 over REST and R2 over S3. Builds clients only; nothing is sent until a request needs it.
+    pub fn cloudflare(config: &CloudflareConfig) -> Result<Self, ConfigError> {
+        let db = D1Db::new(
+            &config.d1_base_url,
+            &config.account_id,
+            &config.d1_database_id,
+            config.api_token.clone(),
+        )
+        .map_err(|e| ConfigError::Cloudflare(e.to_string()))?;
+        let blobs = r2::R2Blobs::new(
+            &config.r2_endpoint,
+            &config.r2_bucket,
+            &config.r2_access_key_id,
+            &config.r2_secret_access_key,
+        );
+        Ok(Self::new(Arc::new(db), Arc::new(blobs)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|name| map.get(name).cloned())
+    }
+
+    const ALL: [(&str, &str); 6] = [
+        ("CLOUDFLARE_ACCOUNT_ID", "acc"),
+        ("CLOUDFLARE_API_TOKEN", "tok-secret-value"),
+        ("IMGBT_D1_DATABASE_ID", "db"),
+        ("IMGBT_R2_BUCKET", "bucket"),
+        ("IMGBT_R2_ACCESS_KEY_ID", "akid"),
+        ("IMGBT_R2_SECRET_ACCESS_KEY", "r2-secret-value"),
+    ];
+
+    #[test]
+    fn nothing_set_is_the_embedded_default() {
+        assert_eq!(
+            config(&[]).unwrap(),
+            Config::Embedded {
+                data_dir: PathBuf::from(".imgbt")
+            }
+        );
+        assert_eq!(
+            config(&[("IMGBT_DATA_DIR", "/tmp/x")]).unwrap(),
+            Config::Embedded {
+                data_dir: PathBuf::from("/tmp/x")
+            }
+        );
+    }
+
+    #[test]
+    fn everything_set_is_cloudflare_with_derived_endpoints() {
+        let Config::Cloudflare(cf) = config(&ALL).unwrap() else {
+            panic!("expected Cloudflare")
+        };
+        assert_eq!(cf.r2_endpoint, "https://acc.r2.cloudflarestorage.com");
+        assert_eq!(cf.d1_base_url, DEFAULT_D1_BASE_URL);
+        let mut with_overrides = ALL.to_vec();
+        with_overrides.push(("IMGBT_D1_BASE_URL", "http://127.0.0.1:1"));
+        with_overrides.push(("IMGBT_R2_ENDPOINT", "http://127.0.0.1:2"));
+        let Config::Cloudflare(cf) = config(&with_overrides).unwrap() else {
+            panic!("expected Cloudflare")
+        };
+        assert_eq!(
+            (cf.d1_base_url.as_str(), cf.r2_endpoint.as_str()),
+            ("http://127.0.0.1:1", "http://127.0.0.1:2")
+        );
+    }
+
+    #[test]
+    fn partial_configuration_names_what_is_missing() {
+        let err = config(&ALL[..2]).unwrap_err();
+        let text = err.to_string();
+        for missing in [
+            "IMGBT_D1_DATABASE_ID",
+            "IMGBT_R2_BUCKET",
+            "IMGBT_R2_ACCESS_KEY_ID",
+            "IMGBT_R2_SECRET_ACCESS_KEY",
+        ] {
+            assert!(text.contains(missing), "{text}");
         }
+        assert!(!text.contains("CLOUDFLARE_ACCOUNT_ID,"), "{text}");
+        assert!(
+            matches!(config(&[("IMGBT_R2_ENDPOINT", "http://x")]), Err(ConfigError::Incomplete(v)) if v.len() == 6)
+        );
+    }
+
+    #[test]
+    fn secrets_never_print() {
+        let Config::Cloudflare(cf) = config(&ALL).unwrap() else {
+            panic!("expected Cloudflare")
+        };
+        let shown = format!("{cf:?} {:?}", Config::Cloudflare(cf.clone()));
+        assert!(
+            !shown.contains("tok-secret-value") && !shown.contains("r2-secret-value"),
+            "{shown}"
+        );
     }
 }

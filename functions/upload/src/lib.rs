@@ -95,7 +95,14 @@ async fn run(deps: &Deps, req: Request) -> Result<Response<Body>, ApiError> {
             Ok(None) => ApiError::Unauthorized,
             Err(err) => err,
         },
+        // D1 answered an attempt with an error after all, yet it had landed: the retry met our own row.
+        Err(DbError::Conflict(message)) if message.contains("assets.id") => {
+            return json_response(StatusCode::CREATED, &record);
+        }
         Err(DbError::Conflict(_)) => ApiError::Conflict,
+        // The insert may have landed: removing the object could leave a record without its bytes,
+        // so it stays, and `imgbt fsck` reports it if no record names it.
+        Err(DbError::Uncertain(cause)) => return Err(ApiError::Internal(cause)),
         Err(err) => err.into(),
     };
     if let Err(err) = deps.blobs.delete(&record.r2_key).await {

@@ -52,7 +52,16 @@ impl LocalBlobs {
         let mut suffix = [0u8; 8];
         crate::auth::fill_random(&mut suffix);
         let tmp = path.with_file_name(format!(".tmp-{}", u64::from_le_bytes(suffix)));
-        let written = std::fs::write(&tmp, body).and_then(|()| std::fs::rename(&tmp, &path));
+        let mut written = std::fs::write(&tmp, body);
+        if written
+            .as_ref()
+            .is_err_and(|e| e.kind() == ErrorKind::NotFound)
+        {
+            // A concurrent delete pruned the directory between its creation and the write.
+            written = std::fs::create_dir_all(path.parent().unwrap_or(&self.root))
+                .and_then(|()| std::fs::write(&tmp, body));
+        }
+        let written = written.and_then(|()| std::fs::rename(&tmp, &path));
         if let Err(e) = written {
             let _ = std::fs::remove_file(&tmp);
             return Err(io(e));
@@ -63,10 +72,20 @@ impl LocalBlobs {
     fn delete_sync(&self, key: &str) -> Result<(), BlobError> {
         let path = self.path_of(key)?;
         match std::fs::remove_file(&path) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(BlobError::Io(format!("delete {key}: {e}"))),
+            Ok(()) => {}
+            Err(e) if e.kind() == ErrorKind::NotFound => {}
+            Err(e) => return Err(BlobError::Io(format!("delete {key}: {e}"))),
         }
+        // Prune directories left empty, as S3 has no directories to leave behind. Removing a
+        // directory that is not empty fails, which ends the walk.
+        let mut dir = path.parent();
+        while let Some(d) = dir.filter(|d| *d != self.root) {
+            if std::fs::remove_dir(d).is_err() {
+                break;
+            }
+            dir = d.parent();
+        }
+        Ok(())
     }
 
     fn size_sync(&self, key: &str) -> Result<Option<u64>, BlobError> {
@@ -115,6 +134,9 @@ mod tests {
         assert_eq!(std::fs::read(dir.path().join(key)).unwrap(), b"hello");
         blobs.delete(key).await.unwrap();
         assert_eq!(blobs.size(key).await.unwrap(), None);
+        // No empty directories are left behind, and the root stays.
+        assert!(!dir.path().join("vault_x").exists());
+        assert!(dir.path().exists());
         // Deleting again succeeds, as on S3.
         blobs.delete(key).await.unwrap();
     }

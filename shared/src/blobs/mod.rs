@@ -1,9 +1,11 @@
 //! The bytes seam: [`Blobs`] stores, removes and checks objects by key. Keys are always
 //! `{vault_id}/{partition}/{collection}/{channel}/{asset_id}_{filename}` (see [`crate::asset::r2_key`]).
 //!
-//! Implementations: [`local::LocalBlobs`] (a directory, the embedded default).
+//! Implementations: [`local::LocalBlobs`] (a directory, the embedded default) and [`r2::R2Blobs`]
+//! (Cloudflare R2 over S3).
 
 pub mod local;
+pub mod r2;
 
 use crate::BoxFuture;
 use bytes::Bytes;

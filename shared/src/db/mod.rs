@@ -2,9 +2,11 @@
 //! statement, which is exactly what D1's query endpoint does. Handlers build their whole request as
 //! one batch (authentication included), so on D1 each API call costs one round trip.
 //!
-//! Implementations: [`sqlite::SqliteDb`] (the embedded default). The SQL is D1's: SQLite, positional
+//! Implementations: [`sqlite::SqliteDb`] (the embedded default) and [`d1::D1Db`] (Cloudflare D1
+//! over REST). The SQL is D1's: SQLite, positional
 //! `?N` parameters, no BEGIN/COMMIT (the batch is the transaction).
 
+pub mod d1;
 pub mod sqlite;
 
 use crate::BoxFuture;
@@ -80,6 +82,9 @@ pub enum DbError {
     /// Anything else; the batch was not applied.
     #[error("{0}")]
     Other(String),
+    /// The request was sent but no answer came back: the batch may or may not have been applied.
+    #[error("{0}")]
+    Uncertain(String),
 }
 
 /// Runs batches of SQL. A batch is atomic: all of its statements apply, or none.

@@ -1,0 +1,364 @@
+//! Cloudflare D1 over its REST API: `POST {base}/accounts/{account}/d1/database/{db}/query`.
+//!
+//! A batch is sent as one request, `{"batch":[{"sql","params"},…]}`, which D1 runs atomically and
+//! answers with one result per statement. 429 and 5xx answers are retried with capped, jittered
+//! exponential backoff that honours `retry-after`; other 4xx answers never are. The API token is
+//! only ever placed in the `Authorization` header: no log line or error carries it.
+
+use super::{Db, DbError, Row, Stmt, StmtResult, Value};
+use crate::BoxFuture;
+use crate::deps::Secret;
+use reqwest::StatusCode;
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// D1's documented limits, checked before a batch is sent.
+pub const MAX_BOUND_PARAMS: usize = 100;
+pub const MAX_STATEMENT_BYTES: usize = 100_000;
+
+/// How a client retries refusals for rate (429) and transient failures (5xx, connection refused).
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    /// Attempts in all, the first included.
+    pub attempts: u32,
+    pub base: Duration,
+    pub cap: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            attempts: 4,
+            base: Duration::from_millis(100),
+            cap: Duration::from_secs(2),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The wait before retry number `retry` (1-based): full jitter over an exponential step, but
+    /// never less than what the server asked for in `retry-after` (itself capped).
+    fn delay(&self, retry: u32, retry_after: Option<Duration>) -> Duration {
+        let step = self.base.saturating_mul(1 << retry.min(16)).min(self.cap);
+        let mut random = [0u8; 8];
+        crate::auth::fill_random(&mut random);
+        let fraction = (u64::from_le_bytes(random) >> 11) as f64 / (1u64 << 53) as f64;
+        let jittered = step.mul_f64(0.5 + fraction / 2.0);
+        match retry_after {
+            Some(asked) => jittered.max(asked.min(self.cap * 4)),
+            None => jittered,
+        }
+    }
+}
+
+pub struct D1Db {
+    client: reqwest::Client,
+    url: String,
+    token: Secret,
+    retry: RetryPolicy,
+}
+
+#[derive(Serialize)]
+struct Request<'a> {
+    batch: Vec<StatementBody<'a>>,
+}
+
+#[derive(Serialize)]
+struct StatementBody<'a> {
+    sql: &'a str,
+    params: &'a [Value],
+}
+
+impl Serialize for Value {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Value::Null => serializer.serialize_none(),
+            Value::Integer(n) => serializer.serialize_i64(*n),
+            Value::Text(text) => serializer.serialize_str(text),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct Envelope {
+    #[serde(default)]
+    success: bool,
+    #[serde(default)]
+    errors: Vec<ApiMessage>,
+    #[serde(default)]
+    result: Option<Vec<QueryResult>>,
+}
+
+#[derive(Deserialize)]
+struct ApiMessage {
+    #[serde(default)]
+    code: i64,
+    #[serde(default)]
+    message: String,
+}
+
+#[derive(Deserialize)]
+struct QueryResult {
+    #[serde(default)]
+    results: Vec<Row>,
+    #[serde(default)]
+    meta: Meta,
+}
+
+#[derive(Deserialize, Default)]
+struct Meta {
+    #[serde(default)]
+    changes: u64,
+}
+
+impl D1Db {
+    /// `base` is `https://api.cloudflare.com/client/v4` in production.
+    pub fn new(
+        base: &str,
+        account_id: &str,
+        database_id: &str,
+        token: Secret,
+    ) -> Result<Self, DbError> {
+        let client = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(20))
+            .pool_idle_timeout(Duration::from_secs(60))
+            .build()
+            .map_err(|e| DbError::Other(format!("building the D1 client: {e}")))?;
+        let url = format!(
+            "{}/accounts/{account_id}/d1/database/{database_id}/query",
+            base.trim_end_matches('/')
+        );
+        Ok(D1Db {
+            client,
+            url,
+            token,
+            retry: RetryPolicy::default(),
+        })
+    }
+
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    async fn send(&self, stmts: &[Stmt]) -> Result<Vec<StmtResult>, DbError> {
+        check_limits(stmts)?;
+        let body = Request {
+            batch: stmts
+                .iter()
+                .map(|s| StatementBody {
+                    sql: &s.sql,
+                    params: &s.params,
+                })
+                .collect(),
+        };
+        let body = serde_json::to_vec(&body).map_err(|e| DbError::Other(e.to_string()))?;
+        let mut retry = 0;
+        loop {
+            let attempt = self
+                .client
+                .post(&self.url)
+                .bearer_auth(self.token.expose())
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body.clone())
+                .send()
+                .await;
+            let failure = match attempt {
+                Ok(response) => {
+                    let status = response.status();
+                    let retry_after = response
+                        .headers()
+                        .get(reqwest::header::RETRY_AFTER)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.trim().parse::<u64>().ok())
+                        .map(Duration::from_secs);
+                    let text = response.bytes().await.map_err(uncertain)?;
+                    match classify(status, &text, stmts.len()) {
+                        Outcome::Done(results) => return Ok(results),
+                        Outcome::Fail(err) => return Err(err),
+                        Outcome::Retry(err) => (err, retry_after),
+                    }
+                }
+                // Nothing reached D1: safe to send again.
+                Err(e) if e.is_connect() => (
+                    DbError::Other(format!("D1 unreachable: {}", e.without_url())),
+                    None,
+                ),
+                // The batch may or may not have run: never resend it blindly.
+                Err(e) => return Err(uncertain(e)),
+            };
+            retry += 1;
+            if retry >= self.retry.attempts {
+                return Err(failure.0);
+            }
+            tokio::time::sleep(self.retry.delay(retry, failure.1)).await;
+        }
+    }
+}
+
+impl Db for D1Db {
+    fn batch(&self, stmts: Vec<Stmt>) -> BoxFuture<'_, Result<Vec<StmtResult>, DbError>> {
+        Box::pin(async move { self.send(&stmts).await })
+    }
+}
+
+fn check_limits(stmts: &[Stmt]) -> Result<(), DbError> {
+    for stmt in stmts {
+        if stmt.params.len() > MAX_BOUND_PARAMS {
+            return Err(DbError::Other(format!(
+                "statement binds {} parameters; D1 allows {MAX_BOUND_PARAMS}",
+                stmt.params.len()
+            )));
+        }
+        let size = stmt.sql.len()
+            + stmt
+                .params
+                .iter()
+                .map(|p| if let Value::Text(t) = p { t.len() } else { 8 })
+                .sum::<usize>();
+        if size > MAX_STATEMENT_BYTES {
+            return Err(DbError::Other(format!(
+                "statement is {size} bytes; D1 allows {MAX_STATEMENT_BYTES}"
+            )));
+        }
+    }
+    Ok(())
+}
+
+enum Outcome {
+    Done(Vec<StmtResult>),
+    Retry(DbError),
+    Fail(DbError),
+}
+
+fn classify(status: StatusCode, body: &[u8], expected: usize) -> Outcome {
+    let envelope: Option<Envelope> = serde_json::from_slice(body).ok();
+    let message = envelope
+        .as_ref()
+        .map(|e| {
+            e.errors
+                .iter()
+                .map(|m| format!("{} (code {})", m.message, m.code))
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
+        .unwrap_or_default();
+    if status == StatusCode::TOO_MANY_REQUESTS {
+        return Outcome::Retry(DbError::RateLimited(format!("D1 answered 429: {message}")));
+    }
+    if status.is_server_error() {
+        return Outcome::Retry(DbError::Other(format!("D1 answered {status}: {message}")));
+    }
+    if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+        tracing::error!(
+            status = status.as_u16(),
+            "D1 refused the API token: check CLOUDFLARE_API_TOKEN and that it may edit D1"
+        );
+        return Outcome::Fail(DbError::Other(format!(
+            "D1 refused the API token ({status})"
+        )));
+    }
+    let Some(envelope) = envelope else {
+        return Outcome::Fail(DbError::Other(format!(
+            "D1 answered {status} with a body that is not its envelope"
+        )));
+    };
+    if !status.is_success() || !envelope.success {
+        if envelope
+            .errors
+            .iter()
+            .any(|m| m.message.contains("UNIQUE constraint failed"))
+        {
+            return Outcome::Fail(DbError::Conflict(message));
+        }
+        return Outcome::Fail(DbError::Other(format!("D1 answered {status}: {message}")));
+    }
+    let results: Vec<StmtResult> = envelope
+        .result
+        .unwrap_or_default()
+        .into_iter()
+        .map(|r| StmtResult {
+            rows: r.results,
+            changes: r.meta.changes,
+        })
+        .collect();
+    if results.len() != expected {
+        return Outcome::Fail(DbError::Other(format!(
+            "D1 returned {} results for {expected} statements",
+            results.len()
+        )));
+    }
+    Outcome::Done(results)
+}
+
+/// reqwest's messages include the URL, which names the account and database: leave it out.
+fn uncertain(err: reqwest::Error) -> DbError {
+    DbError::Uncertain(format!("D1 request outcome unknown: {}", err.without_url()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_are_checked_before_sending() {
+        let many = Stmt::new("SELECT 1", vec![Value::Integer(1); 101]);
+        assert!(check_limits(&[many]).is_err());
+        let long = Stmt::new(
+            "SELECT 1",
+            vec![Value::Text("x".repeat(MAX_STATEMENT_BYTES))],
+        );
+        assert!(check_limits(&[long]).is_err());
+        assert!(check_limits(&[Stmt::new("SELECT ?1", vec![Value::Integer(1); 100])]).is_ok());
+    }
+
+    #[test]
+    fn unique_violations_are_conflicts_and_bad_sql_fails_without_retry() {
+        let unique = br#"{"success":false,"errors":[{"code":7500,"message":"UNIQUE constraint failed: assets.id: SQLITE_CONSTRAINT"}],"messages":[],"result":[]}"#;
+        assert!(matches!(
+            classify(StatusCode::BAD_REQUEST, unique, 1),
+            Outcome::Fail(DbError::Conflict(_))
+        ));
+        let syntax = br#"{"success":false,"errors":[{"code":7500,"message":"near \"SELEC\": syntax error"}],"messages":[],"result":[]}"#;
+        assert!(matches!(
+            classify(StatusCode::BAD_REQUEST, syntax, 1),
+            Outcome::Fail(DbError::Other(_))
+        ));
+        assert!(matches!(
+            classify(StatusCode::TOO_MANY_REQUESTS, b"", 1),
+            Outcome::Retry(DbError::RateLimited(_))
+        ));
+        assert!(matches!(
+            classify(StatusCode::BAD_GATEWAY, b"<html>", 1),
+            Outcome::Retry(DbError::Other(_))
+        ));
+        assert!(matches!(
+            classify(StatusCode::UNAUTHORIZED, b"{}", 1),
+            Outcome::Fail(DbError::Other(_))
+        ));
+    }
+
+    #[test]
+    fn results_come_one_per_statement() {
+        let ok = br#"{"success":true,"errors":[],"messages":[],"result":[{"success":true,"results":[{"a":1}],"meta":{"changes":0}},{"success":true,"results":[],"meta":{"changes":2}}]}"#;
+        match classify(StatusCode::OK, ok, 2) {
+            Outcome::Done(results) => {
+                assert_eq!(results[0].rows[0]["a"], 1);
+                assert_eq!(results[1].changes, 2);
+            }
+            _ => panic!("expected results"),
+        }
+        assert!(matches!(classify(StatusCode::OK, ok, 3), Outcome::Fail(_)));
+    }
+
+    #[test]
+    fn backoff_is_capped_and_honours_retry_after() {
+        let policy = RetryPolicy::default();
+        for retry in 1..10 {
+            assert!(policy.delay(retry, None) <= policy.cap);
+        }
+        assert!(policy.delay(1, Some(Duration::from_secs(3))) >= Duration::from_secs(3));
+        assert!(policy.delay(1, Some(Duration::from_secs(3600))) <= policy.cap * 4);
+    }
+}
