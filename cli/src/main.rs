@@ -312,8 +312,11 @@ async fn key_revoke(deps: &Deps, vault_id: &str, key_id: &str) -> Result<Output,
 async fn gc(deps: &Deps) -> Result<Output, Failure> {
     let report: GcReport = admin::gc(&*deps.db, &*deps.blobs).await?;
     let mut text = format!("Cleared {} pending deletion(s).\n", report.deleted.len());
-    for key in &report.failed {
-        text.push_str(&format!("Could not remove (left pending): {key}\n"));
+    for failure in &report.failed {
+        text.push_str(&format!(
+            "Could not remove (left pending): {}: {}\n",
+            failure.r2_key, failure.error
+        ));
     }
     let output = Output {
         json: serde_json::to_value(&report)?,

@@ -201,7 +201,13 @@ pub struct GcReport {
     /// Objects removed (or found already gone) whose pending row was cleared.
     pub deleted: Vec<String>,
     /// Objects the store still refused to remove; their rows stay for the next sweep.
-    pub failed: Vec<String>,
+    pub failed: Vec<GcFailure>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct GcFailure {
+    pub r2_key: String,
+    pub error: String,
 }
 
 /// Removes the objects of deleted assets that are still pending, and clears their rows.
@@ -220,16 +226,16 @@ pub async fn gc(db: &dyn Db, blobs: &dyn Blobs) -> Result<GcReport, DbError> {
             .rows
             .iter()
             .map(|row| text(row, "r2_key"))
-            .filter(|key| !report.failed.contains(key))
+            .filter(|key| !report.failed.iter().any(|f| f.r2_key == *key))
             .collect();
         let mut done = Vec::new();
         for key in &keys {
             match blobs.delete(key).await {
                 Ok(()) => done.push(key.clone()),
-                Err(err) => {
-                    tracing::warn!(error = %err, "gc: object delete failed; left pending");
-                    report.failed.push(key.clone());
-                }
+                Err(err) => report.failed.push(GcFailure {
+                    r2_key: key.clone(),
+                    error: err.to_string(),
+                }),
             }
         }
         if done.is_empty() {
