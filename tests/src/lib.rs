@@ -1,1 +1,721 @@
+//! The test kit: everything the suites in `tests/tests/` share, kept small.
+//!
+//! - [`TestApp`]: a fresh embedded store in a temporary directory with two vaults (`vault` and
+//!   `other`, each with a `pk_` and an `sk_` key), and one helper per endpoint
+//!   ([`TestApp::upload`], [`TestApp::list`], [`TestApp::get`], [`TestApp::patch`],
+//!   [`TestApp::delete`]). [`TestApp::call`] builds any other request: another vault, another key,
+//!   a raw body, no path parameters, another method.
+//! - [`dispatch`]: hands a `lambda_http::Request` to the function that serves it, as the runtime does.
+//! - [`Reply`]: what came back (status, headers, body), and the asserts the suites repeat
+//!   ([`Reply::ok`], [`Reply::error`], [`Reply::invalid`]).
+//! - [`Form`]: multipart bodies byte by byte, so a suite controls duplicates, missing fields and
+//!   file names exactly; [`oversized_upload`] builds the >100 MiB body without copying it.
+//! - [`fixture`]: the files in `tests/fixtures/` (see `make.py` there).
+//! - [`FaultyBlobs`], [`FaultyDb`]: stores that refuse on demand, to prove what happens on failure.
+//! - Checks of the record's formats: [`is_ulid`], [`is_api_time`].
 
+use bytes::Bytes;
+use lambda_http::http::{HeaderMap, HeaderValue, Method, StatusCode};
+use lambda_http::{Body, Request, RequestExt, Response};
+use serde_json::Value;
+use shared::admin::{self, NewVault};
+use shared::blobs::local::LocalBlobs;
+use shared::blobs::{BlobError, Blobs};
+use shared::db::{Db, DbError, Stmt, StmtResult};
+use shared::{BoxFuture, Deps};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use tempfile::TempDir;
+
+/// Hands `req` to the handler of `function`, the way each function's `main` does.
+pub async fn dispatch(deps: &Deps, function: &str, req: Request) -> Response<Body> {
+    let result = match function {
+        "upload" => upload::handle(deps, req).await,
+        "list" => list::handle(deps, req).await,
+        "get" => get::handle(deps, req).await,
+        "update" => update::handle(deps, req).await,
+        "delete" => delete::handle(deps, req).await,
+        other => panic!("no function {other}"),
+    };
+    // API.md: errors are responses. An Err here would reach the client as a gateway 502.
+    result.unwrap_or_else(|e| panic!("{function} returned Err instead of an error response: {e}"))
+}
+
+/// A fresh store with two vaults. Dropping it removes the directory.
+pub struct TestApp {
+    pub dir: TempDir,
+    pub deps: Deps,
+    /// The vault most tests work in.
+    pub vault: NewVault,
+    /// A second vault, for isolation tests.
+    pub other: NewVault,
+}
+
+impl TestApp {
+    pub async fn new() -> Self {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let deps = Deps::embedded(dir.path()).await.expect("embedded store");
+        let vault = admin::create_vault(&*deps.db, "main").await.expect("vault");
+        let other = admin::create_vault(&*deps.db, "other")
+            .await
+            .expect("second vault");
+        TestApp {
+            dir,
+            deps,
+            vault,
+            other,
+        }
+    }
+
+    pub fn pk(&self) -> &str {
+        &self.vault.public_key
+    }
+
+    pub fn sk(&self) -> &str {
+        &self.vault.secret_key
+    }
+
+    /// A request to `function` in this app's vault, with path parameters as API Gateway sets them.
+    pub fn call(&self, function: &'static str) -> Call<'_> {
+        self.call_on(&self.deps, function)
+    }
+
+    /// Like [`TestApp::call`], served by other dependencies (e.g. a faulty store over this app's data).
+    pub fn call_on<'a>(&'a self, deps: &'a Deps, function: &'static str) -> Call<'a> {
+        let route = shared::routes::route_of(function);
+        Call {
+            deps,
+            function,
+            method: Method::from_bytes(route.method.as_bytes()).expect("route method"),
+            vault: self.vault.vault_id.clone(),
+            asset: None,
+            query: String::new(),
+            headers: HeaderMap::new(),
+            body: Body::Empty,
+            path_params: true,
+        }
+    }
+
+    pub async fn upload(&self, key: &str, form: &Form) -> Reply {
+        self.call("upload").key(key).form(form).send().await
+    }
+
+    /// Uploads `form` with the secret key and returns the record, failing the test on anything but 201.
+    pub async fn create(&self, form: &Form) -> Value {
+        self.upload(self.sk(), form).await.ok(201)
+    }
+
+    /// `query` is the raw query string, without `?` (e.g. `limit=7&channel=a`).
+    pub async fn list(&self, key: &str, query: &str) -> Reply {
+        self.call("list").key(key).query(query).send().await
+    }
+
+    pub async fn get(&self, key: &str, id: &str) -> Reply {
+        self.call("get").key(key).asset(id).send().await
+    }
+
+    pub async fn patch(&self, key: &str, id: &str, body: &Value) -> Reply {
+        self.call("update")
+            .key(key)
+            .asset(id)
+            .json(body)
+            .send()
+            .await
+    }
+
+    pub async fn delete(&self, key: &str, id: &str) -> Reply {
+        self.call("delete").key(key).asset(id).send().await
+    }
+
+    pub fn objects_dir(&self) -> PathBuf {
+        self.dir.path().join("objects")
+    }
+
+    /// The bytes stored for `r2_key`, if there is such an object.
+    pub fn read_object(&self, r2_key: &str) -> Option<Vec<u8>> {
+        std::fs::read(self.objects_dir().join(r2_key)).ok()
+    }
+
+    /// Every file under the objects directory (temporary files included: a leftover is a leftover).
+    pub fn object_files(&self) -> Vec<PathBuf> {
+        fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+            let Ok(entries) = std::fs::read_dir(dir) else {
+                return;
+            };
+            for entry in entries.flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    walk(&path, out);
+                } else {
+                    out.push(path);
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(&self.objects_dir(), &mut out);
+        out
+    }
+
+    /// Runs one statement against the store, for what no endpoint shows.
+    pub async fn query(&self, sql: &'static str) -> StmtResult {
+        let mut results = shared::db::run(&*self.deps.db, vec![Stmt::new(sql, vec![])])
+            .await
+            .expect("query");
+        results.remove(0)
+    }
+
+    /// The object keys waiting in `pending_deletions`.
+    pub async fn pending_deletions(&self) -> Vec<String> {
+        let result = self
+            .query("SELECT r2_key FROM pending_deletions ORDER BY r2_key")
+            .await;
+        result
+            .rows
+            .iter()
+            .map(|row| row["r2_key"].as_str().expect("r2_key text").to_owned())
+            .collect()
+    }
+
+    /// Dependencies over this app's database with `blobs` in place of the local directory.
+    pub fn deps_with_blobs(&self, blobs: Arc<dyn Blobs>) -> Deps {
+        Deps::new(self.deps.db.clone(), blobs)
+    }
+
+    /// The local object store of this app, as a value of its own (e.g. to wrap in [`FaultyBlobs`]).
+    pub fn local_blobs(&self) -> LocalBlobs {
+        LocalBlobs::new(self.objects_dir()).expect("objects directory")
+    }
+}
+
+/// One request under construction; [`Call::send`] dispatches it.
+pub struct Call<'a> {
+    deps: &'a Deps,
+    function: &'static str,
+    method: Method,
+    vault: String,
+    asset: Option<String>,
+    query: String,
+    headers: HeaderMap,
+    body: Body,
+    path_params: bool,
+}
+
+impl Call<'_> {
+    /// The function this call goes to.
+    pub fn function(&self) -> &'static str {
+        self.function
+    }
+
+    pub fn vault(mut self, vault_id: &str) -> Self {
+        self.vault = vault_id.to_owned();
+        self
+    }
+
+    pub fn asset(mut self, asset_id: &str) -> Self {
+        self.asset = Some(asset_id.to_owned());
+        self
+    }
+
+    pub fn query(mut self, query: &str) -> Self {
+        self.query = query.to_owned();
+        self
+    }
+
+    pub fn method(mut self, method: Method) -> Self {
+        self.method = method;
+        self
+    }
+
+    /// `Authorization: Bearer <key>`.
+    pub fn key(self, key: &str) -> Self {
+        self.header("authorization", &format!("Bearer {key}"))
+    }
+
+    pub fn header(mut self, name: &'static str, value: &str) -> Self {
+        self.headers
+            .insert(name, HeaderValue::from_str(value).expect("header value"));
+        self
+    }
+
+    /// A raw body, with `content_type` when given.
+    pub fn body(mut self, content_type: Option<&str>, bytes: impl Into<Vec<u8>>) -> Self {
+        if let Some(ct) = content_type {
+            self = self.header("content-type", ct);
+        }
+        self.body = Body::Binary(bytes.into());
+        self
+    }
+
+    pub fn form(self, form: &Form) -> Self {
+        let content_type = form.content_type();
+        self.body(Some(&content_type), form.to_bytes())
+    }
+
+    pub fn json(self, body: &Value) -> Self {
+        self.body(Some("application/json"), body.to_string())
+    }
+
+    /// No path parameters, and a raw path as a function URL delivers it:
+    /// `/lambda-url/<function>/api/v1/vaults/{v}/assets[/{a}]`.
+    pub fn without_path_parameters(mut self) -> Self {
+        self.path_params = false;
+        self
+    }
+
+    pub fn path(&self) -> String {
+        let mut path = format!("/api/v1/vaults/{}/assets", self.vault);
+        if let Some(asset) = &self.asset {
+            path = format!("{path}/{asset}");
+        }
+        if !self.path_params {
+            path = format!("/lambda-url/{}{path}", self.function);
+        }
+        path
+    }
+
+    pub fn build(self) -> Request {
+        let mut uri = self.path();
+        if !self.query.is_empty() {
+            uri = format!("{uri}?{}", self.query);
+        }
+        let mut req = lambda_http::http::Request::builder()
+            .method(self.method)
+            .uri(uri)
+            .body(self.body)
+            .expect("request");
+        *req.headers_mut() = self.headers;
+        if self.path_params {
+            let mut params = HashMap::from([("vaultId".to_owned(), self.vault)]);
+            if let Some(asset) = self.asset {
+                params.insert("assetId".to_owned(), asset);
+            }
+            req = req.with_path_parameters(params);
+        }
+        req
+    }
+
+    pub async fn send(self) -> Reply {
+        let (deps, function) = (self.deps, self.function);
+        Reply::from(dispatch(deps, function, self.build()).await)
+    }
+}
+
+/// A response, with its body as bytes.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl From<Response<Body>> for Reply {
+    fn from(response: Response<Body>) -> Self {
+        let (parts, body) = response.into_parts();
+        let body = match body {
+            Body::Empty => Vec::new(),
+            Body::Text(text) => text.into_bytes(),
+            Body::Binary(bytes) => bytes,
+            other => panic!("unexpected body variant {other:?}"),
+        };
+        Reply {
+            status: parts.status,
+            headers: parts.headers,
+            body,
+        }
+    }
+}
+
+impl Reply {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// The body as text, cut to a length that reads well in a failure message.
+    pub fn snippet(&self) -> String {
+        let text = self.text();
+        match text.char_indices().nth(600) {
+            Some((cut, _)) => format!("{}… ({} bytes)", &text[..cut], self.body.len()),
+            None => text,
+        }
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The body as JSON; fails the test when it is not JSON.
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("body is not JSON ({e}): {}", self.snippet()))
+    }
+
+    /// Asserts `status` and a JSON body labelled `application/json`, and returns the body.
+    pub fn ok(&self, status: u16) -> Value {
+        assert_eq!(
+            self.status.as_u16(),
+            status,
+            "unexpected status; body: {}",
+            self.snippet()
+        );
+        assert_json_content_type(self);
+        self.json()
+    }
+
+    /// Asserts an error response of API.md: `status`, `code`, `content-type: application/json`, and
+    /// the envelope `{"error":{"code","message","status"}}` with nothing else in it. Returns the message.
+    pub fn error(&self, status: u16, code: &str) -> String {
+        assert_eq!(
+            self.status.as_u16(),
+            status,
+            "expected {status} {code}; body: {}",
+            self.snippet()
+        );
+        assert_json_content_type(self);
+        let body = self.json();
+        let envelope = body.as_object().expect("error body is an object");
+        assert_eq!(envelope.len(), 1, "envelope has only `error`: {body}");
+        let error = body["error"]
+            .as_object()
+            .unwrap_or_else(|| panic!("`error` is an object: {body}"));
+        assert_eq!(
+            error.len(),
+            3,
+            "`error` has exactly code, message, status: {body}"
+        );
+        assert_eq!(error["code"], code, "{body}");
+        assert_eq!(error["status"], status, "{body}");
+        let message = error["message"]
+            .as_str()
+            .unwrap_or_else(|| panic!("message is a string: {body}"));
+        assert!(!message.is_empty(), "message is not empty: {body}");
+        if status == 401 {
+            assert_eq!(
+                self.header("www-authenticate"),
+                Some("Bearer"),
+                "401 carries WWW-Authenticate: Bearer"
+            );
+        }
+        message.to_owned()
+    }
+
+    /// Asserts 400 INVALID_PARAMS whose message names `field`.
+    pub fn invalid(&self, field: &str) -> String {
+        let message = self.error(400, "INVALID_PARAMS");
+        assert!(
+            message.contains(field),
+            "the message should name `{field}`: {message}"
+        );
+        message
+    }
+}
+
+fn assert_json_content_type(reply: &Reply) {
+    let ct = reply.header("content-type").unwrap_or_default();
+    assert!(
+        ct == "application/json" || ct.starts_with("application/json;"),
+        "content-type is application/json, got {ct:?}"
+    );
+}
+
+/// One part of a multipart body.
+#[derive(Debug, Clone)]
+enum Part {
+    Field {
+        name: String,
+        value: Vec<u8>,
+    },
+    File {
+        name: String,
+        filename: Option<String>,
+        content_type: Option<String>,
+        bytes: Vec<u8>,
+    },
+}
+
+impl Part {
+    fn name(&self) -> &str {
+        match self {
+            Part::Field { name, .. } | Part::File { name, .. } => name,
+        }
+    }
+}
+
+/// A `multipart/form-data` body, part by part, in order. Nothing is de-duplicated or checked: a
+/// suite says exactly what goes on the wire.
+#[derive(Debug, Clone)]
+pub struct Form {
+    parts: Vec<Part>,
+}
+
+pub const BOUNDARY: &str = "----imgbt-test-boundary-7MA4YWxkTrZu0gW";
+
+impl Form {
+    pub fn new() -> Self {
+        Form { parts: Vec::new() }
+    }
+
+    /// The three required fields and a file part named `file`.
+    pub fn asset(
+        partition: &str,
+        collection: &str,
+        channel: &str,
+        filename: &str,
+        content_type: &str,
+        bytes: &[u8],
+    ) -> Self {
+        Form::new()
+            .field("partition", partition)
+            .field("collection", collection)
+            .field("channel", channel)
+            .file(filename, content_type, bytes)
+    }
+
+    /// `marketing/blog/hero-images`, the PNG fixture as `photo.png`.
+    pub fn standard() -> Self {
+        Form::asset(
+            "marketing",
+            "blog",
+            "hero-images",
+            "photo.png",
+            "image/png",
+            &fixture("tiny.png"),
+        )
+    }
+
+    /// A tiny text asset named `filename` in `partition/collection/channel`.
+    pub fn tiny(partition: &str, collection: &str, channel: &str, filename: &str) -> Self {
+        Form::asset(
+            partition,
+            collection,
+            channel,
+            filename,
+            "text/plain",
+            filename.as_bytes(),
+        )
+    }
+
+    pub fn field(mut self, name: &str, value: &str) -> Self {
+        self.parts.push(Part::Field {
+            name: name.to_owned(),
+            value: value.as_bytes().to_vec(),
+        });
+        self
+    }
+
+    /// A file part named `file`.
+    pub fn file(self, filename: &str, content_type: &str, bytes: &[u8]) -> Self {
+        self.file_part("file", Some(filename), Some(content_type), bytes)
+    }
+
+    /// A file part with every header under the caller's control (`None` leaves it out).
+    pub fn file_part(
+        mut self,
+        name: &str,
+        filename: Option<&str>,
+        content_type: Option<&str>,
+        bytes: &[u8],
+    ) -> Self {
+        self.parts.push(Part::File {
+            name: name.to_owned(),
+            filename: filename.map(str::to_owned),
+            content_type: content_type.map(str::to_owned),
+            bytes: bytes.to_vec(),
+        });
+        self
+    }
+
+    /// Drops every part called `name`.
+    pub fn without(mut self, name: &str) -> Self {
+        self.parts.retain(|p| p.name() != name);
+        self
+    }
+
+    /// Replaces the value of text field `name` (added if absent).
+    pub fn set(self, name: &str, value: &str) -> Self {
+        self.without(name).field(name, value)
+    }
+
+    pub fn content_type(&self) -> String {
+        format!("multipart/form-data; boundary={BOUNDARY}")
+    }
+
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        for part in &self.parts {
+            out.extend_from_slice(format!("--{BOUNDARY}\r\n").as_bytes());
+            match part {
+                Part::Field { name, value } => {
+                    out.extend_from_slice(
+                        format!("Content-Disposition: form-data; name=\"{name}\"\r\n\r\n")
+                            .as_bytes(),
+                    );
+                    out.extend_from_slice(value);
+                }
+                Part::File {
+                    name,
+                    filename,
+                    content_type,
+                    bytes,
+                } => {
+                    out.extend_from_slice(
+                        file_head(name, filename.as_deref(), content_type.as_deref()).as_bytes(),
+                    );
+                    out.extend_from_slice(bytes);
+                }
+            }
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
+        out
+    }
+}
+
+impl Default for Form {
+    fn default() -> Self {
+        Form::new()
+    }
+}
+
+fn file_head(name: &str, filename: Option<&str>, content_type: Option<&str>) -> String {
+    let mut head = format!("Content-Disposition: form-data; name=\"{name}\"");
+    if let Some(filename) = filename {
+        head.push_str(&format!(
+            "; filename=\"{}\"",
+            filename.replace('\\', "\\\\").replace('"', "\\\"")
+        ));
+    }
+    head.push_str("\r\n");
+    if let Some(ct) = content_type {
+        head.push_str(&format!("Content-Type: {ct}\r\n"));
+    }
+    head.push_str("\r\n");
+    head
+}
+
+/// An upload of `marketing/blog/big` whose file is `file_bytes` zero bytes, built in place (one
+/// allocation), with its content type.
+pub fn oversized_upload(file_bytes: usize) -> (String, Vec<u8>) {
+    let fields = Form::new()
+        .field("partition", "marketing")
+        .field("collection", "blog")
+        .field("channel", "big");
+    let mut head = fields.to_bytes();
+    head.truncate(head.len() - format!("--{BOUNDARY}--\r\n").len());
+    head.extend_from_slice(format!("--{BOUNDARY}\r\n").as_bytes());
+    head.extend_from_slice(
+        file_head("file", Some("big.bin"), Some("application/octet-stream")).as_bytes(),
+    );
+    let tail = format!("\r\n--{BOUNDARY}--\r\n");
+    let mut body = Vec::with_capacity(head.len() + file_bytes + tail.len());
+    body.extend_from_slice(&head);
+    body.resize(head.len() + file_bytes, 0);
+    body.extend_from_slice(tail.as_bytes());
+    (fields.content_type(), body)
+}
+
+/// A file from `tests/fixtures/`.
+pub fn fixture(name: &str) -> Vec<u8> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// True when `text` is a ULID: 26 characters of Crockford base32 (uppercase), at most `7ZZ…`.
+pub fn is_ulid(text: &str) -> bool {
+    const ALPHABET: &[u8] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+    text.len() == 26 && text.bytes().all(|b| ALPHABET.contains(&b)) && text.as_bytes()[0] <= b'7'
+}
+
+/// True when `text` is RFC 3339 UTC as the API writes it: `YYYY-MM-DDTHH:MM:SS.mmmZ`.
+pub fn is_api_time(text: &str) -> bool {
+    let b = text.as_bytes();
+    let digits = |range: std::ops::Range<usize>| range.into_iter().all(|i| b[i].is_ascii_digit());
+    let num = |range: std::ops::Range<usize>| text[range].parse::<u32>().unwrap_or(u32::MAX);
+    b.len() == 24
+        && digits(0..4)
+        && b[4] == b'-'
+        && digits(5..7)
+        && b[7] == b'-'
+        && digits(8..10)
+        && b[10] == b'T'
+        && digits(11..13)
+        && b[13] == b':'
+        && digits(14..16)
+        && b[16] == b':'
+        && digits(17..19)
+        && b[19] == b'.'
+        && digits(20..23)
+        && b[23] == b'Z'
+        && (1..=12).contains(&num(5..7))
+        && (1..=31).contains(&num(8..10))
+        && num(11..13) < 24
+        && num(14..16) < 60
+        && num(17..19) < 61
+}
+
+/// An object store that fails `put` and/or `delete` while told to, and otherwise stores in a
+/// [`LocalBlobs`]. Its error text imitates an upstream body, which must never reach a client.
+pub struct FaultyBlobs {
+    pub inner: LocalBlobs,
+    pub fail_put: AtomicBool,
+    pub fail_delete: AtomicBool,
+}
+
+pub const UPSTREAM_SECRET: &str =
+    "<Error><Code>InternalError</Code><RequestId>upstream-7f3a</RequestId></Error>";
+
+impl FaultyBlobs {
+    pub fn new(inner: LocalBlobs) -> Self {
+        FaultyBlobs {
+            inner,
+            fail_put: AtomicBool::new(false),
+            fail_delete: AtomicBool::new(false),
+        }
+    }
+
+    fn refuse(&self, what: &str) -> BlobError {
+        BlobError::Io(format!("{what} refused: {UPSTREAM_SECRET}"))
+    }
+}
+
+impl Blobs for FaultyBlobs {
+    fn put<'a>(
+        &'a self,
+        key: &'a str,
+        body: Bytes,
+        content_type: &'a str,
+    ) -> BoxFuture<'a, Result<(), BlobError>> {
+        if self.fail_put.load(Ordering::SeqCst) {
+            let err = self.refuse("put");
+            return Box::pin(async move { Err(err) });
+        }
+        self.inner.put(key, body, content_type)
+    }
+
+    fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), BlobError>> {
+        if self.fail_delete.load(Ordering::SeqCst) {
+            let err = self.refuse("delete");
+            return Box::pin(async move { Err(err) });
+        }
+        self.inner.delete(key)
+    }
+
+    fn size<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<u64>, BlobError>> {
+        self.inner.size(key)
+    }
+}
+
+/// A database that refuses every batch with the error `make` builds.
+pub struct FaultyDb {
+    pub make: fn() -> DbError,
+}
+
+impl Db for FaultyDb {
+    fn batch(&self, _stmts: Vec<Stmt>) -> BoxFuture<'_, Result<Vec<StmtResult>, DbError>> {
+        let err = (self.make)();
+        Box::pin(async move { Err(err) })
+    }
+}
