@@ -897,6 +897,13 @@ async fn unsafe_filenames_are_400() {
         .await
         .invalid("filename");
     }
+    // No override and no uploaded name: there is no filename at all.
+    let nameless = Form::new()
+        .field("partition", "p")
+        .field("collection", "c")
+        .field("channel", "ch")
+        .file_part("file", None, Some("image/png"), &png);
+    app.upload(app.sk(), &nameless).await.invalid("filename");
     assert_nothing_stored(&app).await;
 }
 
