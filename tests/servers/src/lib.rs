@@ -1,0 +1,83 @@
+//! Local stand-ins for the two Cloudflare services imgbt talks to, for tests that cannot reach
+//! Cloudflare. Each listens on `127.0.0.1:0`, answers as the real service does on the wire, records
+//! what it was sent, and can be told to fail.
+//!
+//! Module map:
+//! - [`d1`]: [`D1Server`], D1's REST query endpoint
+//!   (`POST /client/v4/accounts/{account}/d1/database/{db}/query`) over an in-memory SQLite
+//!   database: bearer token, Cloudflare's envelope, one result and `meta` per statement, a request's
+//!   statements in one transaction, D1's refusals (BEGIN/COMMIT/SAVEPOINT, unlisted PRAGMAs, limits
+//!   of 100 bound parameters and 100,000 bytes a statement), and [`d1::Fault`]s (429 with or
+//!   without `retry-after`, 500, a dropped connection).
+//! - [`s3`]: [`S3Server`], an S3 endpoint (path-style, as R2 is used) built on `s3s` + `s3s-fs`
+//!   with SigV4 verified, one bucket in a temporary directory, every request recorded raw
+//!   ([`s3::RecordedRequest`]), and injected S3 XML errors per method.
+//! - this file: the accept loop both servers share and the random identifiers they hand out.
+//!
+//! Both servers stop when dropped. They must be started inside a Tokio runtime (any flavour).
+
+pub mod d1;
+pub mod s3;
+
+pub use d1::D1Server;
+pub use s3::S3Server;
+
+use hyper::body::{Body, Incoming};
+use hyper::service::Service;
+use hyper_util::rt::TokioIo;
+use std::error::Error as StdError;
+use std::net::SocketAddr;
+use tokio::net::TcpListener;
+use tokio::task::{JoinHandle, JoinSet};
+
+/// `n` random bytes as lowercase hex.
+pub(crate) fn random_hex(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    getrandom::fill(&mut buf).expect("the OS random source");
+    buf.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The accept loop of a running server; dropping it stops the loop and every open connection.
+pub(crate) struct Running {
+    task: JoinHandle<()>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Binds `127.0.0.1:0` and serves HTTP/1.1 with `service` on every connection.
+pub(crate) async fn serve<S, B>(service: S) -> (SocketAddr, Running)
+where
+    S: Service<http::Request<Incoming>, Response = http::Response<B>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<Box<dyn StdError + Send + Sync>>,
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn StdError + Send + Sync>>,
+{
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("binding 127.0.0.1:0");
+    let addr = listener.local_addr().expect("the bound address");
+    let task = tokio::spawn(async move {
+        // Owned by the loop: aborting the loop drops the set, which aborts the connections.
+        let mut connections = JoinSet::new();
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let service = service.clone();
+            connections.spawn(async move {
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+            // Reap finished connections so the set does not grow without bound.
+            while connections.try_join_next().is_some() {}
+        }
+    });
+    (addr, Running { task })
+}
