@@ -15,6 +15,7 @@
 //! - Checks of the record's formats: [`is_ulid`], [`is_api_time`].
 
 use bytes::Bytes;
+use imgbt_test_servers::{D1Server, S3Server};
 use lambda_http::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde_json::Value;
@@ -22,6 +23,7 @@ use shared::admin::{self, NewVault};
 use shared::blobs::local::LocalBlobs;
 use shared::blobs::{BlobError, Blobs};
 use shared::db::{Db, DbError, Stmt, StmtResult};
+use shared::deps::{CloudflareConfig, Secret};
 use shared::{BoxFuture, Deps};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -43,9 +45,30 @@ pub async fn dispatch(deps: &Deps, function: &str, req: Request) -> Response<Bod
     result.unwrap_or_else(|e| panic!("{function} returned Err instead of an error response: {e}"))
 }
 
-/// A fresh store with two vaults. Dropping it removes the directory.
+/// Which stores a [`TestApp`] runs on. The contract suite runs on each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// A SQLite file and a directory, in a temporary directory.
+    Embedded,
+    /// Our D1 and R2 clients against the protocol-faithful D1 REST and S3 servers of
+    /// `imgbt-test-servers`, on 127.0.0.1.
+    Cloudflare,
+}
+
+/// Where a [`TestApp`]'s data lives.
+pub enum Store {
+    Embedded,
+    Cloudflare {
+        d1: D1Server,
+        s3: S3Server,
+        config: CloudflareConfig,
+    },
+}
+
+/// A fresh store with two vaults. Dropping it removes the directory and stops the servers.
 pub struct TestApp {
     pub dir: TempDir,
+    pub store: Store,
     pub deps: Deps,
     /// The vault most tests work in.
     pub vault: NewVault,
@@ -54,18 +77,74 @@ pub struct TestApp {
 }
 
 impl TestApp {
+    /// A fresh app on the embedded default.
     pub async fn new() -> Self {
+        Self::on(Backend::Embedded).await
+    }
+
+    pub async fn on(backend: Backend) -> Self {
         let dir = tempfile::tempdir().expect("temporary directory");
-        let deps = Deps::embedded(dir.path()).await.expect("embedded store");
-        let vault = admin::create_vault(&*deps.db, "main").await.expect("vault");
-        let other = admin::create_vault(&*deps.db, "other")
+        let store = match backend {
+            Backend::Embedded => Store::Embedded,
+            Backend::Cloudflare => {
+                let (d1, s3) = tokio::join!(D1Server::start(), S3Server::start());
+                let config = cloudflare_config(&d1, &s3);
+                Store::Cloudflare { d1, s3, config }
+            }
+        };
+        let app_deps = Self::deps_for(dir.path(), &store).await;
+        shared::migrations::apply(&*app_deps.db)
+            .await
+            .expect("migrations");
+        let vault = admin::create_vault(&*app_deps.db, "main")
+            .await
+            .expect("vault");
+        let other = admin::create_vault(&*app_deps.db, "other")
             .await
             .expect("second vault");
         TestApp {
             dir,
-            deps,
+            store,
+            deps: app_deps,
             vault,
             other,
+        }
+    }
+
+    async fn deps_for(dir: &Path, store: &Store) -> Deps {
+        match store {
+            Store::Embedded => Deps::embedded(dir).await.expect("embedded store"),
+            Store::Cloudflare { config, .. } => {
+                Deps::cloudflare(config).expect("Cloudflare clients")
+            }
+        }
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self.store {
+            Store::Embedded => Backend::Embedded,
+            Store::Cloudflare { .. } => Backend::Cloudflare,
+        }
+    }
+
+    /// Another set of dependencies over the same stores, as a second function instance has.
+    pub async fn another_instance(&self) -> Deps {
+        Self::deps_for(self.dir.path(), &self.store).await
+    }
+
+    /// The D1 test server, on the Cloudflare backend.
+    pub fn d1(&self) -> Option<&D1Server> {
+        match &self.store {
+            Store::Cloudflare { d1, .. } => Some(d1),
+            Store::Embedded => None,
+        }
+    }
+
+    /// The S3 test server, on the Cloudflare backend.
+    pub fn s3(&self) -> Option<&S3Server> {
+        match &self.store {
+            Store::Cloudflare { s3, .. } => Some(s3),
+            Store::Embedded => None,
         }
     }
 
@@ -135,10 +214,26 @@ impl TestApp {
 
     /// The bytes stored for `r2_key`, if there is such an object.
     pub fn read_object(&self, r2_key: &str) -> Option<Vec<u8>> {
-        std::fs::read(self.objects_dir().join(r2_key)).ok()
+        match &self.store {
+            Store::Embedded => {
+                let path = self.local_blobs().path_of(r2_key).ok()?;
+                std::fs::read(path).ok()
+            }
+            Store::Cloudflare { s3, .. } => s3.object_bytes(r2_key),
+        }
     }
 
-    /// Every file under the objects directory (temporary files included: a leftover is a leftover).
+    /// The stored size of `r2_key`, read from the store's own files.
+    pub fn object_len(&self, r2_key: &str) -> Option<u64> {
+        let path = match &self.store {
+            Store::Embedded => self.local_blobs().path_of(r2_key).ok()?,
+            Store::Cloudflare { s3, .. } => s3.object_path(r2_key),
+        };
+        std::fs::metadata(path).map(|m| m.len()).ok()
+    }
+
+    /// Everything the object store holds: on the embedded default every file under the objects
+    /// directory (temporary files included: a leftover is a leftover), on S3 every key.
     pub fn object_files(&self) -> Vec<PathBuf> {
         fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
             let Ok(entries) = std::fs::read_dir(dir) else {
@@ -153,9 +248,36 @@ impl TestApp {
                 }
             }
         }
-        let mut out = Vec::new();
-        walk(&self.objects_dir(), &mut out);
-        out
+        match &self.store {
+            Store::Embedded => {
+                let mut out = Vec::new();
+                walk(&self.objects_dir(), &mut out);
+                out
+            }
+            Store::Cloudflare { s3, .. } => s3.objects().into_iter().map(PathBuf::from).collect(),
+        }
+    }
+
+    /// Everything the record store holds, as bytes to search: the SQLite files of the embedded
+    /// default, or every row of every table of the D1 server.
+    pub fn database_bytes(&self) -> Vec<u8> {
+        match &self.store {
+            Store::Embedded => ["imgbt.db", "imgbt.db-wal"]
+                .iter()
+                .filter_map(|name| std::fs::read(self.dir.path().join(name)).ok())
+                .flatten()
+                .collect(),
+            Store::Cloudflare { d1, .. } => {
+                let tables = d1.query("SELECT name FROM sqlite_master WHERE type = 'table'");
+                let mut out = Vec::new();
+                for table in tables {
+                    let name = table["name"].as_str().expect("table name");
+                    let rows = d1.query(&format!("SELECT * FROM \"{name}\""));
+                    out.extend(serde_json::to_vec(&rows).expect("rows as JSON"));
+                }
+                out
+            }
+        }
     }
 
     /// Runs one statement against the store, for what no endpoint shows.
@@ -183,8 +305,12 @@ impl TestApp {
         Deps::new(self.deps.db.clone(), blobs)
     }
 
-    /// The local object store of this app, as a value of its own (e.g. to wrap in [`FaultyBlobs`]).
-    pub fn local_blobs(&self) -> LocalBlobs {
+    /// The object store of this app as a value of its own (e.g. to wrap in [`FaultyBlobs`]).
+    pub fn blobs(&self) -> Arc<dyn Blobs> {
+        self.deps.blobs.clone()
+    }
+
+    fn local_blobs(&self) -> LocalBlobs {
         LocalBlobs::new(self.objects_dir()).expect("objects directory")
     }
 }
@@ -656,10 +782,10 @@ pub fn is_api_time(text: &str) -> bool {
         && num(17..19) < 61
 }
 
-/// An object store that fails `put` and/or `delete` while told to, and otherwise stores in a
-/// [`LocalBlobs`]. Its error text imitates an upstream body, which must never reach a client.
+/// An object store that fails `put` and/or `delete` while told to, and otherwise stores in the
+/// app's own store. Its error text imitates an upstream body, which must never reach a client.
 pub struct FaultyBlobs {
-    pub inner: LocalBlobs,
+    pub inner: Arc<dyn Blobs>,
     pub fail_put: AtomicBool,
     pub fail_delete: AtomicBool,
 }
@@ -668,7 +794,7 @@ pub const UPSTREAM_SECRET: &str =
     "<Error><Code>InternalError</Code><RequestId>upstream-7f3a</RequestId></Error>";
 
 impl FaultyBlobs {
-    pub fn new(inner: LocalBlobs) -> Self {
+    pub fn new(inner: Arc<dyn Blobs>) -> Self {
         FaultyBlobs {
             inner,
             fail_put: AtomicBool::new(false),
@@ -717,5 +843,19 @@ impl Db for FaultyDb {
     fn batch(&self, _stmts: Vec<Stmt>) -> BoxFuture<'_, Result<Vec<StmtResult>, DbError>> {
         let err = (self.make)();
         Box::pin(async move { Err(err) })
+    }
+}
+
+/// Configuration that points our Cloudflare clients at the local test servers.
+pub fn cloudflare_config(d1: &D1Server, s3: &S3Server) -> CloudflareConfig {
+    CloudflareConfig {
+        account_id: d1.account_id().to_owned(),
+        api_token: Secret::new(d1.token()),
+        d1_database_id: d1.database_id().to_owned(),
+        d1_base_url: d1.base_url(),
+        r2_bucket: s3.bucket().to_owned(),
+        r2_access_key_id: s3.access_key_id().to_owned(),
+        r2_secret_access_key: Secret::new(s3.secret_access_key()),
+        r2_endpoint: s3.endpoint(),
     }
 }

@@ -1,11 +1,10 @@
-//! Concurrent PATCHes from separate function instances: each instance is its own
-//! `Deps::embedded` over the same directory (its own SQLite connection, as separate function
-//! processes have), on a multi-thread runtime, all released at once. API.md: the merge happens
+//! Concurrent PATCHes from separate function instances: each instance has dependencies of its own
+//! over the same stores (its own SQLite connection, or its own D1 and S3 clients, as separate
+//! function processes have), on a multi-thread runtime, all released at once. API.md: the merge happens
 //! atomically in the store, so PATCHes touching different keys all survive.
 
-use imgbt_tests::{Form, Reply, TestApp, dispatch};
+use imgbt_tests::{Backend, Form, Reply, TestApp, dispatch};
 use serde_json::{Map, Value, json};
-use shared::Deps;
 use std::sync::Arc;
 use tokio::sync::Barrier;
 
@@ -13,8 +12,17 @@ const PATCHES: usize = 32;
 const INSTANCES: usize = 4;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn concurrent_patches_of_different_metadata_keys_all_survive() {
-    let app = TestApp::new().await;
+async fn concurrent_patches_of_different_metadata_keys_all_survive_embedded() {
+    concurrent_patches_of_different_metadata_keys_all_survive(Backend::Embedded).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_patches_of_different_metadata_keys_all_survive_on_d1() {
+    concurrent_patches_of_different_metadata_keys_all_survive(Backend::Cloudflare).await;
+}
+
+async fn concurrent_patches_of_different_metadata_keys_all_survive(backend: Backend) {
+    let app = TestApp::on(backend).await;
     let record = app
         .create(&Form::standard().field("metadata", r#"{"base":true}"#))
         .await;
@@ -22,11 +30,7 @@ async fn concurrent_patches_of_different_metadata_keys_all_survive() {
 
     let mut instances = Vec::new();
     for _ in 0..INSTANCES {
-        instances.push(Arc::new(
-            Deps::embedded(app.dir.path())
-                .await
-                .expect("another instance"),
-        ));
+        instances.push(Arc::new(app.another_instance().await));
     }
     let barrier = Arc::new(Barrier::new(PATCHES));
     let mut tasks = Vec::new();

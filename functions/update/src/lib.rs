@@ -64,7 +64,8 @@ impl Patch {
 
 // ?1 metadata patch (or NULL), ?2 tags (or NULL), ?3 now, ?4 asset id, ?5 vault id, ?6 key hash.
 // `updated_at` always moves forward: to now, or 1 ms past its stored value if the clock says
-// otherwise. The merged metadata must stay within the same limit as an upload's.
+// otherwise. The merged metadata must stay within the same limit as an upload's, in bytes (SQLite's
+// length() of text counts characters; of a blob, bytes).
 const UPDATE: &str = concat!(
     "UPDATE assets SET ",
     "metadata = CASE WHEN ?1 IS NULL THEN metadata ELSE json_patch(metadata, ?1) END, ",
@@ -72,7 +73,7 @@ const UPDATE: &str = concat!(
     "updated_at = CASE WHEN ?3 > updated_at THEN ?3 ",
     "ELSE strftime('%Y-%m-%dT%H:%M:%fZ', updated_at, '+0.001 seconds') END ",
     "WHERE id = ?4 AND vault_id = ?5 ",
-    "AND (?1 IS NULL OR length(json_patch(metadata, ?1)) <= 16384) ",
+    "AND (?1 IS NULL OR length(CAST(json_patch(metadata, ?1) AS BLOB)) <= 16384) ",
     "AND EXISTS (SELECT 1 FROM api_keys WHERE key_hash = ?6 AND vault_id = ?5 ",
     "AND kind = 'secret' AND revoked_at IS NULL) ",
     "RETURNING ",

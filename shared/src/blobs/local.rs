@@ -2,12 +2,23 @@
 //!
 //! A put writes a temporary file beside its target and renames it into place, so a reader never
 //! sees half an object and a crash leaves at most a `.tmp-` file that no key names.
+//!
+//! A key's last segment can be longer than a file name may be (255 bytes on common file systems:
+//! an asset id, `_` and a 255-byte filename make 288). Such an object is stored as
+//! `{dirs}/.long/{sha256 of the segment}`, with its whole key beside it in a `.key` file so the
+//! key can be read back.
 
 use super::{BlobError, Blobs};
 use crate::BoxFuture;
 use bytes::Bytes;
 use std::io::ErrorKind;
+use sha2::{Digest, Sha256};
 use std::path::{Component, Path, PathBuf};
+
+/// The longest file name common file systems allow, in bytes.
+const MAX_FILE_NAME: usize = 255;
+/// The directory that holds objects whose last key segment is longer than that.
+const LONG_NAMES: &str = ".long";
 
 pub struct LocalBlobs {
     root: PathBuf,
@@ -40,7 +51,18 @@ impl LocalBlobs {
         if !clean {
             return Err(BlobError::BadKey(key.to_owned()));
         }
-        Ok(self.root.join(relative))
+        let (dirs, name) = key.rsplit_once('/').unwrap_or(("", key));
+        if name.len() <= MAX_FILE_NAME {
+            return Ok(self.root.join(relative));
+        }
+        let digest: String = Sha256::digest(name.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
+        Ok(self.root.join(dirs).join(LONG_NAMES).join(digest))
+    }
+
+    /// Where the key of a long-named object is kept (see the module comment).
+    fn key_file(path: &Path) -> Option<PathBuf> {
+        let in_long = path.parent()?.file_name()? == LONG_NAMES;
+        in_long.then(|| path.with_extension("key"))
     }
 
     fn put_sync(&self, key: &str, body: &[u8]) -> Result<(), BlobError> {
@@ -61,6 +83,9 @@ impl LocalBlobs {
             written = std::fs::create_dir_all(path.parent().unwrap_or(&self.root))
                 .and_then(|()| std::fs::write(&tmp, body));
         }
+        if let (Ok(()), Some(key_file)) = (&written, Self::key_file(&path)) {
+            written = std::fs::write(key_file, key);
+        }
         let written = written.and_then(|()| std::fs::rename(&tmp, &path));
         if let Err(e) = written {
             let _ = std::fs::remove_file(&tmp);
@@ -75,6 +100,9 @@ impl LocalBlobs {
             Ok(()) => {}
             Err(e) if e.kind() == ErrorKind::NotFound => {}
             Err(e) => return Err(BlobError::Io(format!("delete {key}: {e}"))),
+        }
+        if let Some(key_file) = Self::key_file(&path) {
+            let _ = std::fs::remove_file(key_file);
         }
         // Prune directories left empty, as S3 has no directories to leave behind. Removing a
         // directory that is not empty fails, which ends the walk.
@@ -139,6 +167,20 @@ mod tests {
         assert!(dir.path().exists());
         // Deleting again succeeds, as on S3.
         blobs.delete(key).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn keys_longer_than_a_file_name_are_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = LocalBlobs::new(dir.path()).unwrap();
+        let key = format!("vault_x/p/c/ch/asset_01JD0000000000000000000000_{}", "é".repeat(127));
+        blobs.put(&key, Bytes::from_static(b"long"), "text/plain").await.unwrap();
+        assert_eq!(blobs.size(&key).await.unwrap(), Some(4));
+        let path = blobs.path_of(&key).unwrap();
+        assert_eq!(std::fs::read_to_string(path.with_extension("key")).unwrap(), key);
+        blobs.delete(&key).await.unwrap();
+        assert_eq!(blobs.size(&key).await.unwrap(), None);
+        assert!(!dir.path().join("vault_x").exists());
     }
 
     #[test]

@@ -8,7 +8,7 @@ use crate::deps::Secret;
 use aws_sdk_s3::config::{
     BehaviorVersion, Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
 };
-use aws_sdk_s3::error::{DisplayErrorContext, SdkError};
+use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use bytes::Bytes;
 
@@ -52,9 +52,23 @@ impl R2Blobs {
     }
 }
 
-fn failed<E: std::error::Error + 'static>(what: &str, key: &str, err: SdkError<E>) -> BlobError {
-    // The SDK's messages carry no credentials; the signature is never part of them.
-    BlobError::Io(format!("{what} {key}: {}", DisplayErrorContext(err)))
+fn failed<E>(what: &str, key: &str, err: SdkError<E>) -> BlobError
+where
+    E: std::error::Error + ProvideErrorMetadata + 'static,
+{
+    // The service's own code and message when it answered; otherwise the SDK's account of what
+    // failed (no credentials in either), cut short, as it can quote a whole raw response.
+    let status = err.raw_response().map(|r| r.status().as_u16());
+    let cause = match err.as_service_error() {
+        Some(service) => format!(
+            "HTTP {} {} ({})",
+            status.unwrap_or_default(),
+            service.code().unwrap_or("unknown error"),
+            service.message().unwrap_or("no message")
+        ),
+        None => DisplayErrorContext(&err).to_string().chars().take(300).collect(),
+    };
+    BlobError::Io(format!("{what} {key}: {cause}"))
 }
 
 impl Blobs for R2Blobs {

@@ -76,6 +76,15 @@ impl Db for SqliteDb {
 
 fn execute(conn: &Connection, stmt: &Stmt) -> Result<StmtResult, DbError> {
     let mut prepared = conn.prepare_cached(&stmt.sql).map_err(classify)?;
+    // D1 refuses a statement whose bindings do not match its parameters; so does the embedded
+    // store, so that such SQL fails in every test rather than only against D1.
+    if prepared.parameter_count() != stmt.params.len() {
+        return Err(DbError::Other(format!(
+            "Wrong number of parameter bindings for SQL query: {} expected, {} given",
+            prepared.parameter_count(),
+            stmt.params.len()
+        )));
+    }
     for (i, param) in stmt.params.iter().enumerate() {
         let bound = match param {
             Value::Null => prepared.raw_bind_parameter(i + 1, rusqlite::types::Null),

@@ -1,0 +1,1982 @@
+// The rules of API.md. Included once per backend by `../contract.rs`, where `app()` is defined.
+
+use imgbt_tests::{
+    Call, FaultyBlobs, FaultyDb, Form, TestApp, UPSTREAM_SECRET, fixture, is_api_time, is_ulid,
+    oversized_upload,
+};
+use lambda_http::http::Method;
+use serde_json::{Value, json};
+use shared::Deps;
+use shared::admin;
+use shared::auth::KeyKind;
+use shared::db::DbError;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+const RECORD_FIELDS: [&str; 15] = [
+    "id",
+    "vault_id",
+    "partition",
+    "collection",
+    "channel",
+    "filename",
+    "r2_key",
+    "size",
+    "mime_type",
+    "width",
+    "height",
+    "metadata",
+    "tags",
+    "created_at",
+    "updated_at",
+];
+
+fn id(record: &Value) -> String {
+    record["id"].as_str().expect("id is a string").to_owned()
+}
+
+/// A JSON-encoded string field of a record, decoded.
+fn decoded(record: &Value, field: &str) -> Value {
+    let text = record[field]
+        .as_str()
+        .unwrap_or_else(|| panic!("{field} is a string: {record}"));
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("{field} is JSON text ({e}): {text}"))
+}
+
+/// Every endpoint, each with a valid request and no key; `asset` is the id the asset routes use.
+fn every_endpoint<'a>(app: &'a TestApp, deps: &'a Deps, asset: &str) -> Vec<Call<'a>> {
+    vec![
+        app.call_on(deps, "upload")
+            .form(&Form::tiny("p", "c", "ch", "new.txt")),
+        app.call_on(deps, "list"),
+        app.call_on(deps, "get").asset(asset),
+        app.call_on(deps, "update")
+            .asset(asset)
+            .json(&json!({ "tags": ["changed"] })),
+        app.call_on(deps, "delete").asset(asset),
+    ]
+}
+
+/// What a client or the disk could observe: every record of both vaults and every object file.
+async fn state(app: &TestApp) -> (Value, Value, Vec<std::path::PathBuf>) {
+    let mine = app.list(app.sk(), "limit=200").await.ok(200);
+    let theirs = app
+        .call("list")
+        .vault(&app.other.vault_id)
+        .key(&app.other.secret_key)
+        .query("limit=200")
+        .send()
+        .await
+        .ok(200);
+    let mut files = app.object_files();
+    files.sort();
+    (mine["data"].clone(), theirs["data"].clone(), files)
+}
+
+async fn assert_nothing_stored(app: &TestApp) {
+    let page = app.list(app.sk(), "").await.ok(200);
+    assert_eq!(page["data"], json!([]), "no record was stored");
+    assert_eq!(
+        app.object_files(),
+        Vec::<std::path::PathBuf>::new(),
+        "no object was stored"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Authentication
+
+#[tokio::test]
+async fn missing_authorization_is_401_with_www_authenticate_on_every_endpoint() {
+    let app = app().await;
+    let asset = id(&app.create(&Form::standard()).await);
+    let before = state(&app).await;
+    for call in every_endpoint(&app, &app.deps, &asset) {
+        call.send().await.error(401, "UNAUTHORIZED");
+    }
+    assert_eq!(
+        state(&app).await,
+        before,
+        "a refused request changes nothing"
+    );
+}
+
+#[tokio::test]
+async fn wrong_scheme_is_401_on_every_endpoint() {
+    let app = app().await;
+    let asset = id(&app.create(&Form::standard()).await);
+    let before = state(&app).await;
+    let sk = app.sk().to_owned();
+    for value in [
+        format!("Basic {sk}"),
+        format!("Token {sk}"),
+        sk.clone(),
+        "Bearer".to_owned(),
+        "Bearer ".to_owned(),
+    ] {
+        for call in every_endpoint(&app, &app.deps, &asset) {
+            call.header("authorization", &value)
+                .send()
+                .await
+                .error(401, "UNAUTHORIZED");
+        }
+    }
+    assert_eq!(state(&app).await, before);
+}
+
+#[tokio::test]
+async fn unknown_key_is_401_on_every_endpoint() {
+    let app = app().await;
+    let asset = id(&app.create(&Form::standard()).await);
+    let before = state(&app).await;
+    let unknown_sk = format!("sk_{}", "0123456789abcdef".repeat(3));
+    let unknown_pk = format!("pk_{}", "fedcba9876543210".repeat(3));
+    for key in [
+        unknown_sk.as_str(),
+        unknown_pk.as_str(),
+        "sk_123",
+        "not-a-key",
+    ] {
+        for call in every_endpoint(&app, &app.deps, &asset) {
+            call.key(key).send().await.error(401, "UNAUTHORIZED");
+        }
+    }
+    assert_eq!(state(&app).await, before);
+}
+
+#[tokio::test]
+async fn revoked_key_is_401_on_every_endpoint() {
+    let app = app().await;
+    let asset = id(&app.create(&Form::standard()).await);
+    let db = &*app.deps.db;
+    let vault = &app.vault.vault_id;
+    let secret = admin::create_key(db, vault, KeyKind::Secret, "temp")
+        .await
+        .unwrap()
+        .unwrap();
+    let public = admin::create_key(db, vault, KeyKind::Public, "temp")
+        .await
+        .unwrap()
+        .unwrap();
+    app.get(&secret.key, &asset).await.ok(200);
+    app.get(&public.key, &asset).await.ok(200);
+    assert!(admin::revoke_key(db, vault, &secret.key_id).await.unwrap());
+    assert!(admin::revoke_key(db, vault, &public.key_id).await.unwrap());
+    let before = state(&app).await;
+    for key in [&secret.key, &public.key] {
+        for call in every_endpoint(&app, &app.deps, &asset) {
+            call.key(key).send().await.error(401, "UNAUTHORIZED");
+        }
+    }
+    assert_eq!(state(&app).await, before);
+}
+
+#[tokio::test]
+async fn pk_key_can_list_and_get() {
+    let app = app().await;
+    let record = app.create(&Form::standard()).await;
+    let page = app.list(app.pk(), "").await.ok(200);
+    assert_eq!(page["data"], json!([record.clone()]));
+    assert_eq!(app.get(app.pk(), &id(&record)).await.ok(200), record);
+}
+
+#[tokio::test]
+async fn pk_key_cannot_upload() {
+    let app = app().await;
+    app.upload(app.pk(), &Form::standard())
+        .await
+        .error(403, "FORBIDDEN");
+    assert_nothing_stored(&app).await;
+}
+
+#[tokio::test]
+async fn pk_key_cannot_patch() {
+    let app = app().await;
+    let record = app
+        .create(&Form::standard().field("metadata", r#"{"a":1}"#))
+        .await;
+    let reply = app
+        .patch(
+            app.pk(),
+            &id(&record),
+            &json!({ "metadata": { "a": 2 }, "tags": ["x"] }),
+        )
+        .await;
+    reply.error(403, "FORBIDDEN");
+    assert_eq!(
+        app.get(app.sk(), &id(&record)).await.ok(200),
+        record,
+        "unchanged"
+    );
+}
+
+#[tokio::test]
+async fn pk_key_cannot_delete() {
+    let app = app().await;
+    let record = app.create(&Form::standard()).await;
+    app.delete(app.pk(), &id(&record))
+        .await
+        .error(403, "FORBIDDEN");
+    assert_eq!(app.get(app.sk(), &id(&record)).await.ok(200), record);
+    let key = record["r2_key"].as_str().unwrap();
+    assert_eq!(
+        app.read_object(key),
+        Some(fixture("tiny.png")),
+        "the object stays"
+    );
+}
+
+#[tokio::test]
+async fn another_vaults_key_is_403_on_every_endpoint() {
+    let app = app().await;
+    let asset = id(&app.create(&Form::standard()).await);
+    let before = state(&app).await;
+    for key in [&app.other.secret_key, &app.other.public_key] {
+        for call in every_endpoint(&app, &app.deps, &asset) {
+            call.key(key).send().await.error(403, "FORBIDDEN");
+        }
+    }
+    assert_eq!(state(&app).await, before);
+}
+
+#[tokio::test]
+async fn a_key_on_a_path_of_a_vault_that_does_not_exist_is_403() {
+    let app = app().await;
+    let asset = id(&app.create(&Form::standard()).await);
+    let before = state(&app).await;
+    for vault in ["vault_01JD0000000000000000000000", "nope"] {
+        for call in every_endpoint(&app, &app.deps, &asset) {
+            call.vault(vault)
+                .key(app.sk())
+                .send()
+                .await
+                .error(403, "FORBIDDEN");
+        }
+    }
+    assert_eq!(state(&app).await, before);
+}
+
+#[tokio::test]
+async fn another_vaults_asset_id_is_404() {
+    let app = app().await;
+    let record = app.create(&Form::standard()).await;
+    let (vault, key) = (&app.other.vault_id, &app.other.secret_key);
+    let asset = id(&record);
+    let calls = [
+        app.call("get"),
+        app.call("update").json(&json!({ "tags": ["stolen"] })),
+        app.call("delete"),
+    ];
+    for call in calls {
+        call.vault(vault)
+            .key(key)
+            .asset(&asset)
+            .send()
+            .await
+            .error(404, "ASSET_NOT_FOUND");
+    }
+    assert_eq!(app.get(app.sk(), &asset).await.ok(200), record, "untouched");
+    assert!(
+        app.read_object(record["r2_key"].as_str().unwrap())
+            .is_some()
+    );
+}
+
+#[tokio::test]
+async fn authentication_is_checked_before_the_body() {
+    let app = app().await;
+    let asset = id(&app.create(&Form::standard()).await);
+    let unknown = format!("sk_{}", "ab".repeat(24));
+    fn bad_upload(call: Call<'_>) -> Call<'_> {
+        call.body(Some("application/json"), "{not multipart")
+    }
+    fn bad_patch(call: Call<'_>) -> Call<'_> {
+        call.body(Some("application/json"), "[1, 2")
+    }
+
+    bad_upload(app.call("upload"))
+        .send()
+        .await
+        .error(401, "UNAUTHORIZED");
+    bad_upload(app.call("upload").key(&unknown))
+        .send()
+        .await
+        .error(401, "UNAUTHORIZED");
+    bad_patch(app.call("update").asset(&asset))
+        .send()
+        .await
+        .error(401, "UNAUTHORIZED");
+    bad_patch(app.call("update").asset(&asset).key(&unknown))
+        .send()
+        .await
+        .error(401, "UNAUTHORIZED");
+    app.call("list")
+        .query("limit=abc")
+        .send()
+        .await
+        .error(401, "UNAUTHORIZED");
+
+    bad_upload(app.call("upload").key(app.pk()))
+        .send()
+        .await
+        .error(403, "FORBIDDEN");
+    bad_patch(app.call("update").asset(&asset).key(app.pk()))
+        .send()
+        .await
+        .error(403, "FORBIDDEN");
+    bad_patch(app.call("update").asset(&asset).key(&app.other.secret_key))
+        .send()
+        .await
+        .error(403, "FORBIDDEN");
+}
+
+#[tokio::test]
+async fn keys_are_random_and_stored_only_as_a_hash() {
+    let app = app().await;
+    let keys = [
+        (&app.vault.public_key, "pk_"),
+        (&app.vault.secret_key, "sk_"),
+        (&app.other.public_key, "pk_"),
+        (&app.other.secret_key, "sk_"),
+    ];
+    for (key, prefix) in keys {
+        let random = key
+            .strip_prefix(prefix)
+            .unwrap_or_else(|| panic!("{key} starts with {prefix}"));
+        // 48 hex digits: 192 bits, at least the 128 that API.md asks for.
+        assert_eq!(random.len(), 48, "{key}");
+        assert!(random.bytes().all(|b| b.is_ascii_hexdigit()), "{key}");
+    }
+    let mut distinct: Vec<&String> = keys.iter().map(|(k, _)| *k).collect();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), 4, "every key is different");
+
+    let rows = app.query("SELECT * FROM api_keys").await.rows;
+    assert_eq!(rows.len(), 4);
+    let stored = app.database_bytes();
+    let hint = &app.vault.secret_key[..7];
+    assert!(
+        stored.windows(hint.len()).any(|w| w == hint.as_bytes()),
+        "the store's bytes are readable here (the key hint is in them)"
+    );
+    for (key, prefix) in keys {
+        let random = &key[prefix.len()..];
+        for row in &rows {
+            for value in row.values() {
+                let text = value.to_string();
+                assert!(
+                    !text.contains(random),
+                    "api_keys holds the key itself: {text}"
+                );
+            }
+        }
+        let found = stored.windows(random.len()).any(|w| w == random.as_bytes());
+        assert!(!found, "the store holds the key {key}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Errors and routes
+
+#[tokio::test]
+async fn unknown_asset_id_is_404_asset_not_found() {
+    let app = app().await;
+    app.create(&Form::standard()).await;
+    let absent = "asset_01JD0000000000000000000000";
+    app.get(app.sk(), absent)
+        .await
+        .error(404, "ASSET_NOT_FOUND");
+    app.patch(app.sk(), absent, &json!({ "tags": ["x"] }))
+        .await
+        .error(404, "ASSET_NOT_FOUND");
+    app.delete(app.sk(), absent)
+        .await
+        .error(404, "ASSET_NOT_FOUND");
+}
+
+#[tokio::test]
+async fn malformed_asset_id_is_404_asset_not_found() {
+    let app = app().await;
+    let record = app.create(&Form::standard()).await;
+    let ulid = &id(&record)["asset_".len()..];
+    for bad in [
+        "nope".to_owned(),
+        "asset_".to_owned(),
+        "asset_123".to_owned(),
+        format!("vault_{ulid}"),
+        ulid.to_owned(),
+        format!("{}x", id(&record)),
+    ] {
+        app.get(app.sk(), &bad).await.error(404, "ASSET_NOT_FOUND");
+        app.patch(app.sk(), &bad, &json!({ "tags": ["x"] }))
+            .await
+            .error(404, "ASSET_NOT_FOUND");
+        app.delete(app.sk(), &bad)
+            .await
+            .error(404, "ASSET_NOT_FOUND");
+    }
+    assert_eq!(app.get(app.sk(), &id(&record)).await.ok(200), record);
+}
+
+#[tokio::test]
+async fn a_request_for_no_route_is_404_not_found() {
+    let app = app().await;
+    let asset = id(&app.create(&Form::standard()).await);
+    let before = state(&app).await;
+    let sk = app.sk();
+    let calls = [
+        app.call("upload").method(Method::GET),
+        app.call("upload").method(Method::PUT),
+        app.call("list").method(Method::DELETE),
+        app.call("get").method(Method::POST).asset(&asset),
+        app.call("update").method(Method::PUT).asset(&asset),
+        app.call("update").method(Method::POST).asset(&asset),
+        app.call("delete").method(Method::GET).asset(&asset),
+        // The right method on the other path shape.
+        app.call("list").asset(&asset),
+        app.call("get"),
+        app.call("delete"),
+        app.call("get").without_path_parameters(),
+        app.call("list").asset(&asset).without_path_parameters(),
+    ];
+    for call in calls {
+        let what = format!("{} {}", call.function(), call.path());
+        let reply = call.key(sk).send().await;
+        assert_eq!(reply.status.as_u16(), 404, "{what}: {}", reply.snippet());
+        reply.error(404, "NOT_FOUND");
+    }
+    assert_eq!(state(&app).await, before);
+}
+
+#[tokio::test]
+async fn a_store_refusing_for_rate_is_429_rate_limited() {
+    let app = app().await;
+    let asset = id(&app.create(&Form::standard()).await);
+    let refusing = FaultyDb {
+        make: || DbError::RateLimited("429 Too Many Requests, retry-after: 30".into()),
+    };
+    let deps = Deps::new(Arc::new(refusing), app.deps.blobs.clone());
+    for call in every_endpoint(&app, &deps, &asset) {
+        let function = call.function();
+        let reply = call.key(app.sk()).send().await;
+        let message = reply.error(429, "RATE_LIMITED");
+        assert!(
+            !message.contains("retry-after: 30"),
+            "{function}: {message}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn internal_errors_are_500_and_never_leak_sql_keys_or_upstream_bodies() {
+    let app = app().await;
+    let asset = id(&app.create(&Form::standard()).await);
+    let failing = FaultyDb {
+        make: || {
+            DbError::Other(format!(
+                "SQLITE_CORRUPT: SELECT key_hash FROM api_keys WHERE key_hash = 'sk_0123'; \
+                 thread 'main' panicked at src/lib.rs:1:1, stack backtrace: {UPSTREAM_SECRET}"
+            ))
+        },
+    };
+    let deps = Deps::new(Arc::new(failing), app.deps.blobs.clone());
+    for call in every_endpoint(&app, &deps, &asset) {
+        let function = call.function();
+        let reply = call.key(app.sk()).send().await;
+        reply.error(500, "INTERNAL_ERROR");
+        let body = reply.text();
+        for secret in [
+            "SELECT",
+            "api_keys",
+            "sk_0123",
+            "SQLITE",
+            "panicked",
+            "backtrace",
+            "src/lib.rs",
+            UPSTREAM_SECRET,
+            app.sk(),
+        ] {
+            assert!(
+                !body.contains(secret),
+                "{function} leaks {secret:?}: {body}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn every_success_is_json_and_a_delete_is_204_with_an_empty_body() {
+    let app = app().await;
+    let record = app.upload(app.sk(), &Form::standard()).await.ok(201);
+    let asset = id(&record);
+    app.list(app.pk(), "").await.ok(200);
+    app.get(app.pk(), &asset).await.ok(200);
+    app.patch(app.sk(), &asset, &json!({ "tags": ["a"] }))
+        .await
+        .ok(200);
+    let reply = app.delete(app.sk(), &asset).await;
+    assert_eq!(reply.status.as_u16(), 204, "{}", reply.snippet());
+    assert!(
+        reply.body.is_empty(),
+        "204 has an empty body: {:?}",
+        reply.snippet()
+    );
+}
+
+#[tokio::test]
+async fn handlers_find_their_ids_in_the_raw_path_without_path_parameters() {
+    let app = app().await;
+    let sk = app.sk();
+    let record = app
+        .call("upload")
+        .without_path_parameters()
+        .key(sk)
+        .form(&Form::standard())
+        .send()
+        .await
+        .ok(201);
+    assert_eq!(record["vault_id"], app.vault.vault_id.as_str());
+    let asset = id(&record);
+    let page = app
+        .call("list")
+        .without_path_parameters()
+        .key(sk)
+        .query("limit=7")
+        .send()
+        .await
+        .ok(200);
+    assert_eq!(page["data"], json!([record.clone()]));
+    let got = app
+        .call("get")
+        .without_path_parameters()
+        .asset(&asset)
+        .key(sk);
+    assert_eq!(got.send().await.ok(200), record);
+    let patched = app
+        .call("update")
+        .without_path_parameters()
+        .asset(&asset)
+        .key(sk)
+        .json(&json!({ "tags": ["raw"] }))
+        .send()
+        .await
+        .ok(200);
+    assert_eq!(patched["tags"], r#"["raw"]"#);
+    let reply = app
+        .call("delete")
+        .without_path_parameters()
+        .asset(&asset)
+        .key(sk)
+        .send()
+        .await;
+    assert_eq!(reply.status.as_u16(), 204, "{}", reply.snippet());
+    app.get(sk, &asset).await.error(404, "ASSET_NOT_FOUND");
+    // The raw path decides the vault: another vault's path is another vault's.
+    app.call("get")
+        .without_path_parameters()
+        .vault(&app.other.vault_id)
+        .asset(&asset)
+        .key(sk)
+        .send()
+        .await
+        .error(403, "FORBIDDEN");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The asset record
+
+#[tokio::test]
+async fn upload_returns_201_and_the_full_record() {
+    let app = app().await;
+    let png = fixture("tiny.png");
+    let record = app.create(&Form::standard()).await;
+    let fields: Vec<&str> = record
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    let mut expected = RECORD_FIELDS.to_vec();
+    expected.sort_unstable();
+    let mut got = fields.clone();
+    got.sort_unstable();
+    assert_eq!(got, expected, "exactly the 15 fields of API.md");
+
+    let asset = id(&record);
+    let vault = &app.vault.vault_id;
+    assert!(asset.strip_prefix("asset_").is_some_and(is_ulid), "{asset}");
+    assert!(vault.strip_prefix("vault_").is_some_and(is_ulid), "{vault}");
+    assert_eq!(record["vault_id"], vault.as_str());
+    assert_eq!(record["partition"], "marketing");
+    assert_eq!(record["collection"], "blog");
+    assert_eq!(record["channel"], "hero-images");
+    assert_eq!(record["filename"], "photo.png");
+    assert_eq!(
+        record["r2_key"],
+        format!("{vault}/marketing/blog/hero-images/{asset}_photo.png")
+    );
+    assert_eq!(record["size"], png.len());
+    assert_eq!(record["mime_type"], "image/png");
+    assert_eq!(record["width"], 3);
+    assert_eq!(record["height"], 2);
+    assert_eq!(record["metadata"], "{}");
+    assert_eq!(record["tags"], "[]");
+    for time in ["created_at", "updated_at"] {
+        let text = record[time]
+            .as_str()
+            .unwrap_or_else(|| panic!("{time} is a string"));
+        assert!(
+            is_api_time(text),
+            "{time} is RFC 3339 UTC with milliseconds and Z: {text}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn get_returns_the_record_as_upload_returned_it() {
+    let app = app().await;
+    let record = app
+        .create(
+            &Form::standard()
+                .field("metadata", r#"{"alt":"Hero"}"#)
+                .field("tags", r#"["hero"]"#),
+        )
+        .await;
+    assert_eq!(app.get(app.sk(), &id(&record)).await.ok(200), record);
+    assert_eq!(app.get(app.pk(), &id(&record)).await.ok(200), record);
+}
+
+#[tokio::test]
+async fn uploaded_bytes_are_stored_under_r2_key() {
+    let app = app().await;
+    for name in ["tiny.png", "tiny.jpg", "notes.txt"] {
+        let bytes = fixture(name);
+        let record = app
+            .create(&Form::asset(
+                "p",
+                "c",
+                "ch",
+                name,
+                "application/octet-stream",
+                &bytes,
+            ))
+            .await;
+        assert_eq!(record["size"], bytes.len());
+        assert_eq!(
+            app.read_object(record["r2_key"].as_str().unwrap()),
+            Some(bytes)
+        );
+    }
+    assert_eq!(app.object_files().len(), 3);
+}
+
+#[tokio::test]
+async fn metadata_and_tags_are_returned_as_json_strings() {
+    let app = app().await;
+    let record = app
+        .create(
+            &Form::standard()
+                .field("metadata", r#"{ "alt": "Hero", "size": { "w": 3 } }"#)
+                .field("tags", r#"["hero", "blog"]"#),
+        )
+        .await;
+    assert_eq!(
+        decoded(&record, "metadata"),
+        json!({ "alt": "Hero", "size": { "w": 3 } })
+    );
+    assert_eq!(decoded(&record, "tags"), json!(["hero", "blog"]));
+    let listed = app.list(app.pk(), "").await.ok(200);
+    assert!(listed["data"][0]["metadata"].is_string());
+    assert!(listed["data"][0]["tags"].is_string());
+}
+
+#[tokio::test]
+async fn width_and_height_come_from_each_image_header_and_are_null_otherwise() {
+    let app = app().await;
+    let cases = [
+        ("tiny.png", "image/png", json!(3), json!(2)),
+        ("tiny.jpg", "image/jpeg", json!(5), json!(4)),
+        ("tiny.gif", "image/gif", json!(7), json!(6)),
+        ("tiny.webp", "image/webp", json!(9), json!(8)),
+        ("notes.txt", "text/plain", Value::Null, Value::Null),
+    ];
+    for (name, mime, width, height) in cases {
+        // No declared type: what the record says comes from the bytes (and, for text, the name).
+        let form = Form::new()
+            .field("partition", "p")
+            .field("collection", "c")
+            .field("channel", "ch")
+            .file_part("file", Some(name), None, &fixture(name));
+        let record = app.create(&form).await;
+        assert_eq!(record["mime_type"], mime, "{name}");
+        assert_eq!(record["width"], width, "{name}");
+        assert_eq!(record["height"], height, "{name}");
+    }
+}
+
+#[tokio::test]
+async fn mime_type_comes_from_magic_bytes_before_the_declared_type_and_extension() {
+    let app = app().await;
+    let record = app
+        .create(&Form::asset(
+            "p",
+            "c",
+            "ch",
+            "notes.txt",
+            "text/plain",
+            &fixture("tiny.gif"),
+        ))
+        .await;
+    assert_eq!(record["mime_type"], "image/gif");
+    assert_eq!(
+        (record["width"].clone(), record["height"].clone()),
+        (json!(7), json!(6))
+    );
+}
+
+#[tokio::test]
+async fn mime_type_falls_back_to_declared_then_extension_then_octet_stream() {
+    let app = app().await;
+    let text = fixture("notes.txt");
+    let upload = |name: &str, declared: Option<&str>| {
+        Form::new()
+            .field("partition", "p")
+            .field("collection", "c")
+            .field("channel", "ch")
+            .file_part("file", Some(name), declared, &text)
+    };
+    let cases = [
+        (upload("a.bin", Some("text/markdown")), "text/markdown"),
+        (
+            upload("b.txt", Some("text/markdown; charset=utf-8")),
+            "text/markdown",
+        ),
+        (upload("c.txt", None), "text/plain"),
+        (
+            upload("d.txt", Some("application/octet-stream")),
+            "text/plain",
+        ),
+        (upload("e.css", None), "text/css"),
+        (upload("f", None), "application/octet-stream"),
+        (
+            upload("g", Some("application/octet-stream")),
+            "application/octet-stream",
+        ),
+    ];
+    for (form, mime) in cases {
+        let record = app.create(&form).await;
+        assert_eq!(record["mime_type"], mime, "{}", record["filename"]);
+        assert_eq!(record["width"], Value::Null);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Upload: fields
+
+const SEGMENTS: [&str; 3] = ["partition", "collection", "channel"];
+
+#[tokio::test]
+async fn path_components_of_1_and_64_characters_are_accepted() {
+    let app = app().await;
+    let long = "a".repeat(64);
+    for (i, field) in SEGMENTS.iter().enumerate() {
+        for value in ["a", "0", long.as_str(), "a-b", "x--9"] {
+            let form = Form::standard()
+                .set(field, value)
+                .set("filename", &format!("{i}-{value}.png"));
+            let record = app.create(&form).await;
+            assert_eq!(record[*field], value);
+        }
+    }
+}
+
+#[tokio::test]
+async fn invalid_path_components_are_400_naming_the_field() {
+    let app = app().await;
+    let too_long = "a".repeat(65);
+    for field in SEGMENTS {
+        for value in [
+            too_long.as_str(),
+            "Blog",
+            "BLOG",
+            "-a",
+            "a-",
+            "-",
+            "",
+            "a_b",
+            "a b",
+            "a/b",
+            "é",
+        ] {
+            let reply = app
+                .upload(app.sk(), &Form::standard().set(field, value))
+                .await;
+            let message = reply.invalid(field);
+            for other in SEGMENTS.iter().filter(|f| **f != field) {
+                assert!(!message.starts_with(other), "{field}={value:?}: {message}");
+            }
+        }
+    }
+    assert_nothing_stored(&app).await;
+}
+
+#[tokio::test]
+async fn the_filename_field_overrides_the_uploaded_name() {
+    let app = app().await;
+    let record = app
+        .create(&Form::standard().field("filename", "override.png"))
+        .await;
+    assert_eq!(record["filename"], "override.png");
+    assert!(
+        record["r2_key"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("/{}_override.png", id(&record)))
+    );
+}
+
+#[tokio::test]
+async fn the_uploaded_name_is_reduced_to_its_last_path_segment() {
+    let app = app().await;
+    let png = fixture("tiny.png");
+    for (sent, kept) in [
+        ("C:\\x\\a.jpg", "a.jpg"),
+        ("/tmp/x/b.png", "b.png"),
+        ("..\\..\\c.gif", "c.gif"),
+        ("d/e\\f.webp", "f.webp"),
+    ] {
+        let record = app
+            .create(&Form::asset("p", "c", "ch", sent, "image/png", &png))
+            .await;
+        assert_eq!(record["filename"], kept, "{sent}");
+        let vault = &app.vault.vault_id;
+        assert_eq!(
+            record["r2_key"],
+            format!("{vault}/p/c/ch/{}_{kept}", id(&record))
+        );
+    }
+}
+
+#[tokio::test]
+async fn unsafe_filenames_are_400() {
+    let app = app().await;
+    let too_long = "a".repeat(256);
+    let too_long_utf8 = "é".repeat(128);
+    for name in [
+        ".",
+        "..",
+        "a/b",
+        "a\\b",
+        "/",
+        "a\u{1}b",
+        "a\u{7f}b",
+        "a\tb",
+        "",
+        too_long.as_str(),
+        too_long_utf8.as_str(),
+    ] {
+        app.upload(app.sk(), &Form::standard().field("filename", name))
+            .await
+            .invalid("filename");
+    }
+    let png = fixture("tiny.png");
+    for uploaded in ["dir/..", "x\\..", "dir/", "C:\\x\\", "."] {
+        app.upload(
+            app.sk(),
+            &Form::asset("p", "c", "ch", uploaded, "image/png", &png),
+        )
+        .await
+        .invalid("filename");
+    }
+    // No override and no uploaded name: there is no filename at all.
+    let nameless = Form::new()
+        .field("partition", "p")
+        .field("collection", "c")
+        .field("channel", "ch")
+        .file_part("file", None, Some("image/png"), &png);
+    app.upload(app.sk(), &nameless).await.invalid("filename");
+    assert_nothing_stored(&app).await;
+}
+
+#[tokio::test]
+async fn filenames_up_to_255_bytes_of_utf8_are_accepted() {
+    let app = app().await;
+    let longest = format!("{}.png", "a".repeat(251));
+    let longest_utf8 = format!("{}a", "é".repeat(127));
+    let unicode = "фото 1 (copy).png";
+    for name in ["a", "...", unicode, longest.as_str(), longest_utf8.as_str()] {
+        let reply = app
+            .upload(app.sk(), &Form::standard().field("filename", name))
+            .await;
+        let len = name.len();
+        assert_eq!(
+            reply.status.as_u16(),
+            201,
+            "a {len}-byte filename: {}",
+            reply.snippet()
+        );
+        let record = reply.ok(201);
+        assert_eq!(record["filename"], name);
+        let stored = app.read_object(record["r2_key"].as_str().unwrap());
+        assert_eq!(stored, Some(fixture("tiny.png")), "{name}");
+    }
+}
+
+#[tokio::test]
+async fn metadata_must_be_a_json_object() {
+    let app = app().await;
+    for bad in ["[]", "\"x\"", "1", "null", "true", "{", "not json", ""] {
+        app.upload(app.sk(), &Form::standard().field("metadata", bad))
+            .await
+            .invalid("metadata");
+    }
+    assert_nothing_stored(&app).await;
+}
+
+/// Compact JSON `{"k":"xxx…"}` of exactly `bytes` bytes.
+fn metadata_of(bytes: usize) -> String {
+    format!(r#"{{"k":"{}"}}"#, "x".repeat(bytes - 8))
+}
+
+#[tokio::test]
+async fn metadata_over_16_kib_is_400() {
+    let app = app().await;
+    app.upload(
+        app.sk(),
+        &Form::standard().field("metadata", &metadata_of(16 * 1024 + 1)),
+    )
+    .await
+    .invalid("metadata");
+    assert_nothing_stored(&app).await;
+    let fits = metadata_of(16 * 1024);
+    let record = app.create(&Form::standard().field("metadata", &fits)).await;
+    assert_eq!(record["metadata"], fits.as_str());
+}
+
+#[tokio::test]
+async fn tags_must_be_an_array_of_strings() {
+    let app = app().await;
+    for bad in [
+        "{}",
+        "\"a\"",
+        "[1]",
+        "[\"a\",2]",
+        "[null]",
+        "[[\"a\"]]",
+        "[{}]",
+        "nope",
+        "",
+        "null",
+    ] {
+        app.upload(app.sk(), &Form::standard().field("tags", bad))
+            .await
+            .invalid("tags");
+    }
+    assert_nothing_stored(&app).await;
+}
+
+fn tags_json(tags: &[String]) -> String {
+    serde_json::to_string(tags).unwrap()
+}
+
+#[tokio::test]
+async fn tag_limits_are_64_tags_of_1_to_64_characters() {
+    let app = app().await;
+    let distinct = |n: usize| (0..n).map(|i| format!("t{i}")).collect::<Vec<_>>();
+    for bad in [
+        distinct(65),
+        vec![String::new()],
+        vec!["x".repeat(65)],
+        vec!["ok".into(), "é".repeat(65)],
+    ] {
+        app.upload(app.sk(), &Form::standard().field("tags", &tags_json(&bad)))
+            .await
+            .invalid("tags");
+    }
+    assert_nothing_stored(&app).await;
+
+    let max = distinct(64);
+    let record = app
+        .create(
+            &Form::standard()
+                .set("filename", "a.png")
+                .field("tags", &tags_json(&max)),
+        )
+        .await;
+    assert_eq!(decoded(&record, "tags"), json!(max));
+    let edges = vec!["x".to_owned(), "y".repeat(64), "é".repeat(64)];
+    let record = app
+        .create(
+            &Form::standard()
+                .set("filename", "b.png")
+                .field("tags", &tags_json(&edges)),
+        )
+        .await;
+    assert_eq!(decoded(&record, "tags"), json!(edges));
+}
+
+#[tokio::test]
+async fn the_tag_limit_counts_tags_after_repeats_are_removed() {
+    let app = app().await;
+    let mut tags: Vec<String> = (0..64).map(|i| format!("t{i}")).collect();
+    tags.push("t0".into());
+    tags.push("t63".into());
+    let record = app
+        .create(&Form::standard().field("tags", &tags_json(&tags)))
+        .await;
+    assert_eq!(decoded(&record, "tags"), json!(tags[..64]));
+}
+
+#[tokio::test]
+async fn repeated_tags_are_kept_once_in_first_order() {
+    let app = app().await;
+    let record = app
+        .create(&Form::standard().field("tags", r#"["b","a","b","c","a"]"#))
+        .await;
+    assert_eq!(record["tags"], r#"["b","a","c"]"#);
+}
+
+#[tokio::test]
+async fn a_field_sent_twice_is_400() {
+    let app = app().await;
+    let png = fixture("tiny.png");
+    let twice = [
+        (
+            "partition",
+            Form::standard().field("partition", "marketing"),
+        ),
+        ("collection", Form::standard().field("collection", "other")),
+        ("channel", Form::standard().field("channel", "hero-images")),
+        (
+            "filename",
+            Form::standard()
+                .field("filename", "a.png")
+                .field("filename", "b.png"),
+        ),
+        (
+            "metadata",
+            Form::standard()
+                .field("metadata", "{}")
+                .field("metadata", "{}"),
+        ),
+        (
+            "tags",
+            Form::standard().field("tags", "[]").field("tags", "[]"),
+        ),
+        (
+            "file",
+            Form::standard().file("second.png", "image/png", &png),
+        ),
+    ];
+    for (field, form) in twice {
+        app.upload(app.sk(), &form).await.invalid(field);
+    }
+    assert_nothing_stored(&app).await;
+}
+
+#[tokio::test]
+async fn a_missing_required_field_is_400_naming_it() {
+    let app = app().await;
+    for field in ["partition", "collection", "channel", "file"] {
+        app.upload(app.sk(), &Form::standard().without(field))
+            .await
+            .invalid(field);
+    }
+    assert_nothing_stored(&app).await;
+}
+
+#[tokio::test]
+async fn an_unknown_field_is_400() {
+    let app = app().await;
+    app.upload(app.sk(), &Form::standard().field("colour", "red"))
+        .await
+        .invalid("colour");
+    assert_nothing_stored(&app).await;
+}
+
+#[tokio::test]
+async fn a_body_that_is_not_multipart_is_400() {
+    let app = app().await;
+    let form = Form::standard();
+    let mut truncated = form.to_bytes();
+    truncated.truncate(truncated.len() / 2);
+    let wrong_boundary = form.content_type().replace("boundary=", "boundary=other");
+    let cases: Vec<(Option<String>, Vec<u8>)> = vec![
+        (
+            Some("application/json".into()),
+            br#"{"partition":"p"}"#.to_vec(),
+        ),
+        (Some("text/plain".into()), b"hello".to_vec()),
+        (
+            Some("application/x-www-form-urlencoded".into()),
+            b"partition=p&collection=c".to_vec(),
+        ),
+        (Some("multipart/form-data".into()), form.to_bytes()),
+        (Some(wrong_boundary), form.to_bytes()),
+        (Some(form.content_type()), truncated),
+        (Some(form.content_type()), Vec::new()),
+        (None, form.to_bytes()),
+    ];
+    for (content_type, body) in cases {
+        let reply = app
+            .call("upload")
+            .key(app.sk())
+            .body(content_type.as_deref(), body)
+            .send()
+            .await;
+        reply.error(400, "INVALID_PARAMS");
+    }
+    assert_nothing_stored(&app).await;
+}
+
+#[tokio::test]
+async fn the_same_filename_in_a_channel_is_409_and_leaves_nothing_behind() {
+    let app = app().await;
+    let first = app.create(&Form::standard()).await;
+    let before = state(&app).await;
+    let jpg = fixture("tiny.jpg");
+    let again = [
+        Form::standard(),
+        Form::asset(
+            "marketing",
+            "blog",
+            "hero-images",
+            "photo.png",
+            "image/jpeg",
+            &jpg,
+        ),
+        Form::asset(
+            "marketing",
+            "blog",
+            "hero-images",
+            "x.jpg",
+            "image/jpeg",
+            &jpg,
+        )
+        .field("filename", "photo.png"),
+        Form::asset(
+            "marketing",
+            "blog",
+            "hero-images",
+            "C:\\y\\photo.png",
+            "image/png",
+            &jpg,
+        ),
+    ];
+    for form in again {
+        app.upload(app.sk(), &form).await.error(409, "CONFLICT");
+    }
+    assert_eq!(
+        state(&app).await,
+        before,
+        "no record and no object left behind"
+    );
+    let key = first["r2_key"].as_str().unwrap();
+    assert_eq!(
+        app.read_object(key),
+        Some(fixture("tiny.png")),
+        "the first upload's bytes stay"
+    );
+}
+
+#[tokio::test]
+async fn the_same_filename_elsewhere_is_accepted() {
+    let app = app().await;
+    let png = fixture("tiny.png");
+    app.create(&Form::asset("p", "c", "ch", "same.png", "image/png", &png))
+        .await;
+    for (p, c, ch) in [("p", "c", "ch2"), ("p", "c2", "ch"), ("p2", "c", "ch")] {
+        app.create(&Form::asset(p, c, ch, "same.png", "image/png", &png))
+            .await;
+    }
+    // The same place in another vault.
+    app.call("upload")
+        .vault(&app.other.vault_id)
+        .key(&app.other.secret_key)
+        .form(&Form::asset("p", "c", "ch", "same.png", "image/png", &png))
+        .send()
+        .await
+        .ok(201);
+    // Names differ only in case: different names.
+    app.create(&Form::asset("p", "c", "ch", "SAME.png", "image/png", &png))
+        .await;
+    assert_eq!(app.object_files().len(), 6);
+}
+
+#[tokio::test]
+async fn a_file_over_104_857_600_bytes_is_413_and_nothing_is_stored() {
+    let app = app().await;
+    let (content_type, body) = oversized_upload(104_857_601);
+    let reply = app
+        .call("upload")
+        .key(app.sk())
+        .body(Some(&content_type), body)
+        .send()
+        .await;
+    reply.error(413, "PAYLOAD_TOO_LARGE");
+    assert_nothing_stored(&app).await;
+}
+
+#[tokio::test]
+async fn a_file_of_exactly_104_857_600_bytes_is_accepted() {
+    let app = app().await;
+    let (content_type, body) = oversized_upload(104_857_600);
+    let reply = app
+        .call("upload")
+        .key(app.sk())
+        .body(Some(&content_type), body)
+        .send()
+        .await;
+    let record = reply.ok(201);
+    assert_eq!(record["size"], 104_857_600);
+    assert_eq!(
+        app.object_len(record["r2_key"].as_str().unwrap()),
+        Some(104_857_600)
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// List
+
+/// The checks every page must pass; returns its assets and `has_more`.
+fn check_page(page: &Value, limit: usize) -> (Vec<Value>, bool) {
+    let object = page.as_object().expect("a page is an object");
+    let mut keys: Vec<&str> = object.keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    assert_eq!(keys, ["cursor", "data", "has_more"], "{page}");
+    let data = page["data"].as_array().expect("data is an array").clone();
+    let has_more = page["has_more"].as_bool().expect("has_more is a boolean");
+    assert!(
+        data.len() <= limit,
+        "at most limit={limit} assets, got {}",
+        data.len()
+    );
+    if has_more {
+        let cursor = page["cursor"]
+            .as_str()
+            .expect("cursor is a string when has_more");
+        assert!(!cursor.is_empty());
+        assert!(!data.is_empty(), "a page with more after it is not empty");
+    } else {
+        assert_eq!(
+            page["cursor"],
+            Value::Null,
+            "cursor is null exactly when has_more is false"
+        );
+    }
+    (data, has_more)
+}
+
+fn page_query(filters: &str, limit: usize, cursor: Option<&str>) -> String {
+    let mut query = form_urlencoded::Serializer::new(String::new());
+    query.append_pair("limit", &limit.to_string());
+    if let Some(cursor) = cursor {
+        query.append_pair("cursor", cursor);
+    }
+    let query = query.finish();
+    if filters.is_empty() {
+        query
+    } else {
+        format!("{filters}&{query}")
+    }
+}
+
+/// Every page of a list with `filters`, `limit` at a time, in order.
+async fn walk(app: &TestApp, filters: &str, limit: usize) -> Vec<Value> {
+    let mut all = Vec::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..10_000 {
+        let query = page_query(filters, limit, cursor.as_deref());
+        let page = app.list(app.pk(), &query).await.ok(200);
+        let (data, has_more) = check_page(&page, limit);
+        all.extend(data);
+        if !has_more {
+            return all;
+        }
+        cursor = Some(page["cursor"].as_str().unwrap().to_owned());
+    }
+    panic!("the walk over {filters:?} never ended");
+}
+
+/// `records` newest first: `created_at` descending, then `id` descending.
+fn newest_first(mut records: Vec<Value>) -> Vec<Value> {
+    records.sort_by(|a, b| {
+        let key = |r: &Value| (r["created_at"].as_str().unwrap().to_owned(), id(r));
+        key(b).cmp(&key(a))
+    });
+    records
+}
+
+fn ids(records: &[Value]) -> Vec<String> {
+    records.iter().map(id).collect()
+}
+
+#[tokio::test]
+async fn an_empty_vault_lists_an_empty_last_page() {
+    let app = app().await;
+    let page = app.list(app.pk(), "").await.ok(200);
+    assert_eq!(
+        page,
+        json!({ "data": [], "cursor": null, "has_more": false })
+    );
+}
+
+#[tokio::test]
+async fn walking_every_page_returns_each_asset_once_newest_first_with_any_filters() {
+    let app = app().await;
+    let names = |a: &'static str, b: &'static str| [a, b];
+    let (partitions, collections, channels) = (
+        names("p-a", "p-b"),
+        names("c-a", "c-b"),
+        names("h-a", "h-b"),
+    );
+    let mut records = Vec::new();
+    for i in 0..260 {
+        let (p, c, ch) = (
+            partitions[i % 2],
+            collections[(i / 2) % 2],
+            channels[(i / 4) % 2],
+        );
+        records.push(
+            app.create(&Form::tiny(p, c, ch, &format!("f{i}.txt")))
+                .await,
+        );
+    }
+    // Another vault's asset never shows up.
+    app.call("upload")
+        .vault(&app.other.vault_id)
+        .key(&app.other.secret_key)
+        .form(&Form::tiny("p-a", "c-a", "h-a", "theirs.txt"))
+        .send()
+        .await
+        .ok(201);
+
+    let filters = [
+        "",
+        "partition=p-a",
+        "partition=p-b",
+        "collection=c-a",
+        "channel=h-b",
+        "partition=p-a&collection=c-b",
+        "partition=p-b&channel=h-a",
+        "collection=c-a&channel=h-b",
+        "channel=h-a&partition=p-b&collection=c-b",
+        "partition=p-c",
+    ];
+    for filter in filters {
+        let pairs: Vec<(String, String)> = form_urlencoded::parse(filter.as_bytes())
+            .into_owned()
+            .collect();
+        let matching: Vec<Value> = records
+            .iter()
+            .filter(|r| pairs.iter().all(|(k, v)| r[k.as_str()] == v.as_str()))
+            .cloned()
+            .collect();
+        let walked = walk(&app, filter, 7).await;
+        assert_eq!(
+            ids(&walked),
+            ids(&newest_first(matching)),
+            "walk over {filter:?}"
+        );
+    }
+
+    let default = app.list(app.pk(), "").await.ok(200);
+    assert_eq!(
+        check_page(&default, 50).0.len(),
+        50,
+        "the default limit is 50"
+    );
+    let first = app.list(app.pk(), "limit=200").await.ok(200);
+    let (data, has_more) = check_page(&first, 200);
+    assert_eq!((data.len(), has_more), (200, true));
+    let cursor = first["cursor"].as_str().unwrap();
+    let rest = app
+        .list(app.pk(), &page_query("", 200, Some(cursor)))
+        .await
+        .ok(200);
+    let (data, has_more) = check_page(&rest, 200);
+    assert_eq!((data.len(), has_more), (60, false));
+}
+
+#[tokio::test]
+async fn a_walk_while_assets_are_uploaded_returns_every_earlier_asset_exactly_once() {
+    let app = app().await;
+    let mut earlier = Vec::new();
+    for i in 0..60 {
+        earlier.push(id(&app
+            .create(&Form::tiny("p", "c", "ch", &format!("old{i}.txt")))
+            .await));
+    }
+    let mut seen: Vec<String> = Vec::new();
+    let mut cursor: Option<String> = None;
+    let mut uploads = 0;
+    loop {
+        let page = app
+            .list(app.pk(), &page_query("", 7, cursor.as_deref()))
+            .await
+            .ok(200);
+        let (data, has_more) = check_page(&page, 7);
+        seen.extend(ids(&data));
+        for _ in 0..3 {
+            uploads += 1;
+            app.create(&Form::tiny("p", "c", "ch", &format!("new{uploads}.txt")))
+                .await;
+        }
+        if !has_more {
+            break;
+        }
+        cursor = Some(page["cursor"].as_str().unwrap().to_owned());
+        assert!(uploads < 1000, "the walk never ended");
+    }
+    let mut unique = seen.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), seen.len(), "no asset is returned twice");
+    for asset in &earlier {
+        assert!(
+            seen.contains(asset),
+            "{asset} was uploaded before the walk and is missing"
+        );
+    }
+}
+
+#[tokio::test]
+async fn limit_is_an_integer_from_1_to_200() {
+    let app = app().await;
+    for i in 0..3 {
+        app.create(&Form::tiny("p", "c", "ch", &format!("{i}.txt")))
+            .await;
+    }
+    let one = app.list(app.pk(), "limit=1").await.ok(200);
+    assert_eq!(check_page(&one, 1), (vec![one["data"][0].clone()], true));
+    let max = app.list(app.pk(), "limit=200").await.ok(200);
+    assert_eq!(check_page(&max, 200).0.len(), 3);
+    for bad in [
+        "0",
+        "201",
+        "abc",
+        "5.5",
+        "",
+        "-1",
+        "1e2",
+        "99999999999999999999",
+    ] {
+        app.list(app.pk(), &format!("limit={bad}"))
+            .await
+            .invalid("limit");
+    }
+}
+
+#[tokio::test]
+async fn a_cursor_that_does_not_decode_is_400() {
+    let app = app().await;
+    app.create(&Form::standard()).await;
+    use base64::Engine;
+    let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+    let not_a_position = b64(r#"{"created_at":"yesterday","id":"asset_1"}"#);
+    let other_json = b64(r#"[1,2,3]"#);
+    let injection = b64(r#"{"created_at":"2026-01-15T10:30:00.123Z","id":"x' OR 1=1 --"}"#);
+    for bad in [
+        "!!!",
+        "abc",
+        "eyJ9",
+        "",
+        not_a_position.as_str(),
+        other_json.as_str(),
+        injection.as_str(),
+    ] {
+        let query = form_urlencoded::Serializer::new(String::new())
+            .append_pair("cursor", bad)
+            .finish();
+        app.list(app.pk(), &query).await.invalid("cursor");
+    }
+}
+
+#[tokio::test]
+async fn invalid_list_filters_are_400_naming_the_filter() {
+    let app = app().await;
+    let too_long = "a".repeat(65);
+    for field in SEGMENTS {
+        for value in ["Bad", "-a", "a-", "", "a_b", too_long.as_str()] {
+            let query = form_urlencoded::Serializer::new(String::new())
+                .append_pair(field, value)
+                .finish();
+            app.list(app.pk(), &query).await.invalid(field);
+        }
+        let longest = "a".repeat(64);
+        let query = format!("{field}={longest}");
+        check_page(&app.list(app.pk(), &query).await.ok(200), 50);
+    }
+}
+
+#[tokio::test]
+async fn an_unknown_query_parameter_is_400() {
+    let app = app().await;
+    app.list(app.pk(), "chanel=hero").await.invalid("chanel");
+    app.list(app.pk(), "limit=5&offset=10")
+        .await
+        .invalid("offset");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Update
+
+async fn with_metadata(app: &TestApp, metadata: Value) -> Value {
+    app.create(&Form::standard().field("metadata", &metadata.to_string()))
+        .await
+}
+
+async fn patched_metadata(app: &TestApp, record: &Value, patch: Value) -> Value {
+    let updated = app
+        .patch(app.sk(), &id(record), &json!({ "metadata": patch }))
+        .await
+        .ok(200);
+    decoded(&updated, "metadata")
+}
+
+#[tokio::test]
+async fn patch_metadata_members_replace_and_add() {
+    let app = app().await;
+    let record = with_metadata(&app, json!({ "a": 1, "b": 2 })).await;
+    let merged = patched_metadata(&app, &record, json!({ "b": "three", "c": 4 })).await;
+    assert_eq!(merged, json!({ "a": 1, "b": "three", "c": 4 }));
+}
+
+#[tokio::test]
+async fn patch_null_removes_metadata_key() {
+    let app = app().await;
+    let record = with_metadata(&app, json!({ "a": 1, "b": 2 })).await;
+    let merged = patched_metadata(&app, &record, json!({ "a": null, "missing": null })).await;
+    assert_eq!(merged, json!({ "b": 2 }));
+}
+
+#[tokio::test]
+async fn patch_nested_objects_merge() {
+    let app = app().await;
+    let record = with_metadata(
+        &app,
+        json!({ "img": { "w": 1, "h": 2, "alt": "x" }, "k": 0 }),
+    )
+    .await;
+    let patch = json!({ "img": { "h": 3, "alt": null, "crop": { "x": 1 } } });
+    let merged = patched_metadata(&app, &record, patch).await;
+    assert_eq!(
+        merged,
+        json!({ "img": { "w": 1, "h": 3, "crop": { "x": 1 } }, "k": 0 })
+    );
+}
+
+#[tokio::test]
+async fn patch_arrays_replace() {
+    let app = app().await;
+    let record = with_metadata(&app, json!({ "list": [1, 2, 3], "obj": { "a": 1 } })).await;
+    let merged = patched_metadata(&app, &record, json!({ "list": [4], "obj": [5] })).await;
+    assert_eq!(merged, json!({ "list": [4], "obj": [5] }));
+}
+
+#[tokio::test]
+async fn patch_tags_replace_and_are_deduplicated() {
+    let app = app().await;
+    let record = app
+        .create(
+            &Form::standard()
+                .field("tags", r#"["a","b"]"#)
+                .field("metadata", r#"{"keep":true}"#),
+        )
+        .await;
+    let updated = app
+        .patch(app.sk(), &id(&record), &json!({ "tags": ["c", "d", "c"] }))
+        .await
+        .ok(200);
+    assert_eq!(updated["tags"], r#"["c","d"]"#);
+    assert_eq!(
+        decoded(&updated, "metadata"),
+        json!({ "keep": true }),
+        "metadata untouched"
+    );
+    let cleared = app
+        .patch(app.sk(), &id(&record), &json!({ "tags": [] }))
+        .await
+        .ok(200);
+    assert_eq!(cleared["tags"], "[]");
+}
+
+#[tokio::test]
+async fn patch_metadata_leaves_tags_alone() {
+    let app = app().await;
+    let record = app
+        .create(&Form::standard().field("tags", r#"["a","b"]"#))
+        .await;
+    let merged = app
+        .patch(app.sk(), &id(&record), &json!({ "metadata": { "x": 1 } }))
+        .await
+        .ok(200);
+    assert_eq!(merged["tags"], r#"["a","b"]"#);
+}
+
+#[tokio::test]
+async fn patch_tag_limits_are_the_upload_limits() {
+    let app = app().await;
+    let record = app
+        .create(&Form::standard().field("tags", r#"["a"]"#))
+        .await;
+    let asset = id(&record);
+    let mut tags: Vec<String> = (0..65).map(|i| format!("t{i}")).collect();
+    for bad in [json!(tags), json!([""]), json!(["x".repeat(65)])] {
+        app.patch(app.sk(), &asset, &json!({ "tags": bad }))
+            .await
+            .invalid("tags");
+    }
+    assert_eq!(app.get(app.sk(), &asset).await.ok(200), record, "unchanged");
+    tags[64] = "t0".into();
+    let updated = app
+        .patch(app.sk(), &asset, &json!({ "tags": tags }))
+        .await
+        .ok(200);
+    assert_eq!(decoded(&updated, "tags"), json!(tags[..64]));
+}
+
+#[tokio::test]
+async fn patch_returns_the_updated_record_and_moves_updated_at_forward() {
+    let app = app().await;
+    let record = app.create(&Form::standard()).await;
+    let asset = id(&record);
+    let mut previous = record.clone();
+    for i in 0..3 {
+        // Straight after the upload and each other: within the same millisecond, often.
+        let updated = app
+            .patch(
+                app.sk(),
+                &asset,
+                &json!({ "metadata": { format!("k{i}"): i } }),
+            )
+            .await
+            .ok(200);
+        assert_eq!(
+            app.get(app.sk(), &asset).await.ok(200),
+            updated,
+            "the response is the record"
+        );
+        let (before, after) = (
+            previous["updated_at"].as_str().unwrap(),
+            updated["updated_at"].as_str().unwrap(),
+        );
+        assert!(is_api_time(after), "{after}");
+        assert!(
+            after > before,
+            "updated_at moves forward: {before} then {after}"
+        );
+        assert_eq!(
+            updated["created_at"], record["created_at"],
+            "created_at never changes"
+        );
+        for field in RECORD_FIELDS {
+            if !["metadata", "updated_at"].contains(&field) {
+                assert_eq!(updated[field], record[field], "{field} unchanged");
+            }
+        }
+        previous = updated;
+    }
+}
+
+#[tokio::test]
+async fn patch_metadata_over_16_kib_is_400() {
+    let app = app().await;
+    let record = app.create(&Form::standard()).await;
+    let big: Value = serde_json::from_str(&metadata_of(16 * 1024 + 1)).unwrap();
+    app.patch(app.sk(), &id(&record), &json!({ "metadata": big }))
+        .await
+        .invalid("metadata");
+    assert_eq!(
+        app.get(app.sk(), &id(&record)).await.ok(200),
+        record,
+        "unchanged"
+    );
+}
+
+#[tokio::test]
+async fn patch_that_would_grow_metadata_past_16_kib_is_400() {
+    let app = app().await;
+    let record = with_metadata(&app, json!({ "a": "x".repeat(10_000) })).await;
+    app.patch(
+        app.sk(),
+        &id(&record),
+        &json!({ "metadata": { "b": "y".repeat(10_000) } }),
+    )
+    .await
+    .invalid("metadata");
+    assert_eq!(
+        app.get(app.sk(), &id(&record)).await.ok(200),
+        record,
+        "unchanged"
+    );
+    // Replacing the big member keeps it small: fine.
+    let merged = patched_metadata(&app, &record, json!({ "a": "z".repeat(10_000) })).await;
+    assert_eq!(merged, json!({ "a": "z".repeat(10_000) }));
+}
+
+#[tokio::test]
+async fn merged_metadata_limit_counts_bytes_not_characters() {
+    let app = app().await;
+    // "é" is two bytes of UTF-8: 9,000 bytes each in 4,500 characters.
+    let record = with_metadata(&app, json!({ "a": "é".repeat(4_500) })).await;
+    let reply = app
+        .patch(
+            app.sk(),
+            &id(&record),
+            &json!({ "metadata": { "b": "é".repeat(4_500) } }),
+        )
+        .await;
+    reply.invalid("metadata");
+    assert_eq!(
+        app.get(app.sk(), &id(&record)).await.ok(200),
+        record,
+        "unchanged"
+    );
+}
+
+#[tokio::test]
+async fn patch_with_neither_metadata_nor_tags_is_400() {
+    let app = app().await;
+    let record = app.create(&Form::standard()).await;
+    let reply = app.patch(app.sk(), &id(&record), &json!({})).await;
+    reply.error(400, "INVALID_PARAMS");
+    assert_eq!(app.get(app.sk(), &id(&record)).await.ok(200), record);
+}
+
+#[tokio::test]
+async fn patch_with_an_unknown_member_is_400() {
+    let app = app().await;
+    let record = app.create(&Form::standard()).await;
+    for body in [
+        json!({ "metadata": { "a": 1 }, "filename": "x.png" }),
+        json!({ "tags": ["a"], "extra": null }),
+        json!({ "Metadata": { "a": 1 } }),
+    ] {
+        let unknown = body
+            .as_object()
+            .unwrap()
+            .keys()
+            .find(|k| *k != "metadata" && *k != "tags")
+            .unwrap()
+            .clone();
+        app.patch(app.sk(), &id(&record), &body)
+            .await
+            .invalid(&unknown);
+    }
+    assert_eq!(app.get(app.sk(), &id(&record)).await.ok(200), record);
+}
+
+#[tokio::test]
+async fn patch_body_that_is_not_a_json_object_is_400() {
+    let app = app().await;
+    let record = app.create(&Form::standard()).await;
+    for body in [
+        "[]",
+        "\"metadata\"",
+        "1",
+        "null",
+        "true",
+        "not json",
+        "",
+        "{\"tags\":[\"a\"]",
+        "[{\"tags\":[]}]",
+    ] {
+        let reply = app
+            .call("update")
+            .asset(&id(&record))
+            .key(app.sk())
+            .body(Some("application/json"), body)
+            .send()
+            .await;
+        reply.error(400, "INVALID_PARAMS");
+    }
+    assert_eq!(app.get(app.sk(), &id(&record)).await.ok(200), record);
+}
+
+#[tokio::test]
+async fn patch_with_wrong_types_is_400_naming_the_member() {
+    let app = app().await;
+    let record = app
+        .create(&Form::standard().field("tags", r#"["a"]"#))
+        .await;
+    let asset = id(&record);
+    for bad in [
+        json!([]),
+        json!("x"),
+        json!(1),
+        json!(null),
+        json!(true),
+        json!("{\"a\":1}"),
+    ] {
+        app.patch(app.sk(), &asset, &json!({ "metadata": bad }))
+            .await
+            .invalid("metadata");
+        app.patch(
+            app.sk(),
+            &asset,
+            &json!({ "metadata": bad, "tags": ["ok"] }),
+        )
+        .await
+        .invalid("metadata");
+    }
+    for bad in [
+        json!("a"),
+        json!([1]),
+        json!({}),
+        json!(null),
+        json!([["a"]]),
+        json!("[\"a\"]"),
+    ] {
+        app.patch(app.sk(), &asset, &json!({ "tags": bad }))
+            .await
+            .invalid("tags");
+        app.patch(
+            app.sk(),
+            &asset,
+            &json!({ "tags": bad, "metadata": { "ok": 1 } }),
+        )
+        .await
+        .invalid("tags");
+    }
+    assert_eq!(app.get(app.sk(), &asset).await.ok(200), record, "unchanged");
+}
+
+#[tokio::test]
+async fn patch_needs_content_type_application_json() {
+    let app = app().await;
+    let record = app.create(&Form::standard()).await;
+    let asset = id(&record);
+    let body = json!({ "tags": ["x"] }).to_string();
+    let send = |content_type: Option<&'static str>| {
+        app.call("update")
+            .asset(&asset)
+            .key(app.sk())
+            .body(content_type, body.clone())
+            .send()
+    };
+    for content_type in [
+        None,
+        Some("text/plain"),
+        Some("multipart/form-data; boundary=x"),
+    ] {
+        send(content_type).await.error(400, "INVALID_PARAMS");
+    }
+    assert_eq!(app.get(app.sk(), &asset).await.ok(200), record, "unchanged");
+    let updated = send(Some("application/json; charset=utf-8")).await.ok(200);
+    assert_eq!(updated["tags"], r#"["x"]"#);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Delete
+
+#[tokio::test]
+async fn delete_is_204_and_the_asset_and_its_bytes_are_gone() {
+    let app = app().await;
+    let record = app.create(&Form::standard()).await;
+    let kept = app
+        .create(&Form::standard().set("filename", "kept.png"))
+        .await;
+    let asset = id(&record);
+    let reply = app.delete(app.sk(), &asset).await;
+    assert_eq!(reply.status.as_u16(), 204, "{}", reply.snippet());
+    assert!(reply.body.is_empty(), "empty body: {:?}", reply.snippet());
+
+    app.get(app.sk(), &asset)
+        .await
+        .error(404, "ASSET_NOT_FOUND");
+    let page = app.list(app.sk(), "").await.ok(200);
+    assert_eq!(page["data"], json!([kept.clone()]), "absent from lists");
+    assert_eq!(
+        app.read_object(record["r2_key"].as_str().unwrap()),
+        None,
+        "bytes removed"
+    );
+    assert_eq!(
+        app.object_files().len(),
+        1,
+        "only the other asset's object remains"
+    );
+    app.delete(app.sk(), &asset)
+        .await
+        .error(404, "ASSET_NOT_FOUND");
+    app.patch(app.sk(), &asset, &json!({ "tags": ["x"] }))
+        .await
+        .error(404, "ASSET_NOT_FOUND");
+    // The name is free again.
+    app.create(&Form::standard()).await;
+}
+
+#[tokio::test]
+async fn delete_when_the_object_store_fails_is_finished_later_by_gc() {
+    let app = app().await;
+    let record = app.create(&Form::standard()).await;
+    let key = record["r2_key"].as_str().unwrap().to_owned();
+    let faulty = Arc::new(FaultyBlobs::new(app.blobs()));
+    faulty.fail_delete.store(true, Ordering::SeqCst);
+    let deps = app.deps_with_blobs(faulty.clone());
+
+    let reply = app
+        .call_on(&deps, "delete")
+        .asset(&id(&record))
+        .key(app.sk())
+        .send()
+        .await;
+    assert_eq!(reply.status.as_u16(), 204, "{}", reply.snippet());
+    app.get(app.sk(), &id(&record))
+        .await
+        .error(404, "ASSET_NOT_FOUND");
+    assert_eq!(app.list(app.sk(), "").await.ok(200)["data"], json!([]));
+    assert!(
+        app.read_object(&key).is_some(),
+        "the object is still on disk"
+    );
+    assert_eq!(
+        app.pending_deletions().await,
+        vec![key.clone()],
+        "and not forgotten"
+    );
+
+    // While the store keeps failing, gc keeps the row.
+    let report = admin::gc(&*app.deps.db, &*faulty).await.unwrap();
+    let failed: Vec<&str> = report.failed.iter().map(|f| f.r2_key.as_str()).collect();
+    assert_eq!(failed, vec![key.as_str()]);
+    assert_eq!(app.pending_deletions().await, vec![key.clone()]);
+
+    let report = admin::gc(&*app.deps.db, &*app.blobs()).await.unwrap();
+    assert_eq!(report.deleted, vec![key.clone()]);
+    assert_eq!(app.read_object(&key), None);
+    assert!(app.object_files().is_empty());
+    assert!(app.pending_deletions().await.is_empty());
+}
+
+#[tokio::test]
+async fn an_upload_whose_object_write_fails_is_500_and_stores_nothing() {
+    let app = app().await;
+    let faulty = Arc::new(FaultyBlobs::new(app.blobs()));
+    faulty.fail_put.store(true, Ordering::SeqCst);
+    let deps = app.deps_with_blobs(faulty.clone());
+    let reply = app
+        .call_on(&deps, "upload")
+        .key(app.sk())
+        .form(&Form::standard())
+        .send()
+        .await;
+    reply.error(500, "INTERNAL_ERROR");
+    assert!(
+        !reply.text().contains("RequestId"),
+        "no upstream body: {}",
+        reply.snippet()
+    );
+    assert_nothing_stored(&app).await;
+    // Nothing half-stored blocks a retry under the same name.
+    faulty.fail_put.store(false, Ordering::SeqCst);
+    let retried = app
+        .call_on(&deps, "upload")
+        .key(app.sk())
+        .form(&Form::standard())
+        .send()
+        .await;
+    retried.ok(201);
+}
