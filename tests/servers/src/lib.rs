@@ -12,12 +12,15 @@
 //! - [`s3`]: [`S3Server`], an S3 endpoint (path-style, as R2 is used) built on `s3s` + `s3s-fs`
 //!   with SigV4 verified, one bucket in a temporary directory, every request recorded raw
 //!   ([`s3::RecordedRequest`]), and injected S3 XML errors per method.
+//! - `s3_store`: what [`S3Server`] stores through: `s3s-fs` with each object key mapped to a short
+//!   storage key (`k/<sha256 hex>`), so keys of up to 1,024 bytes work as on R2.
 //! - this file: the accept loop both servers share and the random identifiers they hand out.
 //!
 //! Both servers stop when dropped. They must be started inside a Tokio runtime (any flavour).
 
 pub mod d1;
 pub mod s3;
+mod s3_store;
 
 pub use d1::D1Server;
 pub use s3::S3Server;

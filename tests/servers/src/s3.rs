@@ -1,11 +1,13 @@
 //! A local S3 endpoint standing in for Cloudflare R2: `s3s` speaks the protocol and verifies SigV4
 //! signatures (`SimpleAuth`, one random key pair), `s3s-fs` keeps objects as files under a
 //! temporary directory, one bucket is created at start, and requests are path-style
-//! (`/{bucket}/{key}`), as R2 is used.
+//! (`/{bucket}/{key}`), as R2 is used. Keys up to R2's 1,024 bytes work: `s3s-fs` is handed a
+//! short storage key per object (`s3_store.rs`), and the helpers here take original keys.
 //!
 //! In front of `s3s` a recording layer keeps every request as it arrived (method, path, query,
 //! headers, body bytes) and can answer instead of `s3s` with an S3 XML error, per method.
 
+use crate::s3_store::{HashedKeys, KeyMap, storage_key};
 use crate::{Running, random_hex, serve};
 use base64::Engine;
 use bytes::Bytes;
@@ -48,6 +50,7 @@ pub struct S3Server {
     access_key_id: String,
     secret_access_key: String,
     root: tempfile::TempDir,
+    keys: Arc<KeyMap>,
     state: Arc<State>,
     _running: Running,
 }
@@ -74,7 +77,8 @@ impl S3Server {
         let access_key_id = format!("AKIA{}", random_hex(8).to_ascii_uppercase());
         let secret_access_key = random_hex(20);
         let fs = s3s_fs::FileSystem::new(root.path()).expect("the s3s-fs store");
-        let mut builder = S3ServiceBuilder::new(fs);
+        let keys = Arc::new(KeyMap::default());
+        let mut builder = S3ServiceBuilder::new(HashedKeys::new(fs, keys.clone()));
         builder.set_auth(SimpleAuth::from_single(
             access_key_id.clone(),
             secret_access_key.as_str(),
@@ -97,6 +101,7 @@ impl S3Server {
             access_key_id,
             secret_access_key,
             root,
+            keys,
             state,
             _running: running,
         }
@@ -119,9 +124,10 @@ impl S3Server {
         &self.secret_access_key
     }
 
-    /// Where the bytes of `key` live on disk (whether or not the object exists).
+    /// Where the bytes of `key` live on disk (whether or not the object exists):
+    /// `<bucket dir>/k/<sha256 hex of key>`.
     pub fn object_path(&self, key: &str) -> PathBuf {
-        self.bucket_dir().join(key)
+        self.bucket_dir().join(storage_key(key))
     }
 
     pub fn object_exists(&self, key: &str) -> bool {
@@ -133,23 +139,33 @@ impl S3Server {
         std::fs::read(self.object_path(key)).ok()
     }
 
+    /// The stored length of `key` in bytes, if it exists.
+    pub fn object_len(&self, key: &str) -> Option<u64> {
+        let metadata = std::fs::metadata(self.object_path(key)).ok()?;
+        metadata.is_file().then_some(metadata.len())
+    }
+
     /// The content type stored with `key` (s3s-fs keeps it in a JSON file beside the objects).
     pub fn object_content_type(&self, key: &str) -> Option<String> {
         let encode = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
         let name = format!(
             ".bucket-{}.object-{}.metadata.json",
             encode(&self.bucket),
-            encode(key)
+            encode(&storage_key(key))
         );
         let text = std::fs::read(self.root.path().join(name)).ok()?;
         let attributes: serde_json::Value = serde_json::from_slice(&text).ok()?;
         attributes.get("content_type")?.as_str().map(str::to_owned)
     }
 
-    /// Every key stored in the bucket, sorted.
+    /// Every key stored in the bucket (as written, not as stored on disk), sorted.
     pub fn objects(&self) -> Vec<String> {
-        let mut keys = Vec::new();
-        collect_keys(&self.bucket_dir(), "", &mut keys);
+        let mut stored = Vec::new();
+        collect_keys(&self.bucket_dir(), "", &mut stored);
+        let mut keys: Vec<String> = stored
+            .into_iter()
+            .map(|s| self.keys.original(&s).unwrap_or(s))
+            .collect();
         keys.sort();
         keys
     }
@@ -207,7 +223,7 @@ fn collect_keys(dir: &Path, prefix: &str, keys: &mut Vec<String>) {
     }
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
