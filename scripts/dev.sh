@@ -7,10 +7,22 @@
 # are saved to $IMGBT_DATA_DIR/dev-vault.json, local only), prints ready-to-run curl lines, then
 # runs `cargo lambda watch`, which serves the five functions on http://localhost:$IMGBT_PORT.
 #
+#   ./scripts/dev.sh --local-cloudflare
+#
+# runs the production code path instead: D1 over REST and R2 over S3, against the test kit's
+# protocol-faithful D1 and S3 servers on 127.0.0.1 (in memory; gone when the script stops).
+#
 # Environment: IMGBT_DATA_DIR (default ./.imgbt), IMGBT_PORT (default 9000).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+local_cloudflare=false
+case "${1:-}" in
+    --local-cloudflare) local_cloudflare=true ;;
+    "") ;;
+    *) echo "usage: $0 [--local-cloudflare]" >&2; exit 2 ;;
+esac
 
 step() { printf '\n==> %s\n' "$*"; }
 
@@ -35,13 +47,32 @@ port="${IMGBT_PORT:-9000}"
 
 imgbt() { cargo run -q -p imgbt-cli -- "$@"; }
 
-step "Migrating the store in $IMGBT_DATA_DIR"
+vault_file="$IMGBT_DATA_DIR/dev-vault.json"
+if $local_cloudflare; then
+    step "Starting the local D1 REST and S3 servers"
+    env_file="$IMGBT_DATA_DIR/local-cloudflare.env"
+    rm -f "$env_file"
+    cargo build -q -p imgbt-test-servers --bin local-cloudflare
+    cargo run -q -p imgbt-test-servers --bin local-cloudflare -- "$env_file" >/dev/null &
+    servers=$!
+    trap 'kill "$servers" 2>/dev/null || true' EXIT
+    for _ in $(seq 100); do [[ -s "$env_file" ]] && break; sleep 0.1; done
+    [[ -s "$env_file" ]] || { echo "the local servers did not start" >&2; exit 1; }
+    set -a
+    # shellcheck disable=SC1090
+    . "$env_file"
+    set +a
+    # A fresh D1 every run: the vault made for it is kept apart from the embedded one's.
+    vault_file="$IMGBT_DATA_DIR/dev-vault-local-cloudflare.json"
+    rm -f "$vault_file"
+fi
+
+step "Migrating the store"
 imgbt migrate
 
 # Reads one string field of the flat JSON object `imgbt vault create --json` prints.
 field() { sed -n "s/.*\"$1\":\"\([^\"]*\)\".*/\1/p" "$2"; }
 
-vault_file="$IMGBT_DATA_DIR/dev-vault.json"
 if [[ -f "$vault_file" ]]; then
     saved="$(field vault_id "$vault_file")"
     vaults="$(imgbt vault list --json)"
@@ -80,4 +111,9 @@ List:
 ==> Serving on http://localhost:$port (Ctrl-C to stop)
 EOF
 
-exec cargo lambda watch --invoke-port "$port"
+if $local_cloudflare; then
+    # Not exec: the trap must stop the local servers when watch ends.
+    cargo lambda watch --invoke-port "$port"
+else
+    exec cargo lambda watch --invoke-port "$port"
+fi
