@@ -13,8 +13,9 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 venv="${IMGBT_LINT_VENV:-target/lint-infra-venv}"
+[[ "$venv" == /* ]] || venv="$PWD/$venv"
 if [[ -x "$venv/bin/python" ]]; then
-    PATH="$PWD/$venv/bin:$PATH"
+    PATH="$venv/bin:$PATH"
 fi
 
 have() { command -v "$1" >/dev/null 2>&1; }
@@ -23,7 +24,7 @@ if ! have cfn-lint || ! have actionlint || ! have shellcheck; then
     if [[ ! -x "$venv/bin/python" ]]; then
         echo "==> creating $venv"
         python3 -m venv "$venv"
-        PATH="$PWD/$venv/bin:$PATH"
+        PATH="$venv/bin:$PATH"
     fi
     pip() { "$venv/bin/python" -m pip "$@"; }
     if ! have cfn-lint; then
