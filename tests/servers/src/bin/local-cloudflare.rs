@@ -20,16 +20,26 @@ async fn main() -> std::io::Result<()> {
         ("IMGBT_D1_BASE_URL", d1.base_url()),
         ("IMGBT_R2_BUCKET", s3.bucket().to_owned()),
         ("IMGBT_R2_ACCESS_KEY_ID", s3.access_key_id().to_owned()),
-        ("IMGBT_R2_SECRET_ACCESS_KEY", s3.secret_access_key().to_owned()),
+        (
+            "IMGBT_R2_SECRET_ACCESS_KEY",
+            s3.secret_access_key().to_owned(),
+        ),
         ("IMGBT_R2_ENDPOINT", s3.endpoint()),
     ];
-    let text: String = vars.iter().map(|(name, value)| format!("export {name}={value}\n")).collect();
+    let text: String = vars
+        .iter()
+        .map(|(name, value)| format!("export {name}={value}\n"))
+        .collect();
     if let Some(path) = std::env::args().nth(1) {
         std::fs::write(&path, &text)?;
         eprintln!("wrote {path}");
     }
     print!("{text}");
-    eprintln!("D1 REST at {} and S3 at {}; Ctrl-C stops both.", d1.base_url(), s3.endpoint());
+    eprintln!(
+        "D1 REST at {} and S3 at {}; Ctrl-C stops both.",
+        d1.base_url(),
+        s3.endpoint()
+    );
     tokio::signal::ctrl_c().await?;
     Ok(())
 }
