@@ -11,8 +11,8 @@
 use super::{BlobError, Blobs};
 use crate::BoxFuture;
 use bytes::Bytes;
-use std::io::ErrorKind;
 use sha2::{Digest, Sha256};
+use std::io::ErrorKind;
 use std::path::{Component, Path, PathBuf};
 
 /// The longest file name common file systems allow, in bytes.
@@ -55,7 +55,10 @@ impl LocalBlobs {
         if name.len() <= MAX_FILE_NAME {
             return Ok(self.root.join(relative));
         }
-        let digest: String = Sha256::digest(name.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
+        let digest: String = Sha256::digest(name.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
         Ok(self.root.join(dirs).join(LONG_NAMES).join(digest))
     }
 
@@ -173,11 +176,20 @@ mod tests {
     async fn keys_longer_than_a_file_name_are_stored() {
         let dir = tempfile::tempdir().unwrap();
         let blobs = LocalBlobs::new(dir.path()).unwrap();
-        let key = format!("vault_x/p/c/ch/asset_01JD0000000000000000000000_{}", "é".repeat(127));
-        blobs.put(&key, Bytes::from_static(b"long"), "text/plain").await.unwrap();
+        let key = format!(
+            "vault_x/p/c/ch/asset_01JD0000000000000000000000_{}",
+            "é".repeat(127)
+        );
+        blobs
+            .put(&key, Bytes::from_static(b"long"), "text/plain")
+            .await
+            .unwrap();
         assert_eq!(blobs.size(&key).await.unwrap(), Some(4));
         let path = blobs.path_of(&key).unwrap();
-        assert_eq!(std::fs::read_to_string(path.with_extension("key")).unwrap(), key);
+        assert_eq!(
+            std::fs::read_to_string(path.with_extension("key")).unwrap(),
+            key
+        );
         blobs.delete(&key).await.unwrap();
         assert_eq!(blobs.size(&key).await.unwrap(), None);
         assert!(!dir.path().join("vault_x").exists());

@@ -66,7 +66,11 @@ where
             service.code().unwrap_or("unknown error"),
             service.message().unwrap_or("no message")
         ),
-        None => DisplayErrorContext(&err).to_string().chars().take(300).collect(),
+        None => DisplayErrorContext(&err)
+            .to_string()
+            .chars()
+            .take(300)
+            .collect(),
     };
     BlobError::Io(format!("{what} {key}: {cause}"))
 }
