@@ -58,11 +58,14 @@ pub enum Backend {
 /// Where a [`TestApp`]'s data lives.
 pub enum Store {
     Embedded,
-    Cloudflare {
-        d1: D1Server,
-        s3: S3Server,
-        config: CloudflareConfig,
-    },
+    Cloudflare(Box<CloudStores>),
+}
+
+/// The local stand-ins for Cloudflare a [`TestApp`] runs on, and the configuration naming them.
+pub struct CloudStores {
+    pub d1: D1Server,
+    pub s3: S3Server,
+    pub config: CloudflareConfig,
 }
 
 /// A fresh store with two vaults. Dropping it removes the directory and stops the servers.
@@ -89,7 +92,7 @@ impl TestApp {
             Backend::Cloudflare => {
                 let (d1, s3) = tokio::join!(D1Server::start(), S3Server::start());
                 let config = cloudflare_config(&d1, &s3);
-                Store::Cloudflare { d1, s3, config }
+                Store::Cloudflare(Box::new(CloudStores { d1, s3, config }))
             }
         };
         let app_deps = Self::deps_for(dir.path(), &store).await;
@@ -114,8 +117,8 @@ impl TestApp {
     async fn deps_for(dir: &Path, store: &Store) -> Deps {
         match store {
             Store::Embedded => Deps::embedded(dir).await.expect("embedded store"),
-            Store::Cloudflare { config, .. } => {
-                Deps::cloudflare(config).expect("Cloudflare clients")
+            Store::Cloudflare(cloud) => {
+                Deps::cloudflare(&cloud.config).expect("Cloudflare clients")
             }
         }
     }
@@ -123,7 +126,7 @@ impl TestApp {
     pub fn backend(&self) -> Backend {
         match self.store {
             Store::Embedded => Backend::Embedded,
-            Store::Cloudflare { .. } => Backend::Cloudflare,
+            Store::Cloudflare(_) => Backend::Cloudflare,
         }
     }
 
@@ -135,7 +138,7 @@ impl TestApp {
     /// The D1 test server, on the Cloudflare backend.
     pub fn d1(&self) -> Option<&D1Server> {
         match &self.store {
-            Store::Cloudflare { d1, .. } => Some(d1),
+            Store::Cloudflare(cloud) => Some(&cloud.d1),
             Store::Embedded => None,
         }
     }
@@ -143,7 +146,7 @@ impl TestApp {
     /// The S3 test server, on the Cloudflare backend.
     pub fn s3(&self) -> Option<&S3Server> {
         match &self.store {
-            Store::Cloudflare { s3, .. } => Some(s3),
+            Store::Cloudflare(cloud) => Some(&cloud.s3),
             Store::Embedded => None,
         }
     }
@@ -219,7 +222,7 @@ impl TestApp {
                 let path = self.local_blobs().path_of(r2_key).ok()?;
                 std::fs::read(path).ok()
             }
-            Store::Cloudflare { s3, .. } => s3.object_bytes(r2_key),
+            Store::Cloudflare(cloud) => cloud.s3.object_bytes(r2_key),
         }
     }
 
@@ -227,7 +230,7 @@ impl TestApp {
     pub fn object_len(&self, r2_key: &str) -> Option<u64> {
         let path = match &self.store {
             Store::Embedded => self.local_blobs().path_of(r2_key).ok()?,
-            Store::Cloudflare { s3, .. } => s3.object_path(r2_key),
+            Store::Cloudflare(cloud) => cloud.s3.object_path(r2_key),
         };
         std::fs::metadata(path).map(|m| m.len()).ok()
     }
@@ -254,7 +257,7 @@ impl TestApp {
                 walk(&self.objects_dir(), &mut out);
                 out
             }
-            Store::Cloudflare { s3, .. } => s3.objects().into_iter().map(PathBuf::from).collect(),
+            Store::Cloudflare(cloud) => cloud.s3.objects().into_iter().map(PathBuf::from).collect(),
         }
     }
 
@@ -267,7 +270,8 @@ impl TestApp {
                 .filter_map(|name| std::fs::read(self.dir.path().join(name)).ok())
                 .flatten()
                 .collect(),
-            Store::Cloudflare { d1, .. } => {
+            Store::Cloudflare(cloud) => {
+                let d1 = &cloud.d1;
                 let tables = d1.query("SELECT name FROM sqlite_master WHERE type = 'table'");
                 let mut out = Vec::new();
                 for table in tables {
