@@ -75,6 +75,8 @@ pub enum ConfigError {
     Embedded { path: String, cause: String },
     #[error("cannot set up the Cloudflare clients: {0}")]
     Cloudflare(String),
+    #[error("{0}")]
+    Invalid(&'static str),
 }
 
 impl Config {
@@ -117,10 +119,19 @@ impl Config {
     }
 }
 
-/// Everything a handler uses: the two I/O seams.
+/// The largest request body one Lambda invocation can carry once API Gateway has base64-encoded
+/// it: 6 MiB of invocation payload, three quarters of it body.
+pub const LAMBDA_BODY_LIMIT: u64 = 6 * 1024 * 1024 * 3 / 4;
+
+/// Everything a handler uses: the two I/O seams, and the request size the process accepts.
 pub struct Deps {
     pub db: Arc<dyn Db>,
     pub blobs: Arc<dyn Blobs>,
+    /// Bodies over this many bytes are refused with 413 before they are parsed. Set to
+    /// [`LAMBDA_BODY_LIMIT`] when the process runs as a Lambda function (under `cargo lambda
+    /// watch` too, so that local behaviour matches the gateway's), or from
+    /// `IMGBT_MAX_REQUEST_BYTES`; `None` in process (tests, benchmarks).
+    pub max_request_bytes: Option<u64>,
     /// Objects this process deleted whose pending-deletion rows are not yet cleared. The delete
     /// function clears them in its next batch, so that the happy path stays one D1 request.
     pub settled_deletions: Mutex<Vec<String>>,
@@ -131,6 +142,7 @@ impl Deps {
         Deps {
             db,
             blobs,
+            max_request_bytes: None,
             settled_deletions: Mutex::new(Vec::new()),
         }
     }
@@ -139,10 +151,12 @@ impl Deps {
     /// migrations are applied, so that a fresh directory just works; D1 is migrated on request
     /// (`imgbt migrate` or wrangler), never by a function.
     pub async fn from_env() -> Result<Self, ConfigError> {
-        match Config::from_env()? {
-            Config::Embedded { data_dir } => Self::embedded(&data_dir).await,
-            Config::Cloudflare(config) => Self::cloudflare(&config),
-        }
+        let mut deps = match Config::from_env()? {
+            Config::Embedded { data_dir } => Self::embedded(&data_dir).await?,
+            Config::Cloudflare(config) => Self::cloudflare(&config)?,
+        };
+        deps.max_request_bytes = request_limit(|name| std::env::var(name).ok())?;
+        Ok(deps)
     }
 
     /// The stores that the environment configures, as they are (for `imgbt`, which migrates on
@@ -198,6 +212,20 @@ impl Deps {
             &config.r2_secret_access_key,
         );
         Ok(Self::new(Arc::new(db), Arc::new(blobs)))
+    }
+}
+
+/// `IMGBT_MAX_REQUEST_BYTES` (0: no limit), else Lambda's limit when running as a Lambda function.
+fn request_limit(lookup: impl Fn(&str) -> Option<String>) -> Result<Option<u64>, ConfigError> {
+    match lookup("IMGBT_MAX_REQUEST_BYTES").filter(|v| !v.trim().is_empty()) {
+        Some(text) => match text.trim().parse::<u64>() {
+            Ok(0) => Ok(None),
+            Ok(n) => Ok(Some(n)),
+            Err(_) => Err(ConfigError::Invalid(
+                "IMGBT_MAX_REQUEST_BYTES must be a number of bytes",
+            )),
+        },
+        None => Ok(lookup("AWS_LAMBDA_RUNTIME_API").map(|_| LAMBDA_BODY_LIMIT)),
     }
 }
 
@@ -274,6 +302,35 @@ mod tests {
         assert!(
             matches!(config(&[("IMGBT_R2_ENDPOINT", "http://x")]), Err(ConfigError::Incomplete(v)) if v.len() == 6)
         );
+    }
+
+    #[test]
+    fn the_request_limit_is_lambdas_under_a_runtime_api_unless_configured() {
+        let env = |vars: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                vars.iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| v.to_string())
+            }
+        };
+        assert_eq!(request_limit(env(&[])).unwrap(), None);
+        assert_eq!(
+            request_limit(env(&[("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9001")])).unwrap(),
+            Some(LAMBDA_BODY_LIMIT)
+        );
+        assert_eq!(
+            request_limit(env(&[("IMGBT_MAX_REQUEST_BYTES", "1000")])).unwrap(),
+            Some(1000)
+        );
+        assert_eq!(
+            request_limit(env(&[
+                ("IMGBT_MAX_REQUEST_BYTES", "0"),
+                ("AWS_LAMBDA_RUNTIME_API", "x")
+            ]))
+            .unwrap(),
+            None
+        );
+        assert!(request_limit(env(&[("IMGBT_MAX_REQUEST_BYTES", "lots")])).is_err());
     }
 
     #[test]

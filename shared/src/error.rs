@@ -19,13 +19,21 @@ pub enum ApiError {
     NotFound,
     #[error("an asset with this filename already exists in this channel")]
     Conflict,
-    #[error("the file exceeds the limit of 104857600 bytes (100 MiB)")]
-    PayloadTooLarge,
+    #[error("{0}")]
+    PayloadTooLarge(&'static str),
     #[error("the store is busy; retry after a short wait")]
     RateLimited(String),
     #[error("internal error")]
     Internal(String),
 }
+
+/// The file is over the contract's limit.
+pub const FILE_TOO_LARGE: &str = "the file exceeds the limit of 104857600 bytes (100 MiB)";
+
+/// The request is over what one Lambda invocation can carry.
+pub const REQUEST_TOO_LARGE: &str = "the request body exceeds what one Lambda invocation can carry \
+    (6 MB, and API Gateway sends multipart bodies base64-encoded, so about 4.5 MB of file); \
+    files larger than that cannot be sent through this endpoint (see Limits in the README)";
 
 impl ApiError {
     pub fn invalid(field: &str, rule: impl std::fmt::Display) -> Self {
@@ -44,7 +52,7 @@ impl ApiError {
             ApiError::AssetNotFound => "ASSET_NOT_FOUND",
             ApiError::NotFound => "NOT_FOUND",
             ApiError::Conflict => "CONFLICT",
-            ApiError::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
+            ApiError::PayloadTooLarge(_) => "PAYLOAD_TOO_LARGE",
             ApiError::RateLimited(_) => "RATE_LIMITED",
             ApiError::Internal(_) => "INTERNAL_ERROR",
         }
@@ -57,7 +65,7 @@ impl ApiError {
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::AssetNotFound | ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::Conflict => StatusCode::CONFLICT,
-            ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }

@@ -1,6 +1,7 @@
 //! The multipart/form-data body of an upload, parsed with multer and validated into an [`Upload`].
 
 use bytes::Bytes;
+use shared::error::FILE_TOO_LARGE;
 use shared::validate::{Filename, Metadata, PathSegment, Tags};
 use shared::{ApiError, MAX_FILE_BYTES};
 
@@ -40,7 +41,7 @@ pub async fn parse_form(content_type: Option<&str>, body: Bytes) -> Result<Uploa
         .ok_or_else(|| ApiError::invalid("body", "must be multipart/form-data with a boundary"))?;
     // A body this large cannot hold a file within the limit: refuse it before parsing.
     if body.len() as u64 > MAX_FILE_BYTES + FORM_OVERHEAD {
-        return Err(ApiError::PayloadTooLarge);
+        return Err(ApiError::PayloadTooLarge(FILE_TOO_LARGE));
     }
     let constraints = multer::Constraints::new()
         .allowed_fields(FIELDS.to_vec())
@@ -126,9 +127,9 @@ fn refusal(err: multer::Error) -> ApiError {
     use multer::Error as E;
     match err {
         E::FieldSizeExceeded { field_name, .. } if field_name.as_deref() == Some("file") => {
-            ApiError::PayloadTooLarge
+            ApiError::PayloadTooLarge(FILE_TOO_LARGE)
         }
-        E::StreamSizeExceeded { .. } => ApiError::PayloadTooLarge,
+        E::StreamSizeExceeded { .. } => ApiError::PayloadTooLarge(FILE_TOO_LARGE),
         E::FieldSizeExceeded { field_name, .. } => ApiError::invalid(
             field_name.as_deref().unwrap_or("field"),
             format_args!("must be at most {MAX_TEXT_FIELD} bytes"),

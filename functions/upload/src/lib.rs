@@ -14,6 +14,7 @@ use lambda_http::{Body, Request, Response, http::StatusCode};
 use shared::asset::{self, Asset};
 use shared::auth::{Access, Credential};
 use shared::db::{self, DbError, Stmt, Value};
+use shared::error::REQUEST_TOO_LARGE;
 use shared::http::{begin, json_response, serve};
 use shared::{ApiError, Deps, clock, ids, media, routes};
 
@@ -48,6 +49,12 @@ async fn run(deps: &Deps, req: Request) -> Result<Response<Body>, ApiError> {
         Body::Text(text) => Bytes::from(text.into_bytes()),
         _ => Bytes::new(),
     };
+    if deps
+        .max_request_bytes
+        .is_some_and(|limit| body.len() as u64 > limit)
+    {
+        return Err(ApiError::PayloadTooLarge(REQUEST_TOO_LARGE));
+    }
     let upload = parse_form(content_type.as_deref(), body).await?;
 
     let ms = clock::now_ms();

@@ -1980,3 +1980,21 @@ async fn an_upload_whose_object_write_fails_is_500_and_stores_nothing() {
         .await;
     retried.ok(201);
 }
+
+#[tokio::test]
+async fn a_body_a_lambda_invocation_cannot_carry_is_413_with_advice() {
+    let app = app().await;
+    let mut deps = app.another_instance().await;
+    deps.max_request_bytes = Some(shared::deps::LAMBDA_BODY_LIMIT);
+    let big = vec![7u8; 5 * 1024 * 1024];
+    let form = Form::asset("a", "b", "c", "big.bin", "application/octet-stream", &big);
+    let reply = app.call_on(&deps, "upload").key(app.sk()).form(&form).send().await;
+    let message = reply.error(413, "PAYLOAD_TOO_LARGE");
+    assert!(message.contains("Lambda") && message.contains("4.5 MB"), "{message}");
+    assert_nothing_stored(&app).await;
+
+    // Just under the limit passes.
+    let fits = vec![7u8; 4 * 1024 * 1024];
+    let form = Form::asset("a", "b", "c", "fits.bin", "application/octet-stream", &fits);
+    app.call_on(&deps, "upload").key(app.sk()).form(&form).send().await.ok(201);
+}
