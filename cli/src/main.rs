@@ -4,13 +4,15 @@
 //!
 //! Output: friendly text by default; with `--json`, exactly one JSON document on stdout. Errors go
 //! to stderr with exit code 1 (and, with `--json`, `{"error": "..."}` on stdout). The only secret
-//! ever printed is a key at the moment it is created.
+//! ever printed is a key at the moment it is created, and the well-known keys of the dev vault
+//! (`imgbt dev seed`, local stores only).
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde_json::json;
 use shared::Deps;
-use shared::admin::{self, GcReport, KeyInfo, NewKey, NewVault, VaultInfo};
+use shared::admin::{self, DevSeed, GcReport, KeyInfo, NewKey, NewVault, VaultInfo};
 use shared::auth::KeyKind;
+use shared::deps::Config;
 use shared::migrations;
 use std::fmt::Display;
 use std::process::ExitCode;
@@ -41,6 +43,17 @@ enum Command {
     Key(KeyCommand),
     /// Finish pending object deletions, retrying any that failed when their asset was deleted.
     Gc,
+    /// Local development helpers (never on a Cloudflare configuration).
+    #[command(subcommand)]
+    Dev(DevCommand),
+}
+
+#[derive(Subcommand)]
+enum DevCommand {
+    /// Reset the dev vault (fixed id, well-known keys) to its seed state: one sample asset,
+    /// `docs/readme/main/hello.txt`. The sample events in `events/` use it. Local stores only:
+    /// refused when the Cloudflare variables are set.
+    Seed,
 }
 
 #[derive(Subcommand)]
@@ -163,6 +176,16 @@ fn print(output: &Output, json: bool) {
 }
 
 async fn run(command: Command) -> Result<Output, Failure> {
+    if let Command::Dev(_) = command {
+        // Before any client is built: the dev keys are public knowledge and must never reach D1.
+        if let Config::Cloudflare(_) = Config::from_env()? {
+            return Err(fail(
+                "`imgbt dev seed` runs on the embedded store only: the dev vault's keys are public \
+                 knowledge and must never reach D1. Unset the Cloudflare variables \
+                 (CLOUDFLARE_*, IMGBT_D1_*, IMGBT_R2_*) to seed the local store.",
+            ));
+        }
+    }
     let deps = Deps::open_from_env()?;
     if let Command::Migrate = command {
         return migrate(&deps).await;
@@ -186,6 +209,7 @@ async fn run(command: Command) -> Result<Output, Failure> {
             key_revoke(&deps, &vault.vault_id, &key_id).await
         }
         Command::Gc => gc(&deps).await,
+        Command::Dev(DevCommand::Seed) => dev_seed(&deps).await,
     }
 }
 
@@ -333,6 +357,31 @@ async fn gc(deps: &Deps) -> Result<Output, Failure> {
             output: Some(output),
         })
     }
+}
+
+async fn dev_seed(deps: &Deps) -> Result<Output, Failure> {
+    let seed: DevSeed = admin::seed_dev(&*deps.db, &*deps.blobs).await?;
+    let mut text = format!(
+        "Reset the dev vault {id}: one sample asset, {asset} ({key}).\n\
+         \x20 public key (read-only):       {pk}\n\
+         \x20 secret key (read and write):  {sk}\n\
+         These keys are public knowledge: local use only.\n",
+        id = seed.vault_id,
+        asset = seed.asset_id,
+        key = seed.r2_key,
+        pk = seed.public_key,
+        sk = seed.secret_key,
+    );
+    if seed.pending_objects > 0 {
+        text.push_str(&format!(
+            "{} object(s) of removed assets could not be removed; run `imgbt gc` to retry.\n",
+            seed.pending_objects
+        ));
+    }
+    Ok(Output {
+        json: serde_json::to_value(&seed)?,
+        text,
+    })
 }
 
 /// Left-aligned columns separated by two spaces.

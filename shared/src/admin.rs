@@ -274,8 +274,8 @@ pub const DEV_SECRET_KEY: &str = "sk_decadedecadedecadedecadedecadedecadedecaded
 /// The id of the dev vault's one sample asset, `docs/readme/main/hello.txt`.
 pub const DEV_ASSET_ID: &str = "asset_01DEVDEVDEVDEVDEVDEV0ASSET";
 /// The key ids of [`DEV_PUBLIC_KEY`] and [`DEV_SECRET_KEY`].
-pub const DEV_PUBLIC_KEY_ID: &str = "key_01DEVDEVDEVDEVDEVDEVDEVPK";
-pub const DEV_SECRET_KEY_ID: &str = "key_01DEVDEVDEVDEVDEVDEVDEVSK";
+pub const DEV_PUBLIC_KEY_ID: &str = "key_01DEVDEVDEVDEVDEVDEVDEV0PK";
+pub const DEV_SECRET_KEY_ID: &str = "key_01DEVDEVDEVDEVDEVDEVDEV0SK";
 /// The dev vault's name, as `imgbt vault list` shows it.
 pub const DEV_VAULT_NAME: &str = "dev (well-known keys, local only)";
 
