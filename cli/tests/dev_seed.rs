@@ -3,16 +3,15 @@
 
 use serde_json::Value;
 use shared::admin::{
-    DEV_ASSET_BYTES, DEV_ASSET_ID, DEV_PUBLIC_KEY, DEV_SECRET_KEY, DEV_VAULT_ID,
-    dev_asset_r2_key,
+    DEV_ASSET_BYTES, DEV_ASSET_ID, DEV_PUBLIC_KEY, DEV_SECRET_KEY, DEV_VAULT_ID, dev_asset_r2_key,
 };
 use shared::db::{self, Stmt};
 use shared::deps::{OPTIONAL_CLOUDFLARE_VARS, REQUIRED_CLOUDFLARE_VARS};
 use std::net::TcpListener;
-use std::path::PathBuf;
+use std::path::Path;
 use std::process::{Command, Output};
 
-fn imgbt(data_dir: &PathBuf, args: &[&str]) -> Output {
+fn imgbt(data_dir: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_imgbt"))
         .args(args)
         .env("IMGBT_DATA_DIR", data_dir)
@@ -27,7 +26,7 @@ fn imgbt(data_dir: &PathBuf, args: &[&str]) -> Output {
         .unwrap()
 }
 
-fn seed_json(data_dir: &PathBuf) -> Value {
+fn seed_json(data_dir: &Path) -> Value {
     let out = imgbt(data_dir, &["dev", "seed", "--json"]);
     assert!(
         out.status.success(),
@@ -37,7 +36,7 @@ fn seed_json(data_dir: &PathBuf) -> Value {
     serde_json::from_slice(&out.stdout).expect("stdout is one JSON document")
 }
 
-async fn rows(data_dir: &PathBuf, sql: &'static str) -> Vec<db::Row> {
+async fn rows(data_dir: &Path, sql: &'static str) -> Vec<db::Row> {
     let deps = shared::Deps::open_embedded(data_dir).unwrap();
     let mut results = db::run(&*deps.db, vec![Stmt::new(sql, vec![])])
         .await
@@ -45,7 +44,7 @@ async fn rows(data_dir: &PathBuf, sql: &'static str) -> Vec<db::Row> {
     std::mem::take(&mut results[0].rows)
 }
 
-async fn exec(data_dir: &PathBuf, sql: &'static str) {
+async fn exec(data_dir: &Path, sql: &'static str) {
     let deps = shared::Deps::open_embedded(data_dir).unwrap();
     db::run(&*deps.db, vec![Stmt::new(sql, vec![])])
         .await
@@ -84,7 +83,8 @@ async fn seed_resets_the_dev_vault_every_time() {
 
     // Whatever happened to the vault since, the next seed brings back exactly the seed state:
     // another asset (and its object) gone, a revoked dev key live again, the sample back.
-    let extra_key = format!("{DEV_VAULT_ID}/docs/readme/main/asset_01DEVDEVDEVDEVDEVDEVEXTRA0_x.txt");
+    let extra_key =
+        format!("{DEV_VAULT_ID}/docs/readme/main/asset_01DEVDEVDEVDEVDEVDEVEXTRA0_x.txt");
     let extra = data.join("objects").join(&extra_key);
     std::fs::create_dir_all(extra.parent().unwrap()).unwrap();
     std::fs::write(&extra, b"x").unwrap();
@@ -115,7 +115,11 @@ async fn seed_resets_the_dev_vault_every_time() {
     assert_eq!(third["pending_objects"], 0, "{third}");
     assert!(!extra.exists(), "the removed asset's object is gone");
     assert_eq!(std::fs::read(&object).unwrap(), DEV_ASSET_BYTES);
-    let assets = rows(&data, "SELECT id, metadata, tags, size, mime_type FROM assets").await;
+    let assets = rows(
+        &data,
+        "SELECT id, metadata, tags, size, mime_type FROM assets",
+    )
+    .await;
     assert_eq!(assets.len(), 1, "{assets:?}");
     assert_eq!(assets[0]["id"], DEV_ASSET_ID);
     assert_eq!(assets[0]["metadata"], r#"{"alt":"sample"}"#);
@@ -127,7 +131,10 @@ async fn seed_resets_the_dev_vault_every_time() {
         "SELECT id FROM api_keys WHERE revoked_at IS NOT NULL",
     )
     .await;
-    assert!(revoked.is_empty(), "the dev secret key is live again: {revoked:?}");
+    assert!(
+        revoked.is_empty(),
+        "the dev secret key is live again: {revoked:?}"
+    );
     let pending = rows(&data, "SELECT r2_key FROM pending_deletions").await;
     assert!(pending.is_empty(), "{pending:?}");
 
