@@ -1,0 +1,175 @@
+#!/usr/bin/env python3
+"""Writes the sample events in this directory: API Gateway HTTP API, payload format 2.0.
+
+    python3 events/make.py
+
+Each event is what API Gateway sends to the function for one request, against the dev vault that
+`imgbt dev seed` creates (fixed id, well-known keys, one sample asset: see shared::admin::seed_dev).
+The files are committed; run this again only to change them. Output is deterministic.
+"""
+
+import base64
+import json
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+FIXTURES = HERE.parent / "tests" / "fixtures"
+
+# shared::admin::{DEV_VAULT_ID, DEV_PUBLIC_KEY, DEV_SECRET_KEY, DEV_ASSET_ID}
+VAULT = "vault_01DEVDEVDEVDEVDEVDEVDEVDEV"
+PK = "pk_facadefacadefacadefacadefacadefacadefacadefacade"
+SK = "sk_decadedecadedecadedecadedecadedecadedecadedecade"
+ASSET = "asset_01DEVDEVDEVDEVDEVDEV0ASSET"
+# Shaped like a key, but no vault has it.
+UNKNOWN_KEY = "sk_0123456789abcdef0123456789abcdef0123456789abcdef"
+# A well-formed asset id that does not exist.
+UNKNOWN_ASSET = "asset_01DEVDEVDEVDEVDEVDEVN0NE00"
+# A well-formed vault id that is not the dev vault.
+OTHER_VAULT = "vault_01DEVDEVDEVDEVDEVDEV0THER0"
+
+ASSETS = "/api/v1/vaults/{vaultId}/assets"
+ASSET_ROUTE = "/api/v1/vaults/{vaultId}/assets/{assetId}"
+
+API_ID = "a1b2c3d4e5"
+DOMAIN = f"{API_ID}.execute-api.eu-west-1.amazonaws.com"
+USER_AGENT = "curl/8.5.0"
+BOUNDARY = "------------------------imgbtDevEventBoundary7MA4"
+
+
+def multipart(fields, file_name, content_type, data):
+    """A multipart/form-data body as curl -F sends it: text fields, then the file."""
+    out = b""
+    for name, value in fields:
+        out += f"--{BOUNDARY}\r\n".encode()
+        out += f'Content-Disposition: form-data; name="{name}"\r\n\r\n'.encode()
+        out += value.encode() + b"\r\n"
+    out += f"--{BOUNDARY}\r\n".encode()
+    out += f'Content-Disposition: form-data; name="file"; filename="{file_name}"\r\n'.encode()
+    out += f"Content-Type: {content_type}\r\n\r\n".encode()
+    out += data + b"\r\n"
+    out += f"--{BOUNDARY}--\r\n".encode()
+    return out
+
+
+def event(n, method, route, vault=VAULT, asset=None, key=None, query="", body=None,
+          content_type=None, binary=False):
+    """One payload-2.0 event. `n` makes the request id and time unique per file."""
+    path = route.replace("{vaultId}", vault).replace("{assetId}", asset or "")
+    headers = {
+        "accept": "*/*",
+        "host": DOMAIN,
+        "user-agent": USER_AGENT,
+        "x-amzn-trace-id": f"Root=1-6926a000-0000000000000000000000{n:02d}",
+        "x-forwarded-for": "203.0.113.7",
+        "x-forwarded-port": "443",
+        "x-forwarded-proto": "https",
+    }
+    if key is not None:
+        headers["authorization"] = f"Bearer {key}"
+    if body is not None:
+        raw = body if isinstance(body, bytes) else body.encode()
+        headers["content-length"] = str(len(raw))
+        headers["content-type"] = content_type
+    params = {"vaultId": vault}
+    if asset is not None:
+        params["assetId"] = asset
+    epoch = 1795000000000 + n * 1000
+    ev = {
+        "version": "2.0",
+        "routeKey": f"{method} {route}",
+        "rawPath": path,
+        "rawQueryString": query,
+        "headers": dict(sorted(headers.items())),
+    }
+    if query:
+        pairs = [p.split("=", 1) for p in query.split("&")]
+        ev["queryStringParameters"] = {k: v for k, v in pairs}
+    ev["requestContext"] = {
+        "accountId": "123456789012",
+        "apiId": API_ID,
+        "domainName": DOMAIN,
+        "domainPrefix": API_ID,
+        "http": {
+            "method": method,
+            "path": path,
+            "protocol": "HTTP/1.1",
+            "sourceIp": "203.0.113.7",
+            "userAgent": USER_AGENT,
+        },
+        "requestId": f"Dev{n:02d}aBcDeFgHiJ=",
+        "routeKey": f"{method} {route}",
+        "stage": "$default",
+        "time": f"18/Nov/2026:10:{n // 60:02d}:{n % 60:02d} +0000",
+        "timeEpoch": epoch,
+    }
+    ev["pathParameters"] = params
+    if body is not None:
+        # The gateway base64-encodes every body that is not text (multipart included).
+        ev["body"] = base64.b64encode(raw).decode() if binary else raw.decode()
+    ev["isBase64Encoded"] = binary
+    return ev
+
+
+def upload(n, key, fields, file_name="hello.txt", content_type="text/plain",
+           data=b"Hello again!\n"):
+    body = multipart(fields, file_name, content_type, data)
+    return event(n, "POST", ASSETS, key=key, body=body,
+                 content_type=f"multipart/form-data; boundary={BOUNDARY}", binary=True)
+
+
+def patch(n, key, doc, asset=ASSET):
+    return event(n, "PATCH", ASSET_ROUTE, asset=asset, key=key, body=json.dumps(doc),
+                 content_type="application/json")
+
+
+PNG = (FIXTURES / "tiny.png").read_bytes()
+SAMPLE_PLACE = [("partition", "docs"), ("collection", "readme"), ("channel", "main")]
+
+EVENTS = {
+    # upload
+    "upload.201.multipart": upload(1, SK, [
+        ("partition", "marketing"), ("collection", "blog"), ("channel", "hero-images"),
+        ("metadata", '{"alt":"One red pixel","credit":"imgbt"}'), ("tags", '["sample","png"]'),
+    ], "pixel.png", "image/png", PNG),
+    "upload.400.bad-partition": upload(2, SK, [
+        ("partition", "Bad_Partition"), ("collection", "readme"), ("channel", "main"),
+    ]),
+    "upload.400.not-multipart": event(3, "POST", ASSETS, key=SK, body='{"file":"hello"}',
+                                      content_type="application/json"),
+    "upload.401.unknown-key": upload(4, UNKNOWN_KEY, SAMPLE_PLACE),
+    "upload.403.public-key": upload(5, PK, SAMPLE_PLACE, "new.txt"),
+    "upload.409.duplicate": upload(6, SK, SAMPLE_PLACE, "hello.txt"),
+    # list
+    "list.200.first-page": event(10, "GET", ASSETS, key=PK, query="limit=10"),
+    "list.200.filtered": event(11, "GET", ASSETS, key=PK,
+                               query="partition=docs&collection=readme&channel=main"),
+    "list.400.limit-500": event(12, "GET", ASSETS, key=PK, query="limit=500"),
+    "list.400.bad-cursor": event(13, "GET", ASSETS, key=PK, query="cursor=not-a-cursor"),
+    "list.403.other-vault": event(14, "GET", ASSETS, vault=OTHER_VAULT, key=PK),
+    # get
+    "get.200.sample": event(20, "GET", ASSET_ROUTE, asset=ASSET, key=PK),
+    "get.401.missing-auth": event(21, "GET", ASSET_ROUTE, asset=ASSET),
+    "get.404.unknown-asset": event(22, "GET", ASSET_ROUTE, asset=UNKNOWN_ASSET, key=PK),
+    # update
+    "update.200.merge": patch(30, SK, {"metadata": {"caption": "Hello, world", "alt": None},
+                                       "tags": ["sample", "updated"]}),
+    "update.400.unknown-member": patch(31, SK, {"name": "renamed.txt"}),
+    "update.403.public-key": patch(32, PK, {"tags": ["nope"]}),
+    "update.404.unknown-asset": patch(33, SK, {"tags": ["x"]}, asset=UNKNOWN_ASSET),
+    # delete
+    "delete.204.sample": event(40, "DELETE", ASSET_ROUTE, asset=ASSET, key=SK),
+    "delete.403.public-key": event(41, "DELETE", ASSET_ROUTE, asset=ASSET, key=PK),
+    "delete.404.unknown-asset": event(42, "DELETE", ASSET_ROUTE, asset=UNKNOWN_ASSET, key=SK),
+}
+
+
+def main():
+    for old in HERE.glob("*.json"):
+        old.unlink()
+    for name, ev in EVENTS.items():
+        (HERE / f"{name}.json").write_text(json.dumps(ev, indent=2) + "\n")
+    print(f"wrote {len(EVENTS)} events to {HERE}")
+
+
+if __name__ == "__main__":
+    main()
