@@ -329,3 +329,31 @@ async fn seeding_again_undoes_what_the_events_did() {
         admin::DEV_ASSET_BYTES
     );
 }
+
+/// seed_dev's SQL is D1's: the same reset runs through the D1 REST client and the R2 client
+/// against the test kit's protocol-faithful servers (`imgbt dev seed` itself refuses Cloudflare;
+/// this proves the SQL, not a way to seed D1).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seed_dev_sql_runs_on_d1() {
+    let app = imgbt_tests::TestApp::on(imgbt_tests::Backend::Cloudflare).await;
+    let deps = &app.deps;
+    admin::seed_dev(&*deps.db, &*deps.blobs).await.unwrap();
+    replay(deps, &event("upload.201.multipart.json"), "upload")
+        .await
+        .ok(201);
+    replay(deps, &event("delete.204.sample.json"), "delete").await;
+    let seed = admin::seed_dev(&*deps.db, &*deps.blobs).await.unwrap();
+    assert_eq!((seed.removed_assets, seed.pending_objects), (1, 0));
+    let sample = replay(deps, &event("get.200.sample.json"), "get")
+        .await
+        .ok(200);
+    assert_eq!(sample["id"], DEV_ASSET_ID);
+    assert_eq!(
+        app.object_len(sample["r2_key"].as_str().unwrap()),
+        Some(admin::DEV_ASSET_BYTES.len() as u64)
+    );
+    let listed = replay(deps, &event("list.200.first-page.json"), "list")
+        .await
+        .ok(200);
+    assert_eq!(listed["data"].as_array().unwrap().len(), 1, "{listed}");
+}
