@@ -4,11 +4,15 @@
 //! `IMGBT_DATA_DIR`). Any of them set: all the required ones must be, or the process refuses to
 //! start and names what is missing. Secrets are held in [`Secret`], which never prints itself.
 
-use crate::blobs::{Blobs, local::LocalBlobs, r2};
-use crate::db::{Db, d1::D1Db, sqlite::SqliteDb};
-use crate::migrations;
-use std::path::{Path, PathBuf};
+use crate::blobs::{Blobs, r2_endpoint_for};
+use crate::db::{Db, d1::D1Db};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+#[cfg(feature = "embedded")]
+use {
+    crate::blobs::local::LocalBlobs, crate::db::sqlite::SqliteDb, crate::migrations,
+    std::path::Path,
+};
 
 /// Where the embedded default keeps its data when `IMGBT_DATA_DIR` is not set.
 pub const DEFAULT_DATA_DIR: &str = ".imgbt";
@@ -113,7 +117,7 @@ impl Config {
             r2_bucket: required("IMGBT_R2_BUCKET"),
             r2_access_key_id: required("IMGBT_R2_ACCESS_KEY_ID"),
             r2_secret_access_key: Secret::new(required("IMGBT_R2_SECRET_ACCESS_KEY")),
-            r2_endpoint: get("IMGBT_R2_ENDPOINT").unwrap_or_else(|| r2::endpoint_for(&account_id)),
+            r2_endpoint: get("IMGBT_R2_ENDPOINT").unwrap_or_else(|| r2_endpoint_for(&account_id)),
             account_id,
         }))
     }
@@ -147,13 +151,23 @@ impl Deps {
         }
     }
 
-    /// Builds the stores that the environment configures. On the embedded default, pending
-    /// migrations are applied, so that a fresh directory just works; D1 is migrated on request
-    /// (`imgbt migrate` or wrangler), never by a function.
+    /// Builds the stores that the environment configures, R2 included. On the embedded default,
+    /// pending migrations are applied, so that a fresh directory just works; D1 is migrated on
+    /// request (`imgbt migrate` or wrangler), never by a function.
     pub async fn from_env() -> Result<Self, ConfigError> {
+        Self::from_env_with(DEFAULT_OBJECTS).await
+    }
+
+    /// Like [`Deps::from_env`], with `objects` building the object store on Cloudflare. A function
+    /// that never touches objects passes [`no_objects`], so that its binary never references the
+    /// R2 client and the linker leaves the S3 SDK out.
+    pub async fn from_env_with(objects: ObjectStore) -> Result<Self, ConfigError> {
         let mut deps = match Config::from_env()? {
+            #[cfg(feature = "embedded")]
             Config::Embedded { data_dir } => Self::embedded(&data_dir).await?,
-            Config::Cloudflare(config) => Self::cloudflare(&config)?,
+            #[cfg(not(feature = "embedded"))]
+            Config::Embedded { .. } => return Err(NO_EMBEDDED),
+            Config::Cloudflare(config) => Self::cloudflare_with(&config, objects)?,
         };
         deps.max_request_bytes = request_limit(|name| std::env::var(name).ok())?;
         Ok(deps)
@@ -167,12 +181,16 @@ impl Deps {
 
     pub fn open(config: &Config) -> Result<Self, ConfigError> {
         match config {
+            #[cfg(feature = "embedded")]
             Config::Embedded { data_dir } => Self::open_embedded(data_dir),
+            #[cfg(not(feature = "embedded"))]
+            Config::Embedded { .. } => Err(NO_EMBEDDED),
             Config::Cloudflare(config) => Self::cloudflare(config),
         }
     }
 
     /// The embedded default under `data_dir`, with pending migrations applied.
+    #[cfg(feature = "embedded")]
     pub async fn embedded(data_dir: &Path) -> Result<Self, ConfigError> {
         let deps = Self::open_embedded(data_dir)?;
         migrations::apply(&*deps.db)
@@ -185,6 +203,7 @@ impl Deps {
     }
 
     /// The embedded default under `data_dir` as it is: `imgbt.db` and `objects/`, no migration.
+    #[cfg(feature = "embedded")]
     pub fn open_embedded(data_dir: &Path) -> Result<Self, ConfigError> {
         let fail = |cause: String| ConfigError::Embedded {
             path: data_dir.display().to_string(),
@@ -198,6 +217,13 @@ impl Deps {
 
     /// D1 over REST and R2 over S3. Builds clients only; nothing is sent until a request needs it.
     pub fn cloudflare(config: &CloudflareConfig) -> Result<Self, ConfigError> {
+        Self::cloudflare_with(config, DEFAULT_OBJECTS)
+    }
+
+    pub fn cloudflare_with(
+        config: &CloudflareConfig,
+        objects: ObjectStore,
+    ) -> Result<Self, ConfigError> {
         let db = D1Db::new(
             &config.d1_base_url,
             &config.account_id,
@@ -205,15 +231,38 @@ impl Deps {
             config.api_token.clone(),
         )
         .map_err(|e| ConfigError::Cloudflare(e.to_string()))?;
-        let blobs = r2::R2Blobs::new(
-            &config.r2_endpoint,
-            &config.r2_bucket,
-            &config.r2_access_key_id,
-            &config.r2_secret_access_key,
-        );
-        Ok(Self::new(Arc::new(db), Arc::new(blobs)))
+        Ok(Self::new(Arc::new(db), objects(config)))
     }
 }
+
+/// Builds the object store for a Cloudflare configuration.
+pub type ObjectStore = fn(&CloudflareConfig) -> Arc<dyn Blobs>;
+
+/// R2 over S3.
+#[cfg(feature = "r2")]
+pub fn r2_objects(config: &CloudflareConfig) -> Arc<dyn Blobs> {
+    Arc::new(crate::blobs::r2::R2Blobs::new(
+        &config.r2_endpoint,
+        &config.r2_bucket,
+        &config.r2_access_key_id,
+        &config.r2_secret_access_key,
+    ))
+}
+
+/// No object store: for functions that never touch objects.
+pub fn no_objects(_config: &CloudflareConfig) -> Arc<dyn Blobs> {
+    Arc::new(crate::blobs::NoBlobs)
+}
+
+#[cfg(feature = "r2")]
+const DEFAULT_OBJECTS: ObjectStore = r2_objects;
+#[cfg(not(feature = "r2"))]
+const DEFAULT_OBJECTS: ObjectStore = no_objects;
+
+#[cfg(not(feature = "embedded"))]
+const NO_EMBEDDED: ConfigError = ConfigError::Invalid(
+    "this build has no embedded store (built without the `embedded` feature): set the Cloudflare variables",
+);
 
 /// `IMGBT_MAX_REQUEST_BYTES` (0: no limit), else Lambda's limit when running as a Lambda function.
 fn request_limit(lookup: impl Fn(&str) -> Option<String>) -> Result<Option<u64>, ConfigError> {

@@ -98,7 +98,7 @@ pub async fn apply(db: &dyn Db) -> Result<Vec<&'static str>, DbError> {
     Ok(ran)
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "embedded"))]
 mod tests {
     use super::*;
     use crate::db::sqlite::SqliteDb;

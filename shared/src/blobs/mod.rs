@@ -5,6 +5,7 @@
 //! (Cloudflare R2 over S3).
 
 pub mod local;
+#[cfg(feature = "r2")]
 pub mod r2;
 
 use crate::BoxFuture;
@@ -32,4 +33,42 @@ pub trait Blobs: Send + Sync {
 
     /// The stored size of `key`, or `None` when there is no such object.
     fn size<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<u64>, BlobError>>;
+}
+
+/// R2's S3 endpoint for an account.
+pub fn r2_endpoint_for(account_id: &str) -> String {
+    format!("https://{account_id}.r2.cloudflarestorage.com")
+}
+
+/// The object store of a build without one (a function that never touches objects is built
+/// without the `r2` feature, so it does not carry the S3 SDK). Every call fails.
+pub struct NoBlobs;
+
+impl NoBlobs {
+    fn refuse<T: Send + 'static>(&self) -> BoxFuture<'_, Result<T, BlobError>> {
+        Box::pin(async {
+            Err(BlobError::Io(
+                "this build has no object store (the `r2` feature is off)".into(),
+            ))
+        })
+    }
+}
+
+impl Blobs for NoBlobs {
+    fn put<'a>(
+        &'a self,
+        _key: &'a str,
+        _body: Bytes,
+        _content_type: &'a str,
+    ) -> BoxFuture<'a, Result<(), BlobError>> {
+        self.refuse()
+    }
+
+    fn delete<'a>(&'a self, _key: &'a str) -> BoxFuture<'a, Result<(), BlobError>> {
+        self.refuse()
+    }
+
+    fn size<'a>(&'a self, _key: &'a str) -> BoxFuture<'a, Result<Option<u64>, BlobError>> {
+        self.refuse()
+    }
 }

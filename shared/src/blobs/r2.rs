@@ -17,11 +17,6 @@ pub struct R2Blobs {
     bucket: String,
 }
 
-/// R2's S3 endpoint for an account.
-pub fn endpoint_for(account_id: &str) -> String {
-    format!("https://{account_id}.r2.cloudflarestorage.com")
-}
-
 impl R2Blobs {
     pub fn new(
         endpoint: &str,

@@ -7,6 +7,7 @@
 //! `?N` parameters, no BEGIN/COMMIT (the batch is the transaction).
 
 pub mod d1;
+#[cfg(feature = "embedded")]
 pub mod sqlite;
 
 use crate::BoxFuture;
