@@ -43,6 +43,9 @@ enum Command {
     Key(KeyCommand),
     /// Finish pending object deletions, retrying any that failed when their asset was deleted.
     Gc,
+    /// Compare records with objects: records without objects, objects without records, size
+    /// mismatches. Exits non-zero when it finds any.
+    Fsck,
     /// Local development helpers (never on a Cloudflare configuration).
     #[command(subcommand)]
     Dev(DevCommand),
@@ -209,6 +212,7 @@ async fn run(command: Command) -> Result<Output, Failure> {
             key_revoke(&deps, &vault.vault_id, &key_id).await
         }
         Command::Gc => gc(&deps).await,
+        Command::Fsck => fsck(&deps).await,
         Command::Dev(DevCommand::Seed) => dev_seed(&deps).await,
     }
 }
@@ -382,6 +386,51 @@ async fn dev_seed(deps: &Deps) -> Result<Output, Failure> {
         json: serde_json::to_value(&seed)?,
         text,
     })
+}
+
+async fn fsck(deps: &Deps) -> Result<Output, Failure> {
+    let report = admin::fsck(&*deps.db, &*deps.blobs).await?;
+    let mut text = format!(
+        "{} record(s), {} object(s).\n",
+        report.records, report.objects
+    );
+    for missing in &report.records_without_objects {
+        text.push_str(&format!(
+            "record without object: {} ({})\n",
+            missing.asset_id, missing.r2_key
+        ));
+    }
+    for key in &report.objects_without_records {
+        text.push_str(&format!("object without record: {key}\n"));
+    }
+    for m in &report.size_mismatches {
+        text.push_str(&format!(
+            "size mismatch: {} record {} bytes, object {} bytes\n",
+            m.asset_id, m.record_size, m.object_size
+        ));
+    }
+    if !report.pending_deletions.is_empty() {
+        text.push_str(&format!(
+            "{} object(s) of deleted assets wait for `imgbt gc`.\n",
+            report.pending_deletions.len()
+        ));
+    }
+    let clean = report.is_clean();
+    if clean {
+        text.push_str("Consistent.\n");
+    }
+    let output = Output {
+        json: serde_json::to_value(&report)?,
+        text,
+    };
+    if clean {
+        Ok(output)
+    } else {
+        Err(Failure {
+            message: "the store is inconsistent (see above)".into(),
+            output: Some(output),
+        })
+    }
 }
 
 /// Left-aligned columns separated by two spaces.

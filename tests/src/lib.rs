@@ -836,6 +836,10 @@ impl Blobs for FaultyBlobs {
     fn size<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<u64>, BlobError>> {
         self.inner.size(key)
     }
+
+    fn list<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, Result<Vec<(String, u64)>, BlobError>> {
+        self.inner.list(prefix)
+    }
 }
 
 /// A database that refuses every batch with the error `make` builds.

@@ -146,6 +146,56 @@ impl Blobs for LocalBlobs {
     fn size<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<u64>, BlobError>> {
         Box::pin(async move { self.size_sync(key) })
     }
+
+    fn list<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, Result<Vec<(String, u64)>, BlobError>> {
+        Box::pin(async move {
+            let mut out = Vec::new();
+            self.walk(&self.root, "", &mut out)?;
+            out.retain(|(key, _)| key.starts_with(prefix));
+            out.sort();
+            Ok(out)
+        })
+    }
+}
+
+impl LocalBlobs {
+    /// Collects `(key, size)` under `dir`, whose key prefix is `prefix`. A leftover `.tmp-` file
+    /// is listed under its own name, so that `imgbt fsck` shows it as an object without a record.
+    fn walk(
+        &self,
+        dir: &Path,
+        prefix: &str,
+        out: &mut Vec<(String, u64)>,
+    ) -> Result<(), BlobError> {
+        let io = |e: std::io::Error| BlobError::Io(format!("list {}: {e}", dir.display()));
+        let entries = match std::fs::read_dir(dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(io(e)),
+        };
+        for entry in entries {
+            let entry = entry.map_err(io)?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let meta = entry.metadata().map_err(io)?;
+            if meta.is_dir() && name == LONG_NAMES {
+                for long in std::fs::read_dir(entry.path()).map_err(io)? {
+                    let long = long.map_err(io)?.path();
+                    if long.extension().is_some_and(|e| e == "key") {
+                        continue;
+                    }
+                    let key = std::fs::read_to_string(long.with_extension("key"))
+                        .unwrap_or_else(|_| format!("{prefix}{LONG_NAMES}/{}", long.display()));
+                    let size = std::fs::metadata(&long).map_err(io)?.len();
+                    out.push((key, size));
+                }
+            } else if meta.is_dir() {
+                self.walk(&entry.path(), &format!("{prefix}{name}/"), out)?;
+            } else {
+                out.push((format!("{prefix}{name}"), meta.len()));
+            }
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -190,9 +240,41 @@ mod tests {
             std::fs::read_to_string(path.with_extension("key")).unwrap(),
             key
         );
+        assert_eq!(
+            blobs.list("vault_x/").await.unwrap(),
+            vec![(key.clone(), 4)]
+        );
         blobs.delete(&key).await.unwrap();
         assert_eq!(blobs.size(&key).await.unwrap(), None);
         assert!(!dir.path().join("vault_x").exists());
+    }
+
+    #[tokio::test]
+    async fn list_gives_keys_and_sizes_in_order_under_a_prefix() {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = LocalBlobs::new(dir.path()).unwrap();
+        for (key, body) in [
+            ("v1/a/b/c/x", "xx"),
+            ("v1/a/b/c/w", "w"),
+            ("v2/a/b/c/y", "yyy"),
+        ] {
+            blobs
+                .put(key, Bytes::from(body), "text/plain")
+                .await
+                .unwrap();
+        }
+        assert_eq!(
+            blobs.list("").await.unwrap(),
+            vec![
+                ("v1/a/b/c/w".into(), 1),
+                ("v1/a/b/c/x".into(), 2),
+                ("v2/a/b/c/y".into(), 3)
+            ]
+        );
+        assert_eq!(
+            blobs.list("v2/").await.unwrap(),
+            vec![("v2/a/b/c/y".into(), 3)]
+        );
     }
 
     #[test]

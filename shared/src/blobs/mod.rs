@@ -33,6 +33,10 @@ pub trait Blobs: Send + Sync {
 
     /// The stored size of `key`, or `None` when there is no such object.
     fn size<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<u64>, BlobError>>;
+
+    /// Every object whose key starts with `prefix`, with its size, in key order. For `imgbt fsck`:
+    /// it reads the whole listing, so it is an administrative call, never a request's.
+    fn list<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, Result<Vec<(String, u64)>, BlobError>>;
 }
 
 /// R2's S3 endpoint for an account.
@@ -69,6 +73,13 @@ impl Blobs for NoBlobs {
     }
 
     fn size<'a>(&'a self, _key: &'a str) -> BoxFuture<'a, Result<Option<u64>, BlobError>> {
+        self.refuse()
+    }
+
+    fn list<'a>(
+        &'a self,
+        _prefix: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<(String, u64)>, BlobError>> {
         self.refuse()
     }
 }

@@ -106,6 +106,37 @@ impl Blobs for R2Blobs {
         })
     }
 
+    fn list<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, Result<Vec<(String, u64)>, BlobError>> {
+        Box::pin(async move {
+            let mut out = Vec::new();
+            let mut token: Option<String> = None;
+            loop {
+                let page = self
+                    .client
+                    .list_objects_v2()
+                    .bucket(&self.bucket)
+                    .prefix(prefix)
+                    .set_continuation_token(token.take())
+                    .send()
+                    .await
+                    .map_err(|e| failed("list", prefix, e))?;
+                for object in page.contents() {
+                    if let Some(key) = object.key() {
+                        out.push((key.to_owned(), object.size().unwrap_or(0).max(0) as u64));
+                    }
+                }
+                match page.next_continuation_token() {
+                    Some(next) if page.is_truncated() == Some(true) => {
+                        token = Some(next.to_owned())
+                    }
+                    _ => break,
+                }
+            }
+            out.sort();
+            Ok(out)
+        })
+    }
+
     fn size<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<u64>, BlobError>> {
         Box::pin(async move {
             match self

@@ -1988,13 +1988,76 @@ async fn a_body_a_lambda_invocation_cannot_carry_is_413_with_advice() {
     deps.max_request_bytes = Some(shared::deps::LAMBDA_BODY_LIMIT);
     let big = vec![7u8; 5 * 1024 * 1024];
     let form = Form::asset("a", "b", "c", "big.bin", "application/octet-stream", &big);
-    let reply = app.call_on(&deps, "upload").key(app.sk()).form(&form).send().await;
+    let reply = app
+        .call_on(&deps, "upload")
+        .key(app.sk())
+        .form(&form)
+        .send()
+        .await;
     let message = reply.error(413, "PAYLOAD_TOO_LARGE");
-    assert!(message.contains("Lambda") && message.contains("4.5 MB"), "{message}");
+    assert!(
+        message.contains("Lambda") && message.contains("4.5 MB"),
+        "{message}"
+    );
     assert_nothing_stored(&app).await;
 
     // Just under the limit passes.
     let fits = vec![7u8; 4 * 1024 * 1024];
     let form = Form::asset("a", "b", "c", "fits.bin", "application/octet-stream", &fits);
-    app.call_on(&deps, "upload").key(app.sk()).form(&form).send().await.ok(201);
+    app.call_on(&deps, "upload")
+        .key(app.sk())
+        .form(&form)
+        .send()
+        .await
+        .ok(201);
+}
+
+#[tokio::test]
+async fn fsck_finds_records_without_objects_and_objects_without_records() {
+    let app = app().await;
+    let kept = app.create(&Form::tiny("a", "b", "c", "kept.txt")).await;
+    let lost = app.create(&Form::tiny("a", "b", "c", "lost.txt")).await;
+    let clean = admin::fsck(&*app.deps.db, &*app.blobs()).await.unwrap();
+    assert!(clean.is_clean(), "{clean:?}");
+    assert_eq!((clean.records, clean.objects), (2, 2));
+
+    let blobs = app.blobs();
+    let lost_key = lost["r2_key"].as_str().unwrap();
+    blobs.delete(lost_key).await.unwrap();
+    let stray = format!(
+        "{}/a/b/c/asset_01JD0000000000000000000000_stray.txt",
+        app.vault.vault_id
+    );
+    blobs
+        .put(&stray, bytes::Bytes::from_static(b"stray"), "text/plain")
+        .await
+        .unwrap();
+    let report = admin::fsck(&*app.deps.db, &*app.blobs()).await.unwrap();
+    assert!(!report.is_clean());
+    assert_eq!(report.records_without_objects.len(), 1);
+    assert_eq!(report.records_without_objects[0].asset_id, id(&lost));
+    assert_eq!(report.objects_without_records, vec![stray.clone()]);
+    assert!(report.size_mismatches.is_empty());
+
+    // A deleted asset whose object could not be removed is pending, not a fault; gc clears it.
+    let faulty = Arc::new(FaultyBlobs::new(app.blobs()));
+    faulty.fail_delete.store(true, Ordering::SeqCst);
+    let deps = app.deps_with_blobs(faulty.clone());
+    let reply = app
+        .call_on(&deps, "delete")
+        .key(app.sk())
+        .asset(&id(&kept))
+        .send()
+        .await;
+    assert_eq!(reply.status.as_u16(), 204);
+    let report = admin::fsck(&*app.deps.db, &*app.blobs()).await.unwrap();
+    assert_eq!(
+        report.pending_deletions,
+        vec![kept["r2_key"].as_str().unwrap().to_owned()]
+    );
+    assert_eq!(report.objects_without_records, vec![stray]);
+    admin::gc(&*app.deps.db, &*app.blobs()).await.unwrap();
+    let report = admin::fsck(&*app.deps.db, &*app.blobs()).await.unwrap();
+    assert!(report.pending_deletions.is_empty());
+    assert_eq!(report.objects, 1, "only the stray object is left");
 }
