@@ -5,6 +5,7 @@
 //! start and names what is missing. Secrets are held in [`Secret`], which never prints itself.
 
 use crate::blobs::{Blobs, r2_endpoint_for};
+use crate::calls::{CountedBlobs, CountedDb};
 use crate::db::{Db, d1::D1Db};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -144,8 +145,8 @@ pub struct Deps {
 impl Deps {
     pub fn new(db: Arc<dyn Db>, blobs: Arc<dyn Blobs>) -> Self {
         Deps {
-            db,
-            blobs,
+            db: Arc::new(CountedDb(db)),
+            blobs: Arc::new(CountedBlobs(blobs)),
             max_request_bytes: None,
             settled_deletions: Mutex::new(Vec::new()),
         }

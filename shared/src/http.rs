@@ -2,6 +2,7 @@
 
 use crate::ApiError;
 use crate::auth::Credential;
+use crate::calls;
 use crate::routes::{self, Route, Target};
 use lambda_http::http::{HeaderValue, StatusCode, header};
 use lambda_http::{Body, Request, RequestExt, Response};
@@ -26,48 +27,45 @@ where
         .lambda_context_ref()
         .map(|c| c.request_id.clone())
         .unwrap_or_default();
-    let vault = req.path_parameters().first("vaultId").map(str::to_owned);
-    let outcome = run(req).await;
+    let vault = routes::vault_of(&req);
+    let (outcome, d1_calls, r2_calls) = calls::scope(run(req)).await;
     let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
-    let response = match outcome {
-        Ok(response) => {
-            tracing::info!(
+    let status = match &outcome {
+        Ok(response) => response.status().as_u16(),
+        Err(err) => err.status().as_u16(),
+    };
+    // One line per request. Never the key, the body or a header: ids, counts and outcome only.
+    match &outcome {
+        Ok(_) => tracing::info!(
+            request_id, function, vault, status, latency_ms, d1_calls, r2_calls, "request"
+        ),
+        Err(err) => match err.cause() {
+            Some(cause) => tracing::error!(
                 request_id,
                 function,
                 vault,
-                status = response.status().as_u16(),
+                status,
                 latency_ms,
-                "request"
-            );
-            response
-        }
-        Err(err) => {
-            let status = err.status().as_u16();
-            match err.cause() {
-                Some(cause) => tracing::error!(
-                    request_id,
-                    function,
-                    vault,
-                    status,
-                    latency_ms,
-                    code = err.code(),
-                    cause,
-                    "request failed"
-                ),
-                None => tracing::info!(
-                    request_id,
-                    function,
-                    vault,
-                    status,
-                    latency_ms,
-                    code = err.code(),
-                    "request refused"
-                ),
-            }
-            error_response(&err)
-        }
-    };
-    Ok(response)
+                d1_calls,
+                r2_calls,
+                code = err.code(),
+                cause,
+                "request failed"
+            ),
+            None => tracing::info!(
+                request_id,
+                function,
+                vault,
+                status,
+                latency_ms,
+                d1_calls,
+                r2_calls,
+                code = err.code(),
+                "request refused"
+            ),
+        },
+    }
+    Ok(outcome.unwrap_or_else(|err| error_response(&err)))
 }
 
 /// The ids `route` addresses in `req` (404 NOT_FOUND for another route), and the presented key

@@ -13,11 +13,13 @@
 //! - [`migrations`]: the schema, in wrangler's format, and how it is applied.
 //! - [`admin`]: vaults and keys, for the CLI and the test kit.
 //! - [`deps`]: configuration from the environment, and the clients built once per cold start.
+//! - [`calls`]: counts of D1 and R2 calls per request, for its log line.
 
 pub mod admin;
 pub mod asset;
 pub mod auth;
 pub mod blobs;
+pub mod calls;
 pub mod clock;
 pub mod cursor;
 pub mod db;

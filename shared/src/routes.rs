@@ -83,6 +83,17 @@ pub fn resolve(req: &Request, route: Route) -> Result<Target, ApiError> {
     from_raw_path(req.uri().path(), wants_asset).ok_or(ApiError::NotFound)
 }
 
+/// The vault a request addresses, whatever its route, for logging.
+pub fn vault_of(req: &Request) -> Option<String> {
+    if let Some(vault) = req.path_parameters().first("vaultId") {
+        return Some(vault.to_owned());
+    }
+    let path = req.uri().path();
+    from_raw_path(path, true)
+        .or_else(|| from_raw_path(path, false))
+        .map(|t| t.vault_id)
+}
+
 fn from_raw_path(path: &str, wants_asset: bool) -> Option<Target> {
     let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     let tail = if wants_asset { 6 } else { 5 };

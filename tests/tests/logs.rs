@@ -1,0 +1,97 @@
+//! One structured line per request, as Lambda's JSON log format shows it: request id, function,
+//! vault, status, latency and the number of D1 and R2 calls; never a key, a token or a secret.
+//! (Its own test binary: it installs the process-wide log subscriber.)
+
+use imgbt_tests::{Backend, Form, TestApp};
+use lambda_http::RequestExt;
+use serde_json::Value;
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn request_lines(captured: &Captured) -> Vec<Value> {
+    let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    text.lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|v| v["fields"]["function"].is_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn each_request_logs_one_json_line_with_its_counts_and_no_secret() {
+    // SAFETY of the environment: this binary has this one test, and nothing else reads the
+    // variable concurrently.
+    unsafe { std::env::set_var("AWS_LAMBDA_LOG_FORMAT", "JSON") };
+    let captured = Captured::default();
+    let sink = captured.clone();
+    lambda_http::tracing::init_default_subscriber_with_writer(move || sink.clone());
+
+    let app = TestApp::on(Backend::Cloudflare).await;
+    let mut context = lambda_http::Context::default();
+    context.request_id = "req-upload-1".into();
+    let req = app
+        .call("upload")
+        .key(app.sk())
+        .form(&Form::standard())
+        .build()
+        .with_lambda_context(context);
+    let reply = imgbt_tests::Reply::from(imgbt_tests::dispatch(&app.deps, "upload", req).await);
+    let id = reply.ok(201)["id"].as_str().unwrap().to_owned();
+    app.get(app.pk(), &id).await.ok(200);
+    app.delete(&app.other.secret_key, &id)
+        .await
+        .error(403, "FORBIDDEN");
+    app.d1()
+        .unwrap()
+        .fail_next(100, imgbt_test_servers::d1::Fault::ServerError);
+    app.list(app.pk(), "").await.error(500, "INTERNAL_ERROR");
+
+    let lines = request_lines(&captured);
+    assert_eq!(lines.len(), 4, "one line per request: {lines:#?}");
+    let fields: Vec<&Value> = lines.iter().map(|l| &l["fields"]).collect();
+    assert_eq!(fields[0]["request_id"], "req-upload-1");
+    for (f, (function, status, d1, r2)) in fields.iter().zip([
+        ("upload", 201, 2, 1),
+        ("get", 200, 1, 0),
+        ("delete", 403, 1, 0),
+        ("list", 500, 1, 0),
+    ]) {
+        assert_eq!(f["function"], function);
+        assert_eq!(f["status"], status);
+        assert_eq!(f["vault"], app.vault.vault_id.as_str());
+        assert_eq!(
+            (f["d1_calls"].as_u64(), f["r2_calls"].as_u64()),
+            (Some(d1), Some(r2)),
+            "{f}"
+        );
+        assert!(f["latency_ms"].as_f64().is_some(), "{f}");
+    }
+    assert_eq!(fields[2]["code"], "FORBIDDEN");
+    assert!(fields[3]["cause"].is_string(), "a failure logs its cause");
+
+    let all = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let d1 = app.d1().unwrap();
+    let s3 = app.s3().unwrap();
+    for secret in [
+        &app.vault.secret_key[3..],
+        &app.vault.public_key[3..],
+        &app.other.secret_key[3..],
+        d1.token(),
+        s3.secret_access_key(),
+    ] {
+        assert!(!all.contains(secret), "a secret reached the log");
+    }
+}
