@@ -5,7 +5,9 @@
 //! `imgbt gc` finishes it later, so an object is never forgotten. When it succeeds, this process
 //! remembers the key and clears its pending row in its next batch (a pending row for an object
 //! that is already gone is harmless: removing an object twice succeeds), keeping the happy path
-//! at one D1 request.
+//! at one D1 request. The same batch also reads up to two pending deletions older than a minute
+//! (left by a failed object delete elsewhere); this request retries them after its own, so
+//! later requests finish what failed, without waiting for `imgbt gc`.
 
 use lambda_http::{Body, Request, Response};
 use shared::admin::forget_pending;
@@ -32,14 +34,22 @@ const DELETE: &str = concat!(
 /// At most this many settled keys ride along with one batch (D1 allows 100 bound parameters).
 const SETTLED_PER_BATCH: usize = 50;
 
+// ?1 the cutoff: older than this, a pending deletion is not one a request is still working on.
+const STALE: &str =
+    "SELECT r2_key FROM pending_deletions WHERE requested_at < ?1 ORDER BY requested_at LIMIT 2";
+
+/// How old a pending deletion must be before another request retries it.
+const STALE_AFTER_MS: u64 = 60_000;
+
 async fn run(deps: &Deps, req: Request) -> Result<Response<Body>, ApiError> {
     let (target, credential) = begin(&req, routes::route_of("delete"))?;
     let asset_id = target.asset_id.unwrap_or_default();
+    let now = clock::now_ms();
     let params = vec![
         asset_id.into(),
         target.vault_id.as_str().into(),
         credential.hash_param(),
-        clock::format_ms(clock::now_ms()).into(),
+        clock::format_ms(now).into(),
     ];
     let settled = take_settled(deps);
     let mut batch = vec![
@@ -50,6 +60,8 @@ async fn run(deps: &Deps, req: Request) -> Result<Response<Body>, ApiError> {
     if !settled.is_empty() {
         batch.push(forget_pending(&settled));
     }
+    let cutoff = clock::format_ms(now.saturating_sub(STALE_AFTER_MS));
+    batch.push(Stmt::new(STALE, vec![cutoff.into()]));
     let results = match db::run(&*deps.db, batch).await {
         Ok(results) => results,
         Err(err) => {
@@ -66,10 +78,20 @@ async fn run(deps: &Deps, req: Request) -> Result<Response<Body>, ApiError> {
     else {
         return Err(ApiError::AssetNotFound);
     };
-    match deps.blobs.delete(key).await {
-        Ok(()) => give_back_settled(deps, vec![key.to_owned()]),
-        Err(err) => {
-            lambda_http::tracing::warn!(error = %err, "object delete failed; it stays in pending_deletions for imgbt gc")
+    let stale = results
+        .last()
+        .map(|r| r.rows.as_slice())
+        .unwrap_or_default();
+    let stale = stale
+        .iter()
+        .filter_map(|row| row.get("r2_key").and_then(|v| v.as_str()));
+    for key in std::iter::once(key).chain(stale) {
+        match deps.blobs.delete(key).await {
+            Ok(()) => give_back_settled(deps, vec![key.to_owned()]),
+            Err(err) => lambda_http::tracing::warn!(
+                error = %err,
+                "object delete failed; it stays in pending_deletions for a later request or imgbt gc"
+            ),
         }
     }
     no_content()

@@ -2061,3 +2061,44 @@ async fn fsck_finds_records_without_objects_and_objects_without_records() {
     assert!(report.pending_deletions.is_empty());
     assert_eq!(report.objects, 1, "only the stray object is left");
 }
+
+#[tokio::test]
+async fn a_later_delete_finishes_an_object_delete_that_failed() {
+    let app = app().await;
+    let a = app.create(&Form::tiny("a", "b", "c", "a.txt")).await;
+    let b = app.create(&Form::tiny("a", "b", "c", "b.txt")).await;
+    let c = app.create(&Form::tiny("a", "b", "c", "c.txt")).await;
+    let faulty = Arc::new(FaultyBlobs::new(app.blobs()));
+    faulty.fail_delete.store(true, Ordering::SeqCst);
+    let deps = app.deps_with_blobs(faulty.clone());
+    let reply = app
+        .call_on(&deps, "delete")
+        .key(app.sk())
+        .asset(&id(&a))
+        .send()
+        .await;
+    assert_eq!(reply.status.as_u16(), 204);
+    let a_key = a["r2_key"].as_str().unwrap();
+    assert!(
+        app.read_object(a_key).is_some(),
+        "the object outlived its failed delete"
+    );
+
+    // A fresh failure is left alone (a request may still be working on it) …
+    app.delete(app.sk(), &id(&b)).await;
+    assert!(app.read_object(a_key).is_some());
+    // … one older than a minute is retried by the next delete, and its row cleared by the one after.
+    app.query("UPDATE pending_deletions SET requested_at = '2000-01-01T00:00:00.000Z'")
+        .await;
+    app.delete(app.sk(), &id(&c)).await;
+    assert_eq!(app.read_object(a_key), None, "finished by a later request");
+    let d = app.create(&Form::tiny("a", "b", "c", "d.txt")).await;
+    app.delete(app.sk(), &id(&d)).await;
+    assert_eq!(
+        app.pending_deletions().await.len(),
+        1,
+        "only d's own row, cleared by the next delete"
+    );
+    let report = admin::fsck(&*app.deps.db, &*app.blobs()).await.unwrap();
+    assert!(report.is_clean() && report.objects == 0, "{report:?}");
+}
