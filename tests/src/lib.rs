@@ -1,7 +1,8 @@
 //! The test kit: everything the suites in `tests/tests/` share, kept small.
 //!
-//! - [`TestApp`]: a fresh embedded store in a temporary directory with two vaults (`vault` and
-//!   `other`, each with a `pk_` and an `sk_` key), and one helper per endpoint
+//! - [`TestApp`]: a fresh store with two vaults (`vault` and `other`, each with a `pk_` and an
+//!   `sk_` key) on a [`Backend`]: the embedded default in a temporary directory, or our D1 and R2
+//!   clients against the D1 REST and S3 test servers of `imgbt-test-servers`; one helper per endpoint
 //!   ([`TestApp::upload`], [`TestApp::list`], [`TestApp::get`], [`TestApp::patch`],
 //!   [`TestApp::delete`]). [`TestApp::call`] builds any other request: another vault, another key,
 //!   a raw body, no path parameters, another method.
