@@ -2102,3 +2102,58 @@ async fn a_later_delete_finishes_an_object_delete_that_failed() {
     let report = admin::fsck(&*app.deps.db, &*app.blobs()).await.unwrap();
     assert!(report.is_clean() && report.objects == 0, "{report:?}");
 }
+
+#[tokio::test]
+async fn no_key_of_a_second_vault_reaches_anything_of_the_first() {
+    let app = app().await;
+    let secret_name = "confidential-plan.txt";
+    let record = app
+        .create(
+            &Form::tiny("private", "plans", "q3", secret_name)
+                .field("metadata", r#"{"codename":"bluebird"}"#)
+                .field("tags", r#"["internal-only"]"#),
+        )
+        .await;
+    let asset = id(&record);
+    let first = app.vault.vault_id.clone();
+    let second = app.other.vault_id.clone();
+    let before = state(&app).await;
+    let needles = [
+        asset.as_str(),
+        secret_name,
+        "bluebird",
+        "internal-only",
+        "private/plans",
+    ];
+    for key in [&app.other.public_key, &app.other.secret_key] {
+        // The first vault's paths, and the second vault's own paths with the first's asset id.
+        for vault in [&first, &second] {
+            for call in every_endpoint(&app, &app.deps, &asset) {
+                let function = call.function();
+                let reply = call.vault(vault).key(key).send().await;
+                let status = reply.status.as_u16();
+                let body = reply.text();
+                for needle in needles {
+                    assert!(
+                        !body.contains(needle),
+                        "{function} on {vault} leaked {needle}: {body}"
+                    );
+                }
+                if vault == &first {
+                    assert_eq!(status, 403, "{function}: {body}");
+                } else if function == "list" {
+                    let page = reply.json();
+                    let data = page["data"].as_array().unwrap();
+                    assert!(
+                        data.iter().all(|a| a["vault_id"] == second.as_str()),
+                        "{page}"
+                    );
+                } else if function != "upload" {
+                    assert!([403, 404].contains(&status), "{function}: {status} {body}");
+                }
+            }
+        }
+    }
+    let (mine, _, _) = state(&app).await;
+    assert_eq!(mine, before.0, "the first vault is untouched");
+}
