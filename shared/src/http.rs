@@ -69,14 +69,16 @@ where
 }
 
 /// The ids `route` addresses in `req` (404 NOT_FOUND for another route), and the presented key
-/// (401 when there is none). Neither looks at the body.
+/// (401 when there is none, or more than one `Authorization` header: which key is meant would be
+/// a guess). Neither looks at the body.
 pub fn begin(req: &Request, route: Route) -> Result<(Target, Credential), ApiError> {
     let target = routes::resolve(req, route)?;
-    let credential = Credential::from_header(
-        req.headers()
-            .get(header::AUTHORIZATION)
-            .map(HeaderValue::as_bytes),
-    )?;
+    let mut presented = req.headers().get_all(header::AUTHORIZATION).iter();
+    let first = presented.next().map(HeaderValue::as_bytes);
+    if presented.next().is_some() {
+        return Err(ApiError::Unauthorized);
+    }
+    let credential = Credential::from_header(first)?;
     Ok((target, credential))
 }
 
@@ -149,5 +151,46 @@ pub fn query_pairs(req: &Request) -> Vec<(String, String)> {
                     .collect()
             })
             .unwrap_or_default(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::{KeyKind, generate_key};
+
+    fn list_request(authorization: &[&str]) -> Request {
+        let mut req = lambda_http::http::Request::builder()
+            .method("GET")
+            .uri("/api/v1/vaults/vault_1/assets")
+            .body(Body::Empty)
+            .unwrap();
+        for value in authorization {
+            req.headers_mut()
+                .append(header::AUTHORIZATION, HeaderValue::from_str(value).unwrap());
+        }
+        req
+    }
+
+    #[test]
+    fn begin_takes_exactly_one_authorization_header() {
+        let list = routes::route_of("list");
+        let own = format!("Bearer {}", generate_key(KeyKind::Secret));
+        let other = format!("Bearer {}", generate_key(KeyKind::Secret));
+        let (target, _) = begin(&list_request(&[&own]), list).unwrap();
+        assert_eq!(target.vault_id, "vault_1");
+        for headers in [
+            &[][..],
+            &[own.as_str(), own.as_str()],
+            &[own.as_str(), other.as_str()],
+        ] {
+            assert!(
+                matches!(
+                    begin(&list_request(headers), list),
+                    Err(ApiError::Unauthorized)
+                ),
+                "{headers:?}"
+            );
+        }
     }
 }
