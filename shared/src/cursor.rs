@@ -28,13 +28,19 @@ impl Cursor {
             .decode(text.trim_end_matches('='))
             .map_err(|_| invalid())?;
         let cursor: Cursor = serde_json::from_slice(&bytes).map_err(|_| invalid())?;
-        if !crate::clock::is_timestamp(&cursor.created_at)
-            || !crate::ids::is_id("asset_", &cursor.id)
-        {
+        if !crate::clock::is_timestamp(&cursor.created_at) || !is_written_asset_id(&cursor.id) {
             return Err(invalid());
         }
         Ok(cursor)
     }
+}
+
+/// An asset id exactly as the API writes it. A ULID parses case-insensitively (and past its
+/// 128 bits), but the list compares ids as text, so only the canonical spelling names a position.
+fn is_written_asset_id(id: &str) -> bool {
+    id.strip_prefix("asset_").is_some_and(|text| {
+        ulid::Ulid::from_string(text).is_ok_and(|ulid| ulid.to_string() == text)
+    })
 }
 
 #[cfg(test)]
@@ -59,6 +65,12 @@ mod tests {
     #[test]
     fn refuses_what_does_not_decode() {
         let bad_json = URL_SAFE_NO_PAD.encode(br#"{"created_at":"x","id":"y"}"#);
+        let lowercase = URL_SAFE_NO_PAD.encode(
+            br#"{"created_at":"2026-01-15T10:30:00.123Z","id":"asset_01jd0000000000000000000000"}"#,
+        );
+        let overflow = URL_SAFE_NO_PAD.encode(
+            br#"{"created_at":"2026-01-15T10:30:00.123Z","id":"asset_8ZZZZZZZZZZZZZZZZZZZZZZZZZ"}"#,
+        );
         let extra = URL_SAFE_NO_PAD.encode(
             br#"{"created_at":"2026-01-15T10:30:00.123Z","id":"asset_01JD0000000000000000000000","x":1}"#,
         );
@@ -68,6 +80,8 @@ mod tests {
             "bm90IGpzb24",
             bad_json.as_str(),
             extra.as_str(),
+            lowercase.as_str(),
+            overflow.as_str(),
             &"A".repeat(300),
         ] {
             assert!(
