@@ -32,6 +32,10 @@ const FIELDS: [&str; 7] = [
 /// Largest text field. Metadata, the largest legal one, is at most 16 KiB.
 const MAX_TEXT_FIELD: u64 = 64 * 1024;
 
+/// Largest header block of one part. A Content-Disposition with a 255-byte filename and a
+/// Content-Type need a fraction of it; more is not a form a client means to send.
+const MAX_PART_HEADERS: usize = 8 * 1024;
+
 /// Room for the text fields and part headers around the file.
 const FORM_OVERHEAD: u64 = FIELDS.len() as u64 * MAX_TEXT_FIELD + 64 * 1024;
 
@@ -63,6 +67,17 @@ pub async fn parse_form(content_type: Option<&str>, body: Bytes) -> Result<Uploa
             .name()
             .ok_or_else(|| ApiError::invalid("body", "every part needs a name"))?
             .to_owned();
+        let header_bytes: usize = field
+            .headers()
+            .iter()
+            .map(|(name, value)| name.as_str().len() + value.len() + 4)
+            .sum();
+        if header_bytes > MAX_PART_HEADERS {
+            return Err(ApiError::invalid(
+                &name,
+                format_args!("the part's headers must be at most {MAX_PART_HEADERS} bytes"),
+            ));
+        }
         if seen.contains(&name) {
             return Err(ApiError::invalid(&name, "must be sent once"));
         }
@@ -202,6 +217,33 @@ mod tests {
                 Err(ApiError::InvalidParams(_))
             ));
         }
+    }
+
+    #[tokio::test]
+    async fn a_part_with_huge_headers_is_400_naming_it() {
+        let (ct, body) = form(&BASE);
+        let text = String::from_utf8(body.to_vec()).unwrap();
+        let padded = text.replacen(
+            "name=\"partition\"\r\n",
+            &format!(
+                "name=\"partition\"\r\nX-Pad: {}\r\n",
+                "a".repeat(MAX_PART_HEADERS)
+            ),
+            1,
+        );
+        assert_ne!(padded, text);
+        match parse_form(Some(&ct), Bytes::from(padded)).await {
+            Err(ApiError::InvalidParams(message)) => {
+                assert!(message.starts_with("partition: "), "{message}")
+            }
+            other => panic!("expected INVALID_PARAMS, got {other:?}"),
+        }
+        let fits = text.replacen(
+            "name=\"partition\"\r\n",
+            &format!("name=\"partition\"\r\nX-Pad: {}\r\n", "a".repeat(1024)),
+            1,
+        );
+        assert!(parse_form(Some(&ct), Bytes::from(fits)).await.is_ok());
     }
 
     #[tokio::test]
