@@ -104,7 +104,10 @@ impl From<crate::db::DbError> for ApiError {
 
 impl From<crate::blobs::BlobError> for ApiError {
     fn from(err: crate::blobs::BlobError) -> Self {
-        ApiError::Internal(err.to_string())
+        match err {
+            crate::blobs::BlobError::RateLimited(_) => ApiError::RateLimited(err.to_string()),
+            _ => ApiError::Internal(err.to_string()),
+        }
     }
 }
 

@@ -162,7 +162,8 @@ impl Tags {
     }
 }
 
-/// A list page size: an integer from 1 to 200; 50 when absent.
+/// A list page size: an integer from 1 to 200, in plain decimal (no sign, no leading zero); 50
+/// when absent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limit(u8);
 
@@ -173,8 +174,10 @@ impl Limit {
         let Some(text) = text else {
             return Ok(Self::DEFAULT);
         };
-        let is_digits =
-            !text.is_empty() && text.len() <= 3 && text.bytes().all(|b| b.is_ascii_digit());
+        let is_digits = !text.is_empty()
+            && text.len() <= 3
+            && text.bytes().all(|b| b.is_ascii_digit())
+            && !text.starts_with('0');
         match text.parse::<u8>() {
             Ok(n) if is_digits && (1..=200).contains(&n) => Ok(Limit(n)),
             _ => Err(ApiError::invalid(
@@ -318,7 +321,8 @@ mod tests {
         assert_eq!(Limit::parse(Some("1")).unwrap().get(), 1);
         assert_eq!(Limit::parse(Some("200")).unwrap().get(), 200);
         for bad in [
-            "0", "201", "abc", "5.5", "", "-1", "+5", " 5", "0005", "1e2", "256",
+            "0", "201", "abc", "5.5", "", "-1", "+5", " 5", "0005", "1e2", "256", "05", "005",
+            "00", "010",
         ] {
             rejects(Limit::parse(Some(bad)), "limit");
         }

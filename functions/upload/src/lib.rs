@@ -91,9 +91,18 @@ async fn run(deps: &Deps, req: Request) -> Result<Response<Body>, ApiError> {
         updated_at: now,
     };
 
-    deps.blobs
+    if let Err(err) = deps
+        .blobs
         .put(&record.r2_key, upload.file, &record.mime_type)
-        .await?;
+        .await
+    {
+        // The PUT may have landed even though it failed (a lost answer, a timeout). No record
+        // will ever name the object, so its key is left pending for a later request or gc to
+        // remove: not removed now, as a store that just failed (or stalled) would likely fail
+        // that too, and the request must answer within the Lambda's time.
+        leave_pending(deps, &record.r2_key).await;
+        return Err(err.into());
+    }
     let inserted = db::run(&*deps.db, vec![insert(&record, &credential)]).await;
     let outcome = match inserted {
         Ok(mut results) => match Asset::first(std::mem::take(&mut results[0].rows)) {
@@ -112,11 +121,35 @@ async fn run(deps: &Deps, req: Request) -> Result<Response<Body>, ApiError> {
         Err(DbError::Uncertain(cause)) => return Err(ApiError::Internal(cause)),
         Err(err) => err.into(),
     };
-    if let Err(err) = deps.blobs.delete(&record.r2_key).await {
-        lambda_http::tracing::error!(error = %err, "upload: removing the object of a failed insert failed");
-    }
+    discard(deps, &record.r2_key).await;
     Err(outcome)
 }
+
+/// Removes an object no record names. If the store refuses, the key goes to `pending_deletions`
+/// (one more D1 request, on this failure path only) for a later request or `imgbt gc` to finish;
+/// if that fails too, the log says so and `imgbt fsck` lists the object.
+async fn discard(deps: &Deps, r2_key: &str) {
+    let Err(err) = deps.blobs.delete(r2_key).await else {
+        return;
+    };
+    lambda_http::tracing::warn!(error = %err, "upload: removing an unrecorded object failed; it is left pending");
+    leave_pending(deps, r2_key).await;
+}
+
+/// Writes `r2_key` to `pending_deletions`: a later delete request or `imgbt gc` removes the object
+/// (removing an object that is not there succeeds).
+async fn leave_pending(deps: &Deps, r2_key: &str) {
+    let pending = Stmt::new(
+        PENDING,
+        vec![r2_key.into(), clock::format_ms(clock::now_ms()).into()],
+    );
+    if let Err(err) = db::run(&*deps.db, vec![pending]).await {
+        lambda_http::tracing::error!(error = %err, r2_key, "upload: an unrecorded object could not be left pending; imgbt fsck lists it");
+    }
+}
+
+const PENDING: &str =
+    "INSERT OR IGNORE INTO pending_deletions (r2_key, requested_at) VALUES (?1, ?2)";
 
 fn insert(record: &Asset, credential: &Credential) -> Stmt {
     let dimension = |d: Option<u32>| d.map_or(Value::Null, |d| Value::Integer(i64::from(d)));

@@ -17,6 +17,9 @@ pub enum BlobError {
     BadKey(String),
     #[error("object store: {0}")]
     Io(String),
+    /// The store refused for rate (S3's `SlowDown`, HTTP 503 or 429), after the client's retries.
+    #[error("object store refused for rate: {0}")]
+    RateLimited(String),
 }
 
 pub trait Blobs: Send + Sync {

@@ -5,12 +5,14 @@
 use super::{BlobError, Blobs};
 use crate::BoxFuture;
 use crate::deps::Secret;
+use aws_sdk_s3::config::timeout::TimeoutConfig;
 use aws_sdk_s3::config::{
     BehaviorVersion, Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
 };
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use bytes::Bytes;
+use std::time::Duration;
 
 pub struct R2Blobs {
     client: aws_sdk_s3::Client,
@@ -39,6 +41,15 @@ impl R2Blobs {
             .credentials_provider(credentials)
             .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
             .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
+            .timeout_config(
+                // A stalled R2 must not hold a request until the Lambda timeout (25–28 s): each
+                // attempt gets 8 s (an upload's object is at most ~4.5 MB), all of them 20 s.
+                TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_secs(3))
+                    .operation_attempt_timeout(Duration::from_secs(8))
+                    .operation_timeout(Duration::from_secs(20))
+                    .build(),
+            )
             .build();
         R2Blobs {
             client: aws_sdk_s3::Client::from_conf(config),
@@ -54,6 +65,8 @@ where
     // The service's own code and message when it answered; otherwise the SDK's account of what
     // failed (no credentials in either), cut short, as it can quote a whole raw response.
     let status = err.raw_response().map(|r| r.status().as_u16());
+    let code = err.as_service_error().and_then(|e| e.code());
+    let rate = matches!(status, Some(429 | 503)) || matches!(code, Some("SlowDown"));
     let cause = match err.as_service_error() {
         Some(service) => format!(
             "HTTP {} {} ({})",
@@ -67,7 +80,12 @@ where
             .take(300)
             .collect(),
     };
-    BlobError::Io(format!("{what} {key}: {cause}"))
+    let message = format!("{what} {key}: {cause}");
+    if rate {
+        BlobError::RateLimited(message)
+    } else {
+        BlobError::Io(message)
+    }
 }
 
 impl Blobs for R2Blobs {
