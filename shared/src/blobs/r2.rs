@@ -43,11 +43,11 @@ impl R2Blobs {
             .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
             .timeout_config(
                 // A stalled R2 must not hold a request until the Lambda timeout (25–28 s): each
-                // attempt gets 8 s (an upload's object is at most ~4.5 MB), all of them 20 s.
+                // attempt gets 8 s, all of them 20 s (a PUT gets more per megabyte: put_timeouts).
                 TimeoutConfig::builder()
                     .connect_timeout(Duration::from_secs(3))
-                    .operation_attempt_timeout(Duration::from_secs(8))
-                    .operation_timeout(Duration::from_secs(20))
+                    .operation_attempt_timeout(ATTEMPT)
+                    .operation_timeout(OPERATION)
                     .build(),
             )
             .build();
@@ -56,6 +56,20 @@ impl R2Blobs {
             bucket: bucket.to_owned(),
         }
     }
+}
+
+const ATTEMPT: Duration = Duration::from_secs(8);
+const OPERATION: Duration = Duration::from_secs(20);
+
+/// A PUT's timeouts grow by a second per megabyte, so that a large body on a slow link is not
+/// cut off, while a small one (all a Lambda behind the gateway can send: ~4.5 MB) still gives up
+/// before the Lambda's timeout.
+fn put_timeouts(length: u64) -> TimeoutConfig {
+    let per_size = Duration::from_secs(length / 1_000_000);
+    TimeoutConfig::builder()
+        .operation_attempt_timeout(ATTEMPT + per_size)
+        .operation_timeout(OPERATION + per_size)
+        .build()
 }
 
 fn failed<E>(what: &str, key: &str, err: SdkError<E>) -> BlobError
@@ -104,6 +118,11 @@ impl Blobs for R2Blobs {
                 .content_type(content_type)
                 .content_length(length)
                 .body(ByteStream::from(body))
+                .customize()
+                .config_override(
+                    aws_sdk_s3::config::Builder::default()
+                        .timeout_config(put_timeouts(length as u64)),
+                )
                 .send()
                 .await
                 .map_err(|e| failed("put", key, e))?;
