@@ -3,6 +3,7 @@
 
 use crate::ApiError;
 use serde_json::{Map, Value};
+use unicode_normalization::UnicodeNormalization;
 
 /// A partition, collection or channel: `^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,7 +36,12 @@ impl PathSegment {
 pub struct Filename(String);
 
 impl Filename {
+    /// Normalises `text` to Unicode NFC, then checks the rules on the result, so that a name typed
+    /// on a system that sends decomposed characters (macOS's NFD) and the same name typed
+    /// elsewhere are one name: one uniqueness slot in a channel, one object key.
     pub fn parse(text: &str) -> Result<Self, ApiError> {
+        let normalized: String = text.nfc().collect();
+        let text = normalized.as_str();
         let problem = if text.is_empty() {
             Some("must not be empty")
         } else if text.len() > 255 {
@@ -243,6 +249,17 @@ mod tests {
         rejects(Filename::parse(&"a".repeat(256)), "filename");
         // 255 bytes is the limit, not 255 characters.
         rejects(Filename::parse(&"é".repeat(128)), "filename");
+    }
+
+    #[test]
+    fn filenames_are_stored_in_nfc() {
+        let decomposed = "Cafe\u{301}.txt";
+        let composed = "Caf\u{e9}.txt";
+        assert_eq!(Filename::parse(decomposed).unwrap().as_str(), composed);
+        assert_eq!(
+            Filename::parse(composed).unwrap(),
+            Filename::parse(decomposed).unwrap()
+        );
     }
 
     #[test]

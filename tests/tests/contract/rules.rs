@@ -2157,3 +2157,16 @@ async fn no_key_of_a_second_vault_reaches_anything_of_the_first() {
     let (mine, _, _) = state(&app).await;
     assert_eq!(mine, before.0, "the first vault is untouched");
 }
+
+#[tokio::test]
+async fn a_filename_is_one_name_whatever_its_unicode_composition() {
+    let app = app().await;
+    let decomposed = "Cafe\u{301}.txt";
+    let composed = "Caf\u{e9}.txt";
+    let first = app.create(&Form::tiny("a", "b", "c", decomposed)).await;
+    assert_eq!(first["filename"], composed, "stored in NFC");
+    assert!(first["r2_key"].as_str().unwrap().ends_with(composed));
+    app.upload(app.sk(), &Form::tiny("a", "b", "c", composed))
+        .await
+        .error(409, "CONFLICT");
+}
