@@ -18,6 +18,9 @@ pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, lambda_
     serve("update", req, |req| run(deps, req)).await
 }
 
+/// The largest PATCH body parsed.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
 /// A PATCH body, validated: at least one of the two.
 #[derive(Debug, PartialEq)]
 pub struct Patch {
@@ -27,6 +30,14 @@ pub struct Patch {
 
 impl Patch {
     pub fn parse(content_type: Option<&str>, body: &[u8]) -> Result<Self, ApiError> {
+        // Checked before parsing: no valid PATCH is anywhere near this size (metadata ≤ 16 KiB,
+        // tags ≤ 64 × 64 characters).
+        if body.len() > MAX_BODY_BYTES {
+            return Err(ApiError::invalid(
+                "body",
+                format_args!("must be at most {MAX_BODY_BYTES} bytes"),
+            ));
+        }
         if !matches!(
             content_type,
             Some("application/json" | "application/merge-patch+json")
@@ -157,6 +168,17 @@ mod tests {
                 String::from_utf8_lossy(bad)
             );
         }
+    }
+
+    #[test]
+    fn a_body_over_the_limit_is_refused_before_parsing() {
+        let mut big = br#"{"tags":[""#.to_vec();
+        big.resize(MAX_BODY_BYTES + 1, b'x');
+        let err = Patch::parse(JSON, &big).unwrap_err();
+        assert!(
+            err.to_string().starts_with("body: must be at most"),
+            "{err}"
+        );
     }
 
     #[test]
