@@ -179,3 +179,23 @@ fn gc_on_a_clean_store_reports_nothing() {
         serde_json::json!({ "deleted": [], "failed": [] })
     );
 }
+
+#[test]
+fn fsck_reports_a_clean_store_and_fails_on_an_orphan_object() {
+    let store = Store::migrated();
+    let clean = store.json(&["fsck"]);
+    assert_eq!(clean["records"], 0);
+    assert_eq!(clean["objects_without_records"], serde_json::json!([]));
+
+    // An object no record names, left in the objects directory by hand.
+    let orphan = store.dir.path().join("data/objects/vault_x/a/b/c");
+    std::fs::create_dir_all(&orphan).unwrap();
+    std::fs::write(orphan.join("asset_y_lost.txt"), b"lost").unwrap();
+    let out = store.run(&["fsck", "--json"]);
+    assert!(!out.status.success(), "an inconsistent store fails fsck");
+    let report: Value = serde_json::from_slice(&out.stdout).expect("the report is still printed");
+    assert_eq!(
+        report["objects_without_records"],
+        serde_json::json!(["vault_x/a/b/c/asset_y_lost.txt"])
+    );
+}
