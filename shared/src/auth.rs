@@ -3,8 +3,8 @@
 //! A key is 24 random bytes (192 bits) in hex after its prefix. Only its SHA-256 is stored: keys have
 //! far more entropy than a password, so a fast hash cannot be brute-forced, and lookups stay one
 //! indexed equality. Authentication never costs a request of its own: [`Credential::lookup`] is the
-//! first statement of each handler's batch, and every write carries [`Credential::write_guard`] so
-//! that it cannot happen for a key that may not write to that vault.
+//! first statement of each handler's batch, and every write carries [`write_guard!`](crate::write_guard)
+//! so that it cannot happen for a key that may not write to that vault.
 
 use crate::ApiError;
 use crate::db::{Row, Stmt, Value};
@@ -39,6 +39,22 @@ impl KeyKind {
             _ => None,
         }
     }
+}
+
+/// SQL, as a literal for `concat!`, that is true only when the key whose hash is bound as `$hash`
+/// (e.g. `"?3"`, see [`Credential::hash_param`]) may write to the vault bound as `$vault`: a live
+/// secret key of that vault. Every write of every handler carries it in its own WHERE clause.
+#[macro_export]
+macro_rules! write_guard {
+    ($hash:literal, $vault:literal) => {
+        concat!(
+            "EXISTS (SELECT 1 FROM api_keys WHERE key_hash = ",
+            $hash,
+            " AND vault_id = ",
+            $vault,
+            " AND kind = 'secret' AND revoked_at IS NULL)"
+        )
+    };
 }
 
 /// What a request needs its key to allow.
@@ -127,15 +143,7 @@ impl Credential {
         )
     }
 
-    /// SQL that is true only when this key may write to the vault bound as `?{vault_param}`; the
-    /// key's hash is bound as `?{hash_param}` (use [`Credential::hash_param`]).
-    pub fn write_guard(hash_param: usize, vault_param: usize) -> String {
-        format!(
-            "EXISTS (SELECT 1 FROM api_keys WHERE key_hash = ?{hash_param} AND vault_id = ?{vault_param} \
-             AND kind = 'secret' AND revoked_at IS NULL)"
-        )
-    }
-
+    /// The key's hash, as the parameter a [`write_guard!`](crate::write_guard) names.
     pub fn hash_param(&self) -> Value {
         Value::from(self.hash.as_str())
     }

@@ -23,12 +23,13 @@ pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, lambda_
 // ?1 asset id, ?2 vault id, ?3 key hash, ?4 now.
 const JOURNAL: &str = concat!(
     "INSERT INTO pending_deletions (r2_key, requested_at) SELECT r2_key, ?4 FROM assets ",
-    "WHERE id = ?1 AND vault_id = ?2 AND EXISTS (SELECT 1 FROM api_keys WHERE key_hash = ?3 ",
-    "AND vault_id = ?2 AND kind = 'secret' AND revoked_at IS NULL)"
+    "WHERE id = ?1 AND vault_id = ?2 AND ",
+    shared::write_guard!("?3", "?2")
 );
 const DELETE: &str = concat!(
-    "DELETE FROM assets WHERE id = ?1 AND vault_id = ?2 AND EXISTS (SELECT 1 FROM api_keys ",
-    "WHERE key_hash = ?3 AND vault_id = ?2 AND kind = 'secret' AND revoked_at IS NULL) RETURNING r2_key"
+    "DELETE FROM assets WHERE id = ?1 AND vault_id = ?2 AND ",
+    shared::write_guard!("?3", "?2"),
+    " RETURNING r2_key"
 );
 
 /// At most this many settled keys ride along with one batch (D1 allows 100 bound parameters).

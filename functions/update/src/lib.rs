@@ -85,9 +85,9 @@ const UPDATE: &str = concat!(
     "ELSE strftime('%Y-%m-%dT%H:%M:%fZ', updated_at, '+0.001 seconds') END ",
     "WHERE id = ?4 AND vault_id = ?5 ",
     "AND (?1 IS NULL OR length(CAST(json_patch(metadata, ?1) AS BLOB)) <= 16384) ",
-    "AND EXISTS (SELECT 1 FROM api_keys WHERE key_hash = ?6 AND vault_id = ?5 ",
-    "AND kind = 'secret' AND revoked_at IS NULL) ",
-    "RETURNING ",
+    "AND ",
+    shared::write_guard!("?6", "?5"),
+    " RETURNING ",
     shared::asset_columns!()
 );
 

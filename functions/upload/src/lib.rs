@@ -29,8 +29,9 @@ const INSERT: &str = concat!(
     "INSERT INTO assets (",
     shared::asset_columns!(),
     ") SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15 ",
-    "WHERE EXISTS (SELECT 1 FROM api_keys WHERE key_hash = ?16 AND vault_id = ?2 ",
-    "AND kind = 'secret' AND revoked_at IS NULL) RETURNING ",
+    "WHERE ",
+    shared::write_guard!("?16", "?2"),
+    " RETURNING ",
     shared::asset_columns!()
 );
 
