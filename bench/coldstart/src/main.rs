@@ -185,6 +185,7 @@ fn sizes(opts: &Options) -> Result<(), Error> {
 fn cold_starts(opts: &Options, api: &RuntimeApi, template: &Path) -> Result<(), Error> {
     let mut times: BTreeMap<&str, Vec<Duration>> = BTreeMap::new();
     let mut peaks: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
+    let mut inits: BTreeMap<&str, Vec<Duration>> = BTreeMap::new();
     let events: Vec<(&str, PathBuf, Bytes, u16)> = BINARIES
         .iter()
         .map(|(name, event)| {
@@ -207,25 +208,31 @@ fn cold_starts(opts: &Options, api: &RuntimeApi, template: &Path) -> Result<(), 
             let data = fresh_data_dir(template)?;
             let run = run_once(api, name, path, data.path(), event.clone(), *status, &[])?;
             times.entry(name).or_default().push(run.elapsed);
+            inits.entry(name).or_default().push(run.init);
             peaks.entry(name).or_default().push(run.vm_hwm);
         }
     }
     let floor = median_duration(&times["hello"]);
+    let init_floor = median_duration(&inits["hello"]);
     println!(
         "## Cold start: exec → first response POST ({} runs each, interleaved)",
         opts.runs
     );
-    println!("| binary | event | median ms | min ms | max ms | × hello | peak RSS MB |");
-    println!("|---|---|---:|---:|---:|---:|---:|");
+    println!(
+        "| binary | event | median ms | min ms | max ms | × hello | init ms (exec → first `next`) | × hello | peak RSS MB |"
+    );
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|");
     for (name, event) in BINARIES {
         let t = &times[name];
         let median = median_duration(t);
         println!(
-            "| {name} | {event} | {:.2} | {:.2} | {:.2} | {:.2} | {:.1} |",
+            "| {name} | {event} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.1} |",
             ms(median),
             ms(*t.iter().min().unwrap()),
             ms(*t.iter().max().unwrap()),
             median.as_secs_f64() / floor.as_secs_f64(),
+            ms(median_duration(&inits[name])),
+            median_duration(&inits[name]).as_secs_f64() / init_floor.as_secs_f64(),
             median_u64(&peaks[name]) as f64 / 1e6,
         );
     }
@@ -380,6 +387,8 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 
 struct Run {
     elapsed: Duration,
+    /// Exec → the function's first `GET …/invocation/next`: its init.
+    init: Duration,
     vm_hwm: u64,
     /// The API Gateway response the function posted.
     response: serde_json::Value,
@@ -427,6 +436,7 @@ fn run_once(
     };
     let answer = outcome.map_err(fail)?;
     let elapsed = answer.at.duration_since(started);
+    let init = answer.next_at.unwrap_or(answer.at).duration_since(started);
     if answer.kind != "response" {
         return Err(fail(format!(
             "posted an {} instead of a response: {}",
@@ -443,6 +453,7 @@ fn run_once(
     }
     Ok(Run {
         elapsed,
+        init,
         vm_hwm: vm_hwm.map_err(|e| fail(e.to_string()))?,
         response: got,
     })
@@ -500,12 +511,16 @@ struct Answer {
     kind: &'static str,
     body: Bytes,
     at: Instant,
+    /// When the function asked for the invocation (None: it never did, e.g. an init error).
+    next_at: Option<Instant>,
 }
 
 #[derive(Default)]
 struct State {
     /// The next invocation to hand out, taken by the first `next` after [`RuntimeApi::arm`].
     pending: Option<(String, Bytes)>,
+    /// When the armed invocation was handed out.
+    next_at: Option<Instant>,
     answer: Option<Answer>,
     sequence: u64,
 }
@@ -542,6 +557,7 @@ impl RuntimeApi {
         state.sequence += 1;
         let id = format!("coldstart-{:08}", state.sequence);
         state.pending = Some((id.clone(), event));
+        state.next_at = None;
         state.answer = None;
         id
     }
@@ -604,7 +620,14 @@ async fn route(
     let (lock, ready) = &*state;
     match (req.method(), rest) {
         (&Method::GET, "invocation/next") => {
-            let pending = lock.lock().unwrap().pending.take();
+            let pending = {
+                let mut state = lock.lock().unwrap();
+                let pending = state.pending.take();
+                if pending.is_some() {
+                    state.next_at = Some(at);
+                }
+                pending
+            };
             let Some((id, event)) = pending else {
                 // The function asks for its second invocation: as on Lambda, it waits (here,
                 // until the harness kills it).
@@ -650,11 +673,13 @@ async fn route(
             };
             let body = req.into_body().collect().await?.to_bytes();
             let mut state = lock.lock().unwrap();
+            let next_at = state.next_at;
             state.answer = Some(Answer {
                 request_id,
                 kind,
                 body,
                 at,
+                next_at,
             });
             ready.notify_all();
             Ok(status_only(StatusCode::ACCEPTED))
