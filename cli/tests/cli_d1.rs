@@ -62,9 +62,16 @@ async fn migrate_vaults_and_keys_work_against_d1() {
         serde_json::json!({ "applied": [] })
     );
     // Recorded where wrangler records it.
-    let recorded = cloud.d1.query("SELECT name FROM d1_migrations");
-    assert_eq!(recorded.len(), 1);
-    assert_eq!(recorded[0]["name"], "0001_init.sql");
+    let recorded = cloud.d1.query("SELECT name FROM d1_migrations ORDER BY id");
+    let names: Vec<&str> = recorded
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    let expected: Vec<&str> = shared::migrations::MIGRATIONS
+        .iter()
+        .map(|m| m.name)
+        .collect();
+    assert_eq!(names, expected);
 
     let vault = cloud.json(&["vault", "create", "--name", "prod"]).await;
     let vault_id = vault["vault_id"].as_str().unwrap();

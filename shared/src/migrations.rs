@@ -10,10 +10,16 @@ pub struct Migration {
 }
 
 /// Every migration, in order. A test checks that this list matches the directory.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    name: "0001_init.sql",
-    sql: include_str!("../../migrations/0001_init.sql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        name: "0001_init.sql",
+        sql: include_str!("../../migrations/0001_init.sql"),
+    },
+    Migration {
+        name: "0002_list_filter_indexes.sql",
+        sql: include_str!("../../migrations/0002_list_filter_indexes.sql"),
+    },
+];
 
 const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS d1_migrations (\
     id INTEGER PRIMARY KEY AUTOINCREMENT, \
