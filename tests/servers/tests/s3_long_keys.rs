@@ -3,47 +3,17 @@
 //! 1,024 bytes) and plain s3s-fs could not (a path segment over 255 bytes, and the base64 of the
 //! key in a file name).
 
-use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+mod common;
+
+use common::{blobs, body, sdk};
+
 use aws_sdk_s3::types::{Delete, ObjectIdentifier};
 use bytes::Bytes;
 use imgbt_test_servers::S3Server;
 use shared::blobs::Blobs;
-use shared::blobs::r2::R2Blobs;
-use shared::deps::Secret;
 
 const VAULT: &str = "vault_01JZ8Q4X7M2N5P8R1T4V7W0Y3A";
 const ASSET: &str = "asset_01JZ8Q4X7M2N5P8R1T4V7W0Y3B";
-
-fn blobs(server: &S3Server) -> R2Blobs {
-    R2Blobs::new(
-        &server.endpoint(),
-        server.bucket(),
-        server.access_key_id(),
-        &Secret::new(server.secret_access_key()),
-    )
-}
-
-fn sdk(server: &S3Server) -> aws_sdk_s3::Client {
-    let credentials = Credentials::new(
-        server.access_key_id(),
-        server.secret_access_key(),
-        None,
-        None,
-        "test",
-    );
-    let config = aws_sdk_s3::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .endpoint_url(server.endpoint())
-        .region(Region::new("auto"))
-        .force_path_style(true)
-        .credentials_provider(credentials)
-        .build();
-    aws_sdk_s3::Client::from_conf(config)
-}
-
-fn body() -> Bytes {
-    Bytes::from((0..10_000u32).map(|i| (i % 251) as u8).collect::<Vec<u8>>())
-}
 
 /// 64 characters cycled from `seed`.
 fn segment(seed: &str) -> String {

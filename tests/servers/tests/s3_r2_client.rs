@@ -1,50 +1,15 @@
 //! The S3 stand-in with our R2 client (`shared::blobs::r2::R2Blobs`), and with the AWS SDK directly
 //! where our client has no call for what is checked (HEAD's and GET's content type).
 
-use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
-use bytes::Bytes;
+mod common;
+
+use common::{blobs, blobs_with_secret, body, sdk};
+
 use http::Method;
 use imgbt_test_servers::S3Server;
 use shared::blobs::Blobs;
-use shared::blobs::r2::R2Blobs;
-use shared::deps::Secret;
 
 const KEY: &str = "vault_01/default/photos/main/asset_01_cat photo.png";
-
-fn blobs(server: &S3Server) -> R2Blobs {
-    blobs_with_secret(server, server.secret_access_key())
-}
-
-fn blobs_with_secret(server: &S3Server, secret: &str) -> R2Blobs {
-    R2Blobs::new(
-        &server.endpoint(),
-        server.bucket(),
-        server.access_key_id(),
-        &Secret::new(secret),
-    )
-}
-
-fn sdk(server: &S3Server) -> aws_sdk_s3::Client {
-    let credentials = Credentials::new(
-        server.access_key_id(),
-        server.secret_access_key(),
-        None,
-        None,
-        "test",
-    );
-    let config = aws_sdk_s3::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .endpoint_url(server.endpoint())
-        .region(Region::new("auto"))
-        .force_path_style(true)
-        .credentials_provider(credentials)
-        .build();
-    aws_sdk_s3::Client::from_conf(config)
-}
-
-fn body() -> Bytes {
-    Bytes::from((0..10_000u32).map(|i| (i % 251) as u8).collect::<Vec<u8>>())
-}
 
 #[tokio::test]
 async fn put_size_delete_round_trip_and_content_type_is_stored() {
