@@ -6,6 +6,7 @@
 //!   ([`TestApp::upload`], [`TestApp::list`], [`TestApp::get`], [`TestApp::patch`],
 //!   [`TestApp::delete`]). [`TestApp::call`] builds any other request: another vault, another key,
 //!   a raw body, no path parameters, another method.
+//! - [`gateway`]: the functions over real HTTP on 127.0.0.1, routed as API Gateway routes them.
 //! - [`dispatch`]: hands a `lambda_http::Request` to the function that serves it, as the runtime does.
 //! - [`Reply`]: what came back (status, headers, body), and the asserts the suites repeat
 //!   ([`Reply::ok`], [`Reply::error`], [`Reply::invalid`]).
@@ -14,6 +15,8 @@
 //! - [`fixture`]: the files in `tests/fixtures/` (see `make.py` there).
 //! - [`FaultyBlobs`], [`FaultyDb`]: stores that refuse on demand, to prove what happens on failure.
 //! - Checks of the record's formats: [`is_ulid`], [`is_api_time`].
+
+pub mod gateway;
 
 use bytes::Bytes;
 use imgbt_test_servers::{D1Server, S3Server};
@@ -78,6 +81,12 @@ pub struct TestApp {
     pub vault: NewVault,
     /// A second vault, for isolation tests.
     pub other: NewVault,
+}
+
+impl AsRef<Deps> for TestApp {
+    fn as_ref(&self) -> &Deps {
+        &self.deps
+    }
 }
 
 impl TestApp {

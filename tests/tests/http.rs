@@ -1,107 +1,14 @@
 //! The five functions over real HTTP, the way a client (or curl) meets them: a hyper server on
-//! `127.0.0.1:0` plays API Gateway (it matches `shared::routes::ROUTES`, fills in the path
-//! parameters and hands a `lambda_http::Request` to the function), and reqwest is the client.
+//! `127.0.0.1:0` plays API Gateway ([`imgbt_tests::gateway`]), and reqwest is the client.
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
-use imgbt_tests::{TestApp, dispatch, fixture};
-use lambda_http::{Body, RequestExt};
+use imgbt_tests::{TestApp, fixture};
 use serde_json::{Value, json};
-use shared::ApiError;
-use shared::routes::ROUTES;
-use std::collections::HashMap;
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::rc::Rc;
-use tokio::net::TcpListener;
-
-/// The function for `method path`, and its path parameters, as API Gateway would route it. A path
-/// that matches with another method still goes to a function of that path, which answers 404.
-fn route(method: &str, path: &str) -> Option<(&'static str, HashMap<String, String>)> {
-    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    let mut same_path = None;
-    for route in ROUTES {
-        let template: Vec<&str> = route.path.trim_start_matches('/').split('/').collect();
-        if template.len() != segments.len() {
-            continue;
-        }
-        let mut params = HashMap::new();
-        let matches = template.iter().zip(&segments).all(|(t, s)| {
-            match t.strip_prefix('{').and_then(|t| t.strip_suffix('}')) {
-                Some(name) => {
-                    params.insert(name.to_owned(), (*s).to_owned());
-                    !s.is_empty()
-                }
-                None => t == s,
-            }
-        });
-        if !matches {
-            continue;
-        }
-        if route.method == method {
-            return Some((route.function, params));
-        }
-        same_path.get_or_insert((route.function, params));
-    }
-    same_path
-}
-
-async fn gateway(
-    app: Rc<TestApp>,
-    req: hyper::Request<Incoming>,
-) -> Result<hyper::Response<Full<Bytes>>, Infallible> {
-    let (parts, body) = req.into_parts();
-    let bytes = body
-        .collect()
-        .await
-        .map(|b| b.to_bytes())
-        .unwrap_or_default();
-    let body = if bytes.is_empty() {
-        Body::Empty
-    } else {
-        Body::Binary(bytes.to_vec())
-    };
-    let response = match route(parts.method.as_str(), parts.uri.path()) {
-        Some((function, params)) => {
-            let req =
-                lambda_http::http::Request::from_parts(parts, body).with_path_parameters(params);
-            dispatch(&app.deps, function, req).await
-        }
-        None => shared::http::error_response(&ApiError::NotFound),
-    };
-    let (parts, body) = response.into_parts();
-    let bytes = match body {
-        Body::Empty => Bytes::new(),
-        Body::Text(text) => Bytes::from(text),
-        Body::Binary(bytes) => Bytes::from(bytes),
-        other => panic!("unexpected body {other:?}"),
-    };
-    Ok(hyper::Response::from_parts(parts, Full::new(bytes)))
-}
 
 /// Serves `app` on a free local port until the test ends.
 async fn start(app: Rc<TestApp>) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("local address");
-    tokio::task::spawn_local(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                return;
-            };
-            let app = app.clone();
-            tokio::task::spawn_local(async move {
-                let service = service_fn(move |req| gateway(app.clone(), req));
-                let _ = http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
-    addr
+    imgbt_tests::gateway::start(app).await
 }
 
 fn assert_json(response: &reqwest::Response) {

@@ -1,0 +1,109 @@
+//! `local-api`: the whole API in one process on 127.0.0.1, routed as API Gateway routes it, on the
+//! embedded default with the dev vault seeded (its well-known keys, see `imgbt dev seed`). For
+//! clients under test: schemathesis (`scripts/schemathesis.sh`) and the CLI's end-to-end suite.
+//! `./scripts/dev.sh` (cargo lambda watch) stays the way to run the functions as Lambda runs them.
+//!
+//!     cargo run -p imgbt-tests --bin local-api -- [--port N] [--data-dir DIR] [--max-request-bytes N]
+//!
+//! Prints one JSON line once it listens: `{"url", "vault_id", "public_key", "secret_key",
+//! "asset_id"}`, then serves until killed. Without `--data-dir` the store is a temporary directory.
+//! Request bodies are limited as on Lambda (4,718,592 bytes) unless `--max-request-bytes` says
+//! otherwise (0: no limit).
+
+use shared::Deps;
+use shared::admin;
+use std::path::PathBuf;
+use std::rc::Rc;
+use tokio::net::TcpListener;
+
+struct Options {
+    port: u16,
+    data_dir: Option<PathBuf>,
+    max_request_bytes: u64,
+}
+
+fn options() -> Result<Options, String> {
+    let mut options = Options {
+        port: 0,
+        data_dir: None,
+        max_request_bytes: shared::deps::LAMBDA_BODY_LIMIT,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(flag) = args.next() {
+        let mut value = || args.next().ok_or(format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--port" => options.port = value()?.parse().map_err(|e| format!("--port: {e}"))?,
+            "--data-dir" => options.data_dir = Some(PathBuf::from(value()?)),
+            "--max-request-bytes" => {
+                options.max_request_bytes = value()?
+                    .parse()
+                    .map_err(|e| format!("--max-request-bytes: {e}"))?
+            }
+            other => return Err(format!("unknown argument {other}")),
+        }
+    }
+    Ok(options)
+}
+
+fn main() {
+    let options = options().unwrap_or_else(|message| {
+        eprintln!("local-api: {message}");
+        eprintln!("usage: local-api [--port N] [--data-dir DIR] [--max-request-bytes N]");
+        std::process::exit(2);
+    });
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    tokio::task::LocalSet::new().block_on(&runtime, run(options));
+}
+
+async fn run(options: Options) {
+    let temporary = match options.data_dir {
+        Some(_) => None,
+        None => Some(tempfile::tempdir().expect("temporary directory")),
+    };
+    let dir = options
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| temporary.as_ref().expect("temporary").path().to_owned());
+    let mut deps = Deps::embedded(&dir).await.unwrap_or_else(|e| {
+        eprintln!("local-api: {e}");
+        std::process::exit(1);
+    });
+    deps.max_request_bytes = (options.max_request_bytes > 0).then_some(options.max_request_bytes);
+    let seed = admin::seed_dev(&*deps.db, &*deps.blobs)
+        .await
+        .unwrap_or_else(|e| {
+            eprintln!("local-api: seeding the dev vault: {e}");
+            std::process::exit(1);
+        });
+    let listener = TcpListener::bind(("127.0.0.1", options.port))
+        .await
+        .unwrap_or_else(|e| {
+            eprintln!("local-api: port {}: {e}", options.port);
+            std::process::exit(1);
+        });
+    let addr = listener.local_addr().expect("local address");
+    println!(
+        "{}",
+        serde_json::json!({
+            "url": format!("http://{addr}"),
+            "vault_id": admin::DEV_VAULT_ID,
+            "public_key": admin::DEV_PUBLIC_KEY,
+            "secret_key": admin::DEV_SECRET_KEY,
+            "asset_id": seed.asset_id,
+        })
+    );
+    imgbt_tests::gateway::serve(listener, Rc::new(Local(deps))).await;
+    drop(temporary);
+}
+
+/// The served dependencies (the gateway takes anything that lends a `Deps`).
+struct Local(Deps);
+
+impl AsRef<Deps> for Local {
+    fn as_ref(&self) -> &Deps {
+        &self.0
+    }
+}
