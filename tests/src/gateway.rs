@@ -43,6 +43,7 @@ pub struct Gateway {
     database_id: String,
     token: String,
     state: PathBuf,
+    process_group: u32,
     /// The lines wrangler printed, for failure messages.
     output: Arc<Mutex<Vec<String>>>,
     turn: Arc<tokio::sync::Mutex<()>>,
@@ -174,6 +175,7 @@ impl Gateway {
         let mut child = command
             .spawn()
             .map_err(|e| format!("starting wrangler dev: {e}"))?;
+        let process_group = child.id();
         let lifeline = child.stdin.take().expect("piped stdin");
         let output = Arc::new(Mutex::new(Vec::new()));
         let (ready_tx, ready_rx) = mpsc::channel();
@@ -206,6 +208,7 @@ impl Gateway {
             database_id,
             token,
             state,
+            process_group,
             output,
             turn: Arc::new(tokio::sync::Mutex::new(())),
             _lifeline: Mutex::new(lifeline),
@@ -249,6 +252,11 @@ impl Gateway {
             Secret::new(self.token.clone()),
         )
         .expect("D1 client")
+    }
+
+    /// The process group of the shell, wrangler and workerd.
+    pub fn process_group(&self) -> u32 {
+        self.process_group
     }
 
     /// What wrangler and workerd have printed so far.
