@@ -42,6 +42,7 @@ pub struct Gateway {
     account_id: String,
     database_id: String,
     token: String,
+    previous_token: String,
     state: PathBuf,
     process_group: u32,
     /// The lines wrangler printed, for failure messages.
@@ -124,10 +125,14 @@ impl Gateway {
             &uuid[20..]
         );
         let token = random_hex(24);
+        let previous_token = random_hex(24);
         let env_file = tmp.path().join("gateway.env");
         write_private(
             &env_file,
-            &format!("GATEWAY_TOKEN={token}\nACCOUNT_ID={account_id}\nDATABASE_ID={database_id}\n"),
+            &format!(
+                "GATEWAY_TOKEN={token}\nGATEWAY_TOKEN_PREVIOUS={previous_token}\n\
+                 ACCOUNT_ID={account_id}\nDATABASE_ID={database_id}\n"
+            ),
         )?;
         let config = dir.join("wrangler.toml");
 
@@ -207,6 +212,7 @@ impl Gateway {
             account_id,
             database_id,
             token,
+            previous_token,
             state,
             process_group,
             output,
@@ -241,6 +247,11 @@ impl Gateway {
     /// The bearer secret the gateway accepts.
     pub fn token(&self) -> &str {
         &self.token
+    }
+
+    /// The second secret the gateway accepts, as `GATEWAY_TOKEN_PREVIOUS` during a rotation.
+    pub fn previous_token(&self) -> &str {
+        &self.previous_token
     }
 
     /// Our D1 client, pointed at the gateway.

@@ -98,6 +98,10 @@ async fn a_missing_or_wrong_secret_is_401_in_d1_envelope_and_runs_nothing() {
     let (status, body) = post(&url, Some(&bearer(gateway)), INSERT_VAULT).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(count_vaults(gateway).await, 1);
+    // During a rotation the previous secret is accepted too.
+    let previous = format!("Bearer {}", gateway.previous_token());
+    let (status, body) = post(&url, Some(&previous), r#"{"sql":"SELECT 1"}"#).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
 }
 
 #[tokio::test]

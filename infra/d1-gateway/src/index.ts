@@ -12,6 +12,7 @@
 // - Any other path or method: 404 (Cloudflare's routing error, code 7003), before any auth.
 // - Missing or wrong bearer token: 401, code 10000. The token is the Worker secret GATEWAY_TOKEN,
 //   compared in constant time (both sides hashed to SHA-256 first, so lengths leak nothing).
+//   While a secret is rotated, GATEWAY_TOKEN_PREVIOUS (optional) is accepted too.
 // - Another account id than ACCOUNT_ID: 403, code 9109; another database id than DATABASE_ID:
 //   404, code 7404.
 // - A body that is not JSON: 400, code 6007; JSON without `sql`/`batch`, or a parameter that is
@@ -52,6 +53,8 @@ export interface Env {
   DB: D1Database;
   /// The bearer secret (`wrangler secret put GATEWAY_TOKEN`).
   GATEWAY_TOKEN?: string;
+  /// The secret before the last rotation, accepted until deleted (optional).
+  GATEWAY_TOKEN_PREVIOUS?: string;
   /// The account and database ids the functions send in the path.
   ACCOUNT_ID?: string;
   DATABASE_ID?: string;
@@ -105,19 +108,25 @@ async function sha256(text: string): Promise<ArrayBuffer> {
   return crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
 }
 
-/// True when `header` is `Bearer <secret>`. Both tokens are hashed first, so the comparison takes
-/// the same time whatever the given token's length and content.
-async function authorized(header: string | null, secret: string | undefined): Promise<boolean> {
-  if (!secret) {
+/// True when `header` is `Bearer <secret>` for one of `secrets`. The tokens are hashed first, so
+/// each comparison takes the same time whatever the given token's length and content.
+async function authorized(header: string | null, secrets: (string | undefined)[]): Promise<boolean> {
+  const accepted = secrets.filter((secret): secret is string => !!secret);
+  if (accepted.length === 0) {
     console.error("GATEWAY_TOKEN is not set: every request is refused (wrangler secret put GATEWAY_TOKEN)");
     return false;
   }
   if (header === null || !header.startsWith("Bearer ")) {
     return false;
   }
-  const given = header.slice("Bearer ".length).trim();
-  const [a, b] = await Promise.all([sha256(given), sha256(secret)]);
-  return (crypto.subtle as unknown as TimingSafeSubtle).timingSafeEqual(a, b);
+  const given = await sha256(header.slice("Bearer ".length).trim());
+  const subtle = crypto.subtle as unknown as TimingSafeSubtle;
+  let match = false;
+  for (const secret of accepted) {
+    // No early exit: every accepted secret is compared.
+    match = subtle.timingSafeEqual(given, await sha256(secret)) || match;
+  }
+  return match;
 }
 
 function parseParam(value: unknown): Param {
@@ -208,7 +217,7 @@ async function handle(request: Request, env: Env): Promise<Response> {
       new Refusal(404, 7003, "Could not route to this path, perhaps your object identifier is invalid?"),
     );
   }
-  if (!(await authorized(request.headers.get("authorization"), env.GATEWAY_TOKEN))) {
+  if (!(await authorized(request.headers.get("authorization"), [env.GATEWAY_TOKEN, env.GATEWAY_TOKEN_PREVIOUS]))) {
     return refuse(new Refusal(401, 10000, "Authentication error"));
   }
   const [, account, database] = route;
