@@ -26,6 +26,14 @@
 // - Success: 200, {"success":true,"errors":[],"messages":[],"result":[{"success","results","meta"},…]},
 //   one result per statement, `meta` as the binding returns it (`changes`, `last_row_id`, …).
 //
+// One difference from the REST API: an entry's `sql` is one statement (imgbt's client sends one
+// per entry). The binding runs a `;`-separated list in one prepared statement and returns one
+// result for it, where the REST API returns one per statement; the client then sees a result
+// count that does not match and fails the call rather than misreading it.
+//
+// JSON numbers are JavaScript numbers here: integer parameters beyond ±2^53 lose precision (imgbt
+// binds sizes, dimensions and counts, far below that).
+//
 // Nothing here logs a header or a body: only the error messages of failed requests.
 
 /// The part of the Workers D1 binding this Worker uses.
@@ -221,6 +229,9 @@ async function handle(request: Request, env: Env): Promise<Response> {
     return refuse(new Refusal(401, 10000, "Authentication error"));
   }
   const [, account, database] = route;
+  if (!env.ACCOUNT_ID || !env.DATABASE_ID) {
+    console.error("ACCOUNT_ID or DATABASE_ID is not set in wrangler.toml's [vars]: every query is refused");
+  }
   if (!env.ACCOUNT_ID || account !== env.ACCOUNT_ID) {
     return refuse(new Refusal(403, 9109, "Unauthorized to access requested resource"));
   }
