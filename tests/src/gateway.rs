@@ -12,7 +12,8 @@
 //! - wrangler and workerd run in a process group of their own under a small shell that holds the
 //!   read end of a pipe whose write end only this process has. However this process ends (normal
 //!   exit, panic, SIGKILL), the kernel closes the pipe, the shell reads EOF and kills the whole
-//!   group: no workerd outlives the tests.
+//!   group (TERM, then a second later KILL) and removes the temporary directory: no workerd
+//!   outlives the tests.
 //! - One database for the whole binary: a test takes it with [`Gateway::take`], which waits for
 //!   the previous holder to finish and empties every table of the schema before handing it over.
 //!   Tests on the gateway therefore run one at a time (tests on other backends run beside them).
@@ -154,12 +155,18 @@ impl Gateway {
             ));
         }
 
-        // The shell waits on its stdin, our pipe; at EOF it kills its own process group.
+        // The shell waits on its stdin, our pipe. At EOF it asks its process group to stop
+        // (ignoring that itself), removes the temporary directory (a static gateway is never
+        // dropped), and kills whatever is left of the group, itself included.
         let mut command = Command::new("bash");
         command
             .arg("-c")
-            .arg(r#""$@" </dev/null & read -r _; kill -KILL 0"#)
+            .arg(
+                r#"dir=$1; shift; "$@" </dev/null & read -r _
+                trap '' TERM; kill -TERM 0; sleep 1; rm -rf -- "$dir"; kill -KILL 0"#,
+            )
             .arg("gateway")
+            .arg(tmp.path())
             .arg(&node)
             .arg(wrangler_js())
             .args(["dev", "--local", "--ip", "127.0.0.1", "--port", "0"])
