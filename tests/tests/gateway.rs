@@ -390,3 +390,36 @@ fn wrangler_and_workerd_end_with_the_test_process() {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
 }
+
+#[tokio::test]
+async fn wrangler_runs_offline_without_reaching_for_cloudflare() {
+    let gateway = gateway();
+    // A request first, so that anything wrangler does lazily has happened.
+    let (status, body) = post(
+        &gateway.query_url(),
+        Some(&bearer(gateway)),
+        r#"{"sql":"SELECT 1"}"#,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let output = gateway.output();
+    assert!(output.contains("Ready on http://127.0.0.1:"), "{output}");
+    // Without CLOUDFLARE_CF_FETCH_ENABLED=false, wrangler fetches the `Request.cf` object from
+    // Cloudflare at start and, offline, warns that it could not.
+    for sign in [
+        "Unable to fetch",
+        "getaddrinfo",
+        "ENOTFOUND",
+        "login",
+        "newer version",
+    ] {
+        assert!(
+            !output.contains(sign),
+            "{sign:?} in wrangler's output:\n{output}"
+        );
+    }
+    assert!(
+        !output.contains(gateway.token()),
+        "the secret is never printed"
+    );
+}
