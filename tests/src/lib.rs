@@ -1,8 +1,10 @@
 //! The test kit: everything the suites in `tests/tests/` share, kept small.
 //!
 //! - [`TestApp`]: a fresh store with two vaults (`vault` and `other`, each with a `pk_` and an
-//!   `sk_` key) on a [`Backend`]: the embedded default in a temporary directory, or our D1 and R2
-//!   clients against the D1 REST and S3 test servers of `imgbt-test-servers`; one helper per endpoint
+//!   `sk_` key) on a [`Backend`]: the embedded default in a temporary directory, our D1 and R2
+//!   clients against the D1 REST and S3 test servers of `imgbt-test-servers`, or our D1 client
+//!   against the D1 gateway Worker on workerd's own D1 ([`d1_gateway`]) with the S3 test server for
+//!   bytes; one helper per endpoint
 //!   ([`TestApp::upload`], [`TestApp::list`], [`TestApp::get`], [`TestApp::patch`],
 //!   [`TestApp::delete`]). [`TestApp::call`] builds any other request: another vault, another key,
 //!   a raw body, no path parameters, another method.
@@ -16,6 +18,7 @@
 //! - [`FaultyBlobs`], [`FaultyDb`]: stores that refuse on demand, to prove what happens on failure.
 //! - Checks of the record's formats: [`is_ulid`], [`is_api_time`].
 
+pub mod d1_gateway;
 pub mod gateway;
 
 use bytes::Bytes;
@@ -57,12 +60,27 @@ pub enum Backend {
     /// Our D1 and R2 clients against the protocol-faithful D1 REST and S3 servers of
     /// `imgbt-test-servers`, on 127.0.0.1.
     Cloudflare,
+    /// Our D1 client against the D1 gateway Worker (`infra/d1-gateway/`) under `wrangler dev
+    /// --local`, whose D1 binding is workerd's own D1 engine, and our R2 client against the S3
+    /// test server. One wrangler process per test binary ([`d1_gateway::Gateway::shared`]); its
+    /// database is emptied for each app and held by one app at a time.
+    Gateway,
 }
 
 /// Where a [`TestApp`]'s data lives.
 pub enum Store {
     Embedded,
     Cloudflare(Box<CloudStores>),
+    Gateway(Box<GatewayStores>),
+}
+
+/// The D1 gateway on workerd and the S3 test server a [`TestApp`] runs on. The app holds the
+/// gateway's database until it is dropped.
+pub struct GatewayStores {
+    pub gateway: &'static d1_gateway::Gateway,
+    pub s3: S3Server,
+    pub config: CloudflareConfig,
+    _turn: d1_gateway::Turn,
 }
 
 /// The local stand-ins for Cloudflare a [`TestApp`] runs on, and the configuration naming them.
@@ -104,6 +122,17 @@ impl TestApp {
                 let config = cloudflare_config(&d1, &s3);
                 Store::Cloudflare(Box::new(CloudStores { d1, s3, config }))
             }
+            Backend::Gateway => {
+                let gateway = d1_gateway::Gateway::shared();
+                let (turn, s3) = tokio::join!(gateway.take(), S3Server::start());
+                let config = gateway_config(gateway, &s3);
+                Store::Gateway(Box::new(GatewayStores {
+                    gateway,
+                    s3,
+                    config,
+                    _turn: turn,
+                }))
+            }
         };
         let app_deps = Self::deps_for(dir.path(), &store).await;
         shared::migrations::apply(&*app_deps.db)
@@ -130,6 +159,7 @@ impl TestApp {
             Store::Cloudflare(cloud) => {
                 Deps::cloudflare(&cloud.config).expect("Cloudflare clients")
             }
+            Store::Gateway(stores) => Deps::cloudflare(&stores.config).expect("Cloudflare clients"),
         }
     }
 
@@ -137,6 +167,7 @@ impl TestApp {
         match self.store {
             Store::Embedded => Backend::Embedded,
             Store::Cloudflare(_) => Backend::Cloudflare,
+            Store::Gateway(_) => Backend::Gateway,
         }
     }
 
@@ -149,14 +180,23 @@ impl TestApp {
     pub fn d1(&self) -> Option<&D1Server> {
         match &self.store {
             Store::Cloudflare(cloud) => Some(&cloud.d1),
-            Store::Embedded => None,
+            Store::Embedded | Store::Gateway(_) => None,
         }
     }
 
-    /// The S3 test server, on the Cloudflare backend.
+    /// The D1 gateway on workerd, on the gateway backend.
+    pub fn gateway(&self) -> Option<&'static d1_gateway::Gateway> {
+        match &self.store {
+            Store::Gateway(stores) => Some(stores.gateway),
+            Store::Embedded | Store::Cloudflare(_) => None,
+        }
+    }
+
+    /// The S3 test server, on the Cloudflare and gateway backends.
     pub fn s3(&self) -> Option<&S3Server> {
         match &self.store {
             Store::Cloudflare(cloud) => Some(&cloud.s3),
+            Store::Gateway(stores) => Some(&stores.s3),
             Store::Embedded => None,
         }
     }
@@ -233,6 +273,7 @@ impl TestApp {
                 std::fs::read(path).ok()
             }
             Store::Cloudflare(cloud) => cloud.s3.object_bytes(r2_key),
+            Store::Gateway(stores) => stores.s3.object_bytes(r2_key),
         }
     }
 
@@ -241,6 +282,7 @@ impl TestApp {
         let path = match &self.store {
             Store::Embedded => self.local_blobs().path_of(r2_key).ok()?,
             Store::Cloudflare(cloud) => cloud.s3.object_path(r2_key),
+            Store::Gateway(stores) => stores.s3.object_path(r2_key),
         };
         std::fs::metadata(path).map(|m| m.len()).ok()
     }
@@ -268,11 +310,13 @@ impl TestApp {
                 out
             }
             Store::Cloudflare(cloud) => cloud.s3.objects().into_iter().map(PathBuf::from).collect(),
+            Store::Gateway(stores) => stores.s3.objects().into_iter().map(PathBuf::from).collect(),
         }
     }
 
     /// Everything the record store holds, as bytes to search: the SQLite files of the embedded
-    /// default, or every row of every table of the D1 server.
+    /// default, every row of every table of the D1 server, or workerd's D1 files under the
+    /// gateway.
     pub fn database_bytes(&self) -> Vec<u8> {
         match &self.store {
             Store::Embedded => ["imgbt.db", "imgbt.db-wal"]
@@ -291,6 +335,7 @@ impl TestApp {
                 }
                 out
             }
+            Store::Gateway(stores) => stores.gateway.database_bytes(),
         }
     }
 
@@ -871,6 +916,21 @@ pub fn cloudflare_config(d1: &D1Server, s3: &S3Server) -> CloudflareConfig {
         api_token: Secret::new(d1.token()),
         d1_database_id: d1.database_id().to_owned(),
         d1_base_url: d1.base_url(),
+        r2_bucket: s3.bucket().to_owned(),
+        r2_access_key_id: s3.access_key_id().to_owned(),
+        r2_secret_access_key: Secret::new(s3.secret_access_key()),
+        r2_endpoint: s3.endpoint(),
+    }
+}
+
+/// Configuration that points our Cloudflare clients at the D1 gateway and the S3 test server: the
+/// D1 base URL is the gateway's, as `IMGBT_D1_BASE_URL` sets it in production.
+pub fn gateway_config(gateway: &d1_gateway::Gateway, s3: &S3Server) -> CloudflareConfig {
+    CloudflareConfig {
+        account_id: gateway.account_id().to_owned(),
+        api_token: Secret::new(gateway.token()),
+        d1_database_id: gateway.database_id().to_owned(),
+        d1_base_url: gateway.base_url().to_owned(),
         r2_bucket: s3.bucket().to_owned(),
         r2_access_key_id: s3.access_key_id().to_owned(),
         r2_secret_access_key: Secret::new(s3.secret_access_key()),
