@@ -521,3 +521,16 @@ async fn a_store_failing_during_complete_loses_nothing_and_a_retry_completes() {
     let record = app.complete(app.sk(), &upload).await.ok(201);
     assert_eq!(record["r2_key"], key);
 }
+
+#[tokio::test]
+async fn an_empty_file_goes_the_direct_way_too() {
+    let app = app().await;
+    let record = app
+        .direct_upload(&upload_request("a", "b", "c", "empty.json", 0), Vec::new())
+        .await;
+    assert_eq!(record["size"], 0);
+    assert_eq!(record["mime_type"], "application/json");
+    let download = app.download(app.pk(), &id(&record)).await;
+    assert_eq!(download.status.as_u16(), 200);
+    assert!(download.body.is_empty());
+}
