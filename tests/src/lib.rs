@@ -288,7 +288,7 @@ impl TestApp {
             .as_object()
             .expect("the ticket has headers");
         match self.backend() {
-            Backend::Cloudflare => {
+            Backend::Cloudflare | Backend::Gateway => {
                 let mut request = reqwest::Client::new().put(url).body(bytes);
                 for (name, value) in headers {
                     request = request.header(name, value.as_str().expect("header text"));

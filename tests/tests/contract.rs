@@ -3,7 +3,7 @@
 //! name says the rule it proves. The rules live in `contract/rules.rs`, included unchanged once per
 //! backend: the embedded default; D1 over REST plus R2 over S3 against the test servers; and D1
 //! over REST against the D1 gateway Worker on workerd's own D1 engine (`wrangler dev --local`),
-//! with R2 over S3 against the S3 test server (needs `npm ci --prefix infra/d1-gateway`).
+//! with R2 over S3 against the S3 test server (its npm packages are installed on first use).
 
 mod embedded {
     async fn app() -> imgbt_tests::TestApp {

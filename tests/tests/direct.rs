@@ -23,6 +23,14 @@ mod cloudflare {
     include!("direct/rules.rs");
 }
 
+mod gateway {
+    async fn app() -> imgbt_tests::TestApp {
+        imgbt_tests::TestApp::on(imgbt_tests::Backend::Gateway).await
+    }
+
+    include!("direct/rules.rs");
+}
+
 /// A global allocator that counts the bytes live on *measured* threads only, and their peak.
 ///
 /// The test binary runs other tests, the D1 and S3 test servers and the test's own client on

@@ -53,7 +53,7 @@ async fn the_whole_flow_stores_what_a_multipart_upload_stores() {
     assert!(expires_at <= in_15_minutes.as_str(), "{expires_at} vs {in_15_minutes}");
     let url = ticket["url"].as_str().unwrap();
     match app.backend() {
-        Backend::Cloudflare => {
+        Backend::Cloudflare | Backend::Gateway => {
             let endpoint = app.s3().unwrap().endpoint();
             assert!(url.starts_with(&endpoint), "{url}");
             assert!(url.contains("X-Amz-Signature="), "{url}");
@@ -117,7 +117,7 @@ async fn content_on_r2_is_a_short_lived_redirect_and_embedded_serves_the_bytes()
     assert_eq!(record["width"], Value::Null);
     let reply = app.content(app.sk(), &id(&record)).await;
     match app.backend() {
-        Backend::Cloudflare => {
+        Backend::Cloudflare | Backend::Gateway => {
             assert_eq!(reply.status.as_u16(), 302);
             assert_eq!(reply.header("cache-control"), Some("private, no-store"));
             assert!(reply.body.is_empty());
@@ -164,7 +164,7 @@ async fn content_under_a_lambda_runtime_refuses_what_one_response_cannot_carry_o
             assert!(message.contains("objects directory"), "{message}");
         }
         // A redirect carries no bytes: no limit.
-        Backend::Cloudflare => {
+        Backend::Cloudflare | Backend::Gateway => {
             assert_eq!(app.download(app.pk(), &id(&large)).await.body, text_bytes(101));
         }
     }
@@ -202,7 +202,7 @@ async fn an_expired_url_takes_no_bytes_and_its_upload_cannot_complete() {
     app.deps.clock.set_offset_ms(0);
     let put = app.put_upload(&ticket, fixture("tiny.png")).await;
     match app.backend() {
-        Backend::Cloudflare => {
+        Backend::Cloudflare | Backend::Gateway => {
             assert_eq!(put.status.as_u16(), 403, "{}", put.snippet());
             assert!(put.text().contains("expired"), "{}", put.snippet());
         }
@@ -287,7 +287,7 @@ async fn a_wrong_token_or_signature_puts_nothing() {
     let url = ticket["url"].as_str().unwrap().to_owned();
     let mut forged = ticket.clone();
     match app.backend() {
-        Backend::Cloudflare => {
+        Backend::Cloudflare | Backend::Gateway => {
             let (head, signature) = url.split_once("X-Amz-Signature=").unwrap();
             let flipped = if signature.starts_with('0') { "1" } else { "0" };
             forged["url"] = json!(format!("{head}X-Amz-Signature={flipped}{}", &signature[1..]));
