@@ -85,7 +85,9 @@ fn the_document_is_openapi_3_1() {
         str_of(&doc["components"]["securitySchemes"]["bearerAuth"]["scheme"]),
         "bearer"
     );
-    let security = doc["security"].as_vec().expect("a global security requirement");
+    let security = doc["security"]
+        .as_vec()
+        .expect("a global security requirement");
     assert!(security.iter().any(|s| !s["bearerAuth"].is_badvalue()));
 }
 
@@ -118,7 +120,11 @@ fn each_operation_names_its_function_and_only_the_local_route_is_marked_local() 
         );
         assert!(ids.insert(str_of(&op["operationId"]).to_owned()));
         let local = op["x-imgbt-local-only"].as_bool().unwrap_or(false);
-        assert_eq!(local, route.local_only, "{}: x-imgbt-local-only", route.function);
+        assert_eq!(
+            local, route.local_only,
+            "{}: x-imgbt-local-only",
+            route.function
+        );
         // Keyless exactly when local-only: `security: []` opts out of the global bearer scheme.
         let keyless = op["security"].as_vec().is_some_and(|s| s.is_empty());
         assert_eq!(keyless, route.local_only, "{}: security", route.function);
@@ -167,7 +173,7 @@ fn own_statuses(function: &str) -> &'static [u16] {
         "delete" => &[204],
         "uploads" => &[201, 400, 409, 413],
         "receive" => &[200, 410, 413],
-        "complete" => &[200, 201, 409, 410],
+        "complete" => &[200, 201, 409, 410, 413],
         "content" => &[200, 302],
         other => panic!("{other}: add the statuses this function answers to own_statuses"),
     }
@@ -204,7 +210,9 @@ fn documented_statuses_are_the_ones_each_route_answers() {
 /// `error.code` in the response's schema (which extends the envelope).
 fn error_codes(doc: &Yaml, response: &Yaml) -> BTreeSet<String> {
     let schema = resolve(doc, &response["content"]["application/json"]["schema"]);
-    let all_of = schema["allOf"].as_vec().expect("an error schema extends Error");
+    let all_of = schema["allOf"]
+        .as_vec()
+        .expect("an error schema extends Error");
     assert!(
         all_of
             .iter()
