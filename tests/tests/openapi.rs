@@ -337,3 +337,78 @@ fn the_asset_schema_has_exactly_the_records_fields() {
         assert_eq!(str_of(&asset["properties"][field]["type"]), "string");
     }
 }
+
+/// A YAML value as JSON (the document's examples are plain data).
+fn to_json(node: &Yaml) -> serde_json::Value {
+    use serde_json::Value;
+    match node {
+        Yaml::Real(text) => Value::from(text.parse::<f64>().expect("a number")),
+        Yaml::Integer(n) => Value::from(*n),
+        Yaml::String(text) => Value::from(text.as_str()),
+        Yaml::Boolean(b) => Value::from(*b),
+        Yaml::Array(items) => Value::Array(items.iter().map(to_json).collect()),
+        Yaml::Hash(members) => Value::Object(
+            members
+                .iter()
+                .map(|(k, v)| (str_of(k).to_owned(), to_json(v)))
+                .collect(),
+        ),
+        Yaml::Null => Value::Null,
+        other => panic!("not plain data: {other:?}"),
+    }
+}
+
+/// The examples of an operation's JSON request body, as JSON text.
+fn request_examples(doc: &Yaml, function: &str) -> Vec<serde_json::Value> {
+    let route = shared::routes::route_of(function);
+    let examples = operation(doc, &route)["requestBody"]["content"]["application/json"]["examples"]
+        .as_hash()
+        .unwrap_or_else(|| panic!("{function}: request examples"));
+    examples.values().map(|e| to_json(&e["value"])).collect()
+}
+
+/// The JSON bodies the functions parse refuse unknown members, as the document's
+/// `additionalProperties: false` says, and the document's examples are bodies the functions take.
+#[test]
+fn json_request_bodies_are_closed_and_their_examples_parse() {
+    type Parse = fn(&[u8]) -> Result<(), ApiError>;
+    let parsers: [(&str, &str, Parse); 2] = [
+        ("update", "Patch", |body| {
+            update::Patch::parse(Some("application/json"), body).map(drop)
+        }),
+        ("uploads", "UploadRequest", |body| {
+            uploads::NewUpload::parse(Some("application/json"), body).map(drop)
+        }),
+    ];
+    let doc = document();
+    for (function, schema, parse) in parsers {
+        let schema = &doc["components"]["schemas"][schema];
+        assert_eq!(schema["additionalProperties"].as_bool(), Some(false));
+        let documented: BTreeSet<&str> = schema["properties"]
+            .as_hash()
+            .expect("properties")
+            .keys()
+            .map(str_of)
+            .collect();
+        let examples = request_examples(&doc, function);
+        assert!(!examples.is_empty());
+        for example in examples {
+            for member in example.as_object().expect("an object").keys() {
+                assert!(documented.contains(member.as_str()), "{function}: {member}");
+            }
+            let body = example.to_string();
+            if let Err(err) = parse(body.as_bytes()) {
+                panic!("{function}: the example {body} is refused: {err}");
+            }
+            let mut extra = example.clone();
+            extra["unknown_member"] = serde_json::Value::from(1);
+            assert!(
+                matches!(
+                    parse(extra.to_string().as_bytes()),
+                    Err(ApiError::InvalidParams(_))
+                ),
+                "{function}: an unknown member must be 400"
+            );
+        }
+    }
+}
