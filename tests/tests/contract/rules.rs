@@ -2171,7 +2171,7 @@ async fn a_filename_is_one_name_whatever_its_unicode_composition() {
         .error(409, "CONFLICT");
 }
 
-/// Found by schemathesis against openapi.yaml (`url` is `format: uri`): a `Host` header that is no
+/// Found checking openapi.yaml by hand (`url` is `format: uri`): a `Host` header that is no
 /// authority was copied into the direct upload's URL, making it no URL at all.
 #[tokio::test]
 async fn a_direct_upload_url_is_a_valid_url_whatever_the_host_header() {
