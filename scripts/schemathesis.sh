@@ -12,7 +12,8 @@
 # the cargo target directory (override with IMGBT_SCHEMATHESIS_VENV), validates openapi.yaml, builds
 # and starts `local-api` (tests/src/bin/local-api.rs) on a free port of 127.0.0.1 with a fresh store
 # and the dev vault's well-known keys, runs every phase (examples, coverage, fuzzing, stateful via
-# the document's links) with the secret key as bearer token, and stops the server on exit.
+# the document's links) with the secret key as bearer token, then again on a fresh server with the
+# public key (half the examples), and stops the server on exit.
 #
 # Checks left out, and why:
 # - positive_data_acceptance: some rules cannot be written in JSON Schema (metadata and tags are JSON
@@ -58,36 +59,46 @@ cargo build -q -p imgbt-tests --bin local-api
 
 work="$(mktemp -d)"
 server=""
-cleanup() {
+stop_server() {
     if [[ -n "$server" ]]; then
         kill "$server" 2>/dev/null || true
         wait "$server" 2>/dev/null || true
+        server=""
     fi
-    rm -rf "$work"
 }
-trap cleanup EXIT
+trap 'stop_server; rm -rf "$work"' EXIT
 
-"$target_dir/debug/local-api" --data-dir "$work/data" >"$work/api.json" 2>"$work/api.log" &
-server=$!
-for _ in $(seq 1 100); do
-    [[ -s "$work/api.json" ]] && break
-    if ! kill -0 "$server" 2>/dev/null; then
-        echo "local-api exited before listening:" >&2
-        cat "$work/api.log" >&2
-        exit 1
-    fi
-    sleep 0.1
-done
-read -r url vault_id IMGBT_SCHEMATHESIS_KEY < <(python3 -c '
+seed_args=()
+[[ "$seed" == random ]] || seed_args=(--seed "$seed")
+
+# One pass per key kind, each on a fresh store: with the secret key every route can succeed; with
+# the public key writes are 403, and the dev vault's open upload stays open for `receive`.
+pass() {
+    local kind="$1" examples="$2" dir="$work/$1"
+    mkdir -p "$dir"
+    "$target_dir/debug/local-api" --data-dir "$dir/data" >"$dir/api.json" 2>"$dir/api.log" &
+    server=$!
+    for _ in $(seq 1 100); do
+        [[ -s "$dir/api.json" ]] && break
+        if ! kill -0 "$server" 2>/dev/null; then
+            echo "local-api exited before listening:" >&2
+            cat "$dir/api.log" >&2
+            return 1
+        fi
+        sleep 0.1
+    done
+    local url vault_id
+    read -r url vault_id IMGBT_SCHEMATHESIS_KEY < <(python3 -c '
 import json, sys
 api = json.loads(open(sys.argv[1]).readline())
-print(api["url"], api["vault_id"], api["secret_key"])' "$work/api.json")
-export IMGBT_SCHEMATHESIS_KEY
-echo "==> local-api on $url (dev vault $vault_id)"
+print(api["url"], api["vault_id"], api[sys.argv[2] + "_key"])' "$dir/api.json" "$kind")
+    export IMGBT_SCHEMATHESIS_KEY
+    echo "==> local-api on $url (dev vault $vault_id)"
 
-# The vault is pinned: a key opens one vault, and any other vault id is 403 before anything else
-# is looked at (the contract suite proves that), so random vault ids would test nothing further.
-cat >"$work/schemathesis.toml" <<EOF
+    # The vault is pinned: a key opens one vault, and any other vault id is 403 before anything
+    # else is looked at (the contract suite proves that), so random vault ids would test nothing
+    # further.
+    cat >"$dir/schemathesis.toml" <<EOF
 [auth.openapi.bearerAuth]
 bearer = "\${IMGBT_SCHEMATHESIS_KEY}"
 
@@ -106,21 +117,23 @@ include-operation-id = "uploadAsset"
 checks.negative_data_rejection.enabled = false
 EOF
 
-seed_args=()
-[[ "$seed" == random ]] || seed_args=(--seed "$seed")
+    echo "==> schemathesis run openapi.yaml with the $kind key (at most $examples examples per operation)"
+    local status=0
+    (
+        cd "$dir"
+        timeout 600 "$venv/bin/schemathesis" --no-color --config-file "$dir/schemathesis.toml" \
+            run "$root/openapi.yaml" --url "$url" \
+            --max-examples "$examples" "${seed_args[@]}" \
+            --request-timeout 30 --generation-database none
+    ) || status=$?
+    stop_server
+    if ((status != 0)); then
+        echo "schemathesis failed (exit $status) with the $kind key; the server's log:" >&2
+        tail -n 50 "$dir/api.log" >&2
+        return "$status"
+    fi
+}
 
-echo "==> schemathesis run openapi.yaml (at most $examples examples per operation)"
-status=0
-(
-    cd "$work"
-    timeout 600 "$venv/bin/schemathesis" --no-color --config-file "$work/schemathesis.toml" \
-        run "$root/openapi.yaml" --url "$url" \
-        --max-examples "$examples" "${seed_args[@]}" \
-        --request-timeout 30 --generation-database none
-) || status=$?
-if ((status != 0)); then
-    echo "schemathesis failed (exit $status); the server's log:" >&2
-    tail -n 50 "$work/api.log" >&2
-    exit "$status"
-fi
+pass secret "$examples"
+pass public "$(((examples + 1) / 2))"
 echo "==> schemathesis passed"
