@@ -144,6 +144,33 @@ async fn content_on_r2_is_a_short_lived_redirect_and_embedded_serves_the_bytes()
 }
 
 #[tokio::test]
+async fn content_under_a_lambda_runtime_refuses_what_one_response_cannot_carry_on_embedded() {
+    let mut app = app().await;
+    // As when running as a function: a limit of 100 bytes for this test.
+    app.deps.max_request_bytes = Some(100);
+    let small = app
+        .direct_upload(&upload_request("a", "b", "c", "small.txt", 100), text_bytes(100))
+        .await;
+    let large = app
+        .direct_upload(&upload_request("a", "b", "c", "large.txt", 101), text_bytes(101))
+        .await;
+    assert_eq!(app.download(app.pk(), &id(&small)).await.body, text_bytes(100));
+    match app.backend() {
+        Backend::Embedded => {
+            let message = app
+                .content(app.pk(), &id(&large))
+                .await
+                .error(413, "PAYLOAD_TOO_LARGE");
+            assert!(message.contains("objects directory"), "{message}");
+        }
+        // A redirect carries no bytes: no limit.
+        Backend::Cloudflare => {
+            assert_eq!(app.download(app.pk(), &id(&large)).await.body, text_bytes(101));
+        }
+    }
+}
+
+#[tokio::test]
 async fn content_is_404_as_get_is_and_needs_a_key_of_the_vault() {
     let app = app().await;
     let record = app.create(&imgbt_tests::Form::standard()).await;
