@@ -174,7 +174,7 @@ fn own_statuses(function: &str) -> &'static [u16] {
         "uploads" => &[201, 400, 409, 413],
         "receive" => &[200, 410, 413],
         "complete" => &[200, 201, 409, 410, 413],
-        "content" => &[200, 302],
+        "content" => &[200, 302, 413],
         other => panic!("{other}: add the statuses this function answers to own_statuses"),
     }
 }
