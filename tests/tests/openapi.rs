@@ -412,3 +412,33 @@ fn json_request_bodies_are_closed_and_their_examples_parse() {
         }
     }
 }
+
+/// The sample events of `events/` (`<function>.<status>.<case>.json`, each proven by
+/// `tests/tests/events.rs`) answer only statuses the document gives their route.
+#[test]
+fn every_sample_events_status_is_documented_for_its_route() {
+    let doc = document();
+    let dir = format!("{}/../events", env!("CARGO_MANIFEST_DIR"));
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{dir}: {e}")) {
+        let name = entry.expect("a directory entry").file_name();
+        let name = name.to_string_lossy();
+        let Some(stem) = name.strip_suffix(".json") else {
+            continue;
+        };
+        let mut parts = stem.splitn(3, '.');
+        let (Some(function), Some(status)) = (parts.next(), parts.next()) else {
+            panic!("{name}: not <function>.<status>.<case>.json");
+        };
+        let route = shared::routes::route_of(function);
+        let responses = &operation(&doc, &route)["responses"];
+        assert!(
+            !responses[status].is_badvalue(),
+            "{name}: {status} is not documented for {} {}",
+            route.method,
+            route.path
+        );
+        seen += 1;
+    }
+    assert!(seen > 0, "no events in {dir}");
+}
