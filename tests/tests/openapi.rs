@@ -1,7 +1,8 @@
 //! `openapi.yaml` describes the API the functions serve: the same routes as
 //! `shared::routes::ROUTES` (each naming its function, the local-only one marked), every path
 //! parameter declared, the statuses each route can answer documented (and no others), every error
-//! in the envelope with the codes of `ApiError`. `scripts/schemathesis.sh` then checks the document
+//! in the envelope with the codes of `ApiError`, JSON bodies closed as the functions' parsers are,
+//! and every sample event's status documented. `scripts/schemathesis.sh` then checks the document
 //! against the running API.
 
 use lambda_http::http::StatusCode;
