@@ -250,7 +250,8 @@ async fn run(deps: &Deps, req: Request) -> Result<Response<Body>, ApiError> {
 }
 
 /// `scheme://host` of the API as the client reached it: `X-Forwarded-Proto` (default `http`) and
-/// `Host` (else the request URI's authority, else `localhost:9000`, the local API's default).
+/// `Host` (else the request URI's authority, else `localhost:9000`, the local API's default). A
+/// `Host` that is not an authority (`a"b`, `x/y`) is not copied: the URL stays a valid URL.
 fn origin(req: &Request) -> String {
     let header = |name: &str| {
         req.headers()
@@ -265,6 +266,7 @@ fn origin(req: &Request) -> String {
         .filter(|p| matches!(*p, "http" | "https"))
         .unwrap_or("http");
     let host = header("host")
+        .filter(|host| host.parse::<lambda_http::http::uri::Authority>().is_ok())
         .map(str::to_owned)
         .or_else(|| req.uri().authority().map(|a| a.to_string()))
         .unwrap_or_else(|| "localhost:9000".to_owned());

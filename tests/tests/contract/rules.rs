@@ -2170,3 +2170,34 @@ async fn a_filename_is_one_name_whatever_its_unicode_composition() {
         .await
         .error(409, "CONFLICT");
 }
+
+/// Found checking openapi.yaml by hand (`url` is `format: uri`): a `Host` header that is no
+/// authority was copied into the direct upload's URL, making it no URL at all.
+#[tokio::test]
+async fn a_direct_upload_url_is_a_valid_url_whatever_the_host_header() {
+    let app = app().await;
+    let hosts = ["evil\"host", "a b", "x/y", "", "files.example:8080"];
+    for (i, host) in hosts.into_iter().enumerate() {
+        let body = json!({"partition": "p", "collection": "c", "channel": "ch",
+            "filename": format!("f{i}.bin"), "size": 3});
+        let ticket = app
+            .call("uploads")
+            .key(app.sk())
+            .json(&body)
+            .header("host", host)
+            .send()
+            .await
+            .ok(201);
+        let url = ticket["url"].as_str().expect("url");
+        let uri: lambda_http::http::Uri = url
+            .parse()
+            .unwrap_or_else(|e| panic!("Host {host:?} gave {url:?}, not a URL: {e}"));
+        assert!(matches!(uri.scheme_str(), Some("http" | "https")), "{url}");
+        assert!(uri.authority().is_some_and(|a| !a.as_str().contains('"')), "{url}");
+        if app.backend() == imgbt_tests::Backend::Embedded && host == "files.example:8080" {
+            assert!(url.starts_with("http://files.example:8080/api/v1/vaults/"), "{url}");
+        }
+        let put = app.put_upload(&ticket, b"abc".to_vec()).await;
+        assert_eq!(put.status.as_u16(), 200, "{}", put.snippet());
+    }
+}
