@@ -66,7 +66,8 @@ enum Command {
     /// Create, list and revoke API keys.
     #[command(subcommand)]
     Key(KeyCommand),
-    /// Finish pending object deletions, retrying any that failed when their asset was deleted.
+    /// Finish pending object deletions, retrying any that failed when their asset was deleted, and
+    /// remove direct uploads that expired (over an hour ago) without being completed.
     Gc,
     /// Compare records with objects: records without objects, objects without records, size
     /// mismatches. Exits non-zero when it finds any.
@@ -398,7 +399,17 @@ async fn key_revoke(deps: &Deps, vault_id: &str, key_id: &str) -> Result<Output,
 
 async fn gc(deps: &Deps) -> Result<Output, Failure> {
     let report: GcReport = admin::gc(&*deps.db, &*deps.blobs).await?;
-    let mut text = format!("Cleared {} pending deletion(s).\n", report.deleted.len());
+    let mut text = String::new();
+    if !report.expired_uploads.is_empty() {
+        text.push_str(&format!(
+            "Removed {} expired upload(s) never completed.\n",
+            report.expired_uploads.len()
+        ));
+    }
+    text.push_str(&format!(
+        "Cleared {} pending deletion(s).\n",
+        report.deleted.len()
+    ));
     for failure in &report.failed {
         text.push_str(&format!(
             "Could not remove (left pending): {}: {}\n",
@@ -473,6 +484,12 @@ async fn fsck(deps: &Deps) -> Result<Output, Failure> {
         text.push_str(&format!(
             "{} object(s) of deleted assets wait for `imgbt gc`.\n",
             report.pending_deletions.len()
+        ));
+    }
+    if !report.pending_uploads.is_empty() {
+        text.push_str(&format!(
+            "{} object(s) of direct uploads wait for `complete` (or `imgbt gc` once expired).\n",
+            report.pending_uploads.len()
         ));
     }
     let clean = report.is_clean();

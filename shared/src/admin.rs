@@ -198,6 +198,9 @@ pub async fn revoke_key(db: &dyn Db, vault_id: &str, key_id: &str) -> Result<boo
 /// What a sweep of pending deletions did.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct GcReport {
+    /// Direct uploads that expired (over an hour ago) without being completed: their rows are
+    /// gone and their objects, if any were PUT, joined the pending deletions below.
+    pub expired_uploads: Vec<String>,
     /// Objects removed (or found already gone) whose pending row was cleared.
     pub deleted: Vec<String>,
     /// Objects the store still refused to remove; their rows stay for the next sweep.
@@ -210,9 +213,13 @@ pub struct GcFailure {
     pub error: String,
 }
 
-/// Removes the objects of deleted assets that are still pending, and clears their rows.
+/// Removes direct uploads that expired without being completed, then the objects of deleted
+/// assets (and of those uploads) that are still pending, and clears their rows.
 pub async fn gc(db: &dyn Db, blobs: &dyn Blobs) -> Result<GcReport, DbError> {
-    let mut report = GcReport::default();
+    let mut report = GcReport {
+        expired_uploads: sweep_expired_uploads(db).await?,
+        ..GcReport::default()
+    };
     loop {
         let results = db::run(
             db,
@@ -246,6 +253,32 @@ pub async fn gc(db: &dyn Db, blobs: &dyn Blobs) -> Result<GcReport, DbError> {
     }
 }
 
+/// Moves the objects of uploads that expired more than [`GC_GRACE`](crate::uploads::GC_GRACE)
+/// ago without being completed to `pending_deletions`, and removes their rows, in one batch. The
+/// row goes first: `complete` inserts a record only while its upload's row is there and open, so a
+/// record can never come to name an object this removes.
+async fn sweep_expired_uploads(db: &dyn Db) -> Result<Vec<String>, DbError> {
+    let now_ms = clock::now_ms();
+    let cutoff = now_ms.saturating_sub(crate::uploads::GC_GRACE.as_millis() as u64);
+    let (now, cutoff) = (clock::format_ms(now_ms), clock::format_ms(cutoff));
+    let results = db::run(
+        db,
+        vec![
+            Stmt::new(
+                "INSERT OR IGNORE INTO pending_deletions (r2_key, requested_at) \
+                 SELECT r2_key, ?1 FROM uploads WHERE completed_at IS NULL AND expires_at < ?2",
+                vec![now.as_str().into(), cutoff.as_str().into()],
+            ),
+            Stmt::new(
+                "DELETE FROM uploads WHERE completed_at IS NULL AND expires_at < ?1 RETURNING id",
+                vec![cutoff.as_str().into()],
+            ),
+        ],
+    )
+    .await?;
+    Ok(results[1].rows.iter().map(|row| text(row, "id")).collect())
+}
+
 /// What `imgbt fsck` found: the store's records and objects, compared.
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
 pub struct FsckReport {
@@ -259,6 +292,9 @@ pub struct FsckReport {
     pub size_mismatches: Vec<SizeMismatch>,
     /// Objects of deleted assets waiting for `imgbt gc` (not a fault: gc finishes them).
     pub pending_deletions: Vec<String>,
+    /// Objects of direct uploads not completed yet (not a fault: `complete` records them, or gc
+    /// removes them once the upload expired).
+    pub pending_uploads: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -329,6 +365,19 @@ pub async fn fsck(db: &dyn Db, blobs: &dyn Blobs) -> Result<FsckReport, FsckErro
         .iter()
         .map(|row| text(row, "r2_key"))
         .collect();
+    let upload_rows = db::run(
+        db,
+        vec![Stmt::new(
+            "SELECT r2_key FROM uploads WHERE completed_at IS NULL ORDER BY r2_key",
+            vec![],
+        )],
+    )
+    .await?;
+    let uploading: std::collections::BTreeSet<String> = upload_rows[0]
+        .rows
+        .iter()
+        .map(|row| text(row, "r2_key"))
+        .collect();
     let objects = blobs.list("").await?;
 
     let mut report = FsckReport {
@@ -356,7 +405,12 @@ pub async fn fsck(db: &dyn Db, blobs: &dyn Blobs) -> Result<FsckReport, FsckErro
         }
     }
     for (key, _) in &objects {
-        if !records.contains_key(key) && !pending.contains(key) {
+        if records.contains_key(key) || pending.contains(key) {
+            continue;
+        }
+        if uploading.contains(key) {
+            report.pending_uploads.push(key.clone());
+        } else {
             report.objects_without_records.push(key.clone());
         }
     }

@@ -5,7 +5,7 @@
 //! stores directly) nothing is counted.
 
 use crate::BoxFuture;
-use crate::blobs::{BlobError, Blobs};
+use crate::blobs::{BlobError, Blobs, Presigned, Validity};
 use crate::db::{Db, DbError, Stmt, StmtResult};
 use bytes::Bytes;
 use std::future::Future;
@@ -75,5 +75,33 @@ impl Blobs for CountedBlobs {
     fn list<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, Result<Vec<(String, u64)>, BlobError>> {
         count(|c| &c.r2);
         self.0.list(prefix)
+    }
+
+    fn read_head<'a>(
+        &'a self,
+        key: &'a str,
+        max: u64,
+    ) -> BoxFuture<'a, Result<Option<Bytes>, BlobError>> {
+        count(|c| &c.r2);
+        self.0.read_head(key, max)
+    }
+
+    // Presigning is local computation (no request is sent), so it is not counted.
+    fn presign_put<'a>(
+        &'a self,
+        key: &'a str,
+        content_type: &'a str,
+        validity: Validity,
+    ) -> BoxFuture<'a, Result<Option<Presigned>, BlobError>> {
+        self.0.presign_put(key, content_type, validity)
+    }
+
+    fn presign_get<'a>(
+        &'a self,
+        key: &'a str,
+        content_type: &'a str,
+        validity: Validity,
+    ) -> BoxFuture<'a, Result<Option<Presigned>, BlobError>> {
+        self.0.presign_get(key, content_type, validity)
     }
 }

@@ -3,7 +3,8 @@
 //! Fixed width means the text order of stored times is their time order, which the list's
 //! keyset pagination and `updated_at`'s forward step in SQL rely on.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use time::{OffsetDateTime, format_description::BorrowedFormatItem, macros::format_description};
 
 const FORMAT: &[BorrowedFormatItem<'static>] =
@@ -15,6 +16,29 @@ pub fn now_ms() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
+}
+
+/// The time a process's handlers see: the system's, moved by an offset that only tests set (to
+/// sign URLs that are already expired, or uploads that expired long ago, without waiting).
+#[derive(Debug, Default)]
+pub struct Clock {
+    offset_ms: AtomicI64,
+}
+
+impl Clock {
+    pub fn now_ms(&self) -> u64 {
+        now_ms().saturating_add_signed(self.offset_ms.load(Ordering::Relaxed))
+    }
+
+    /// The same instant as [`Clock::now_ms`], for signers that take a `SystemTime`.
+    pub fn at(ms: u64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_millis(ms)
+    }
+
+    /// Moves this clock `offset_ms` away from the system's (negative: into the past).
+    pub fn set_offset_ms(&self, offset_ms: i64) {
+        self.offset_ms.store(offset_ms, Ordering::Relaxed);
+    }
 }
 
 /// Formats milliseconds since the epoch as the API's time text.
@@ -39,6 +63,16 @@ mod tests {
     fn formats_rfc3339_utc_with_millis() {
         assert_eq!(format_ms(0), "1970-01-01T00:00:00.000Z");
         assert_eq!(format_ms(1_768_473_000_123), "2026-01-15T10:30:00.123Z");
+    }
+
+    #[test]
+    fn a_clock_moves_by_its_offset() {
+        let clock = Clock::default();
+        clock.set_offset_ms(-3_600_000);
+        let behind = now_ms() - clock.now_ms();
+        assert!((3_600_000..3_700_000).contains(&behind), "{behind}");
+        clock.set_offset_ms(0);
+        assert!(clock.now_ms().abs_diff(now_ms()) < 1000);
     }
 
     #[test]

@@ -140,6 +140,8 @@ pub struct Deps {
     /// Objects this process deleted whose pending-deletion rows are not yet cleared. The delete
     /// function clears them in its next batch, so that the happy path stays one D1 request.
     pub settled_deletions: Mutex<Vec<String>>,
+    /// The time handlers see (the system's; tests move it).
+    pub clock: crate::clock::Clock,
 }
 
 impl Deps {
@@ -149,6 +151,7 @@ impl Deps {
             blobs: Arc::new(CountedBlobs(blobs)),
             max_request_bytes: None,
             settled_deletions: Mutex::new(Vec::new()),
+            clock: crate::clock::Clock::default(),
         }
     }
 

@@ -21,6 +21,13 @@ pub enum ApiError {
     Conflict,
     #[error("{0}")]
     PayloadTooLarge(&'static str),
+    #[error("upload not found")]
+    UploadNotFound,
+    #[error("{0}")]
+    UploadExpired(&'static str),
+    /// The upload's object is missing or not the declared size; the message says which.
+    #[error("{0}")]
+    UploadIncomplete(String),
     #[error("the store is busy; retry after a short wait")]
     RateLimited(String),
     #[error("internal error")]
@@ -53,6 +60,9 @@ impl ApiError {
             ApiError::NotFound => "NOT_FOUND",
             ApiError::Conflict => "CONFLICT",
             ApiError::PayloadTooLarge(_) => "PAYLOAD_TOO_LARGE",
+            ApiError::UploadNotFound => "UPLOAD_NOT_FOUND",
+            ApiError::UploadExpired(_) => "UPLOAD_EXPIRED",
+            ApiError::UploadIncomplete(_) => "UPLOAD_INCOMPLETE",
             ApiError::RateLimited(_) => "RATE_LIMITED",
             ApiError::Internal(_) => "INTERNAL_ERROR",
         }
@@ -63,8 +73,11 @@ impl ApiError {
             ApiError::InvalidParams(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
-            ApiError::AssetNotFound | ApiError::NotFound => StatusCode::NOT_FOUND,
-            ApiError::Conflict => StatusCode::CONFLICT,
+            ApiError::AssetNotFound | ApiError::NotFound | ApiError::UploadNotFound => {
+                StatusCode::NOT_FOUND
+            }
+            ApiError::Conflict | ApiError::UploadIncomplete(_) => StatusCode::CONFLICT,
+            ApiError::UploadExpired(_) => StatusCode::GONE,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,

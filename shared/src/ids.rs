@@ -1,4 +1,4 @@
-//! Identifiers: `asset_`/`vault_`/`key_` followed by a ULID.
+//! Identifiers: `asset_`/`vault_`/`key_`/`upload_` followed by a ULID.
 //!
 //! A ULID's first 48 bits are its creation time in milliseconds, so ids created with the same clock
 //! as `created_at` sort the same way; the list order (`created_at`, `id`) relies on that only as a
@@ -19,6 +19,10 @@ pub fn new_asset_id(ms: u64) -> String {
 
 pub fn new_vault_id(ms: u64) -> String {
     make("vault_", ms)
+}
+
+pub fn new_upload_id(ms: u64) -> String {
+    make("upload_", ms)
 }
 
 pub fn new_key_id(ms: u64) -> String {

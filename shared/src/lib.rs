@@ -1,4 +1,4 @@
-//! imgbt's one library, shared by the five functions, the CLI and the tests.
+//! imgbt's one library, shared by the functions, the CLI and the tests.
 //!
 //! - [`error`]: [`ApiError`], the one error type, and its JSON envelope.
 //! - [`http`]: reading requests (path targets, bearer keys, JSON) and writing responses; [`http::serve`]
@@ -8,6 +8,8 @@
 //! - [`validate`], [`cursor`]: typed inputs; a value that exists is valid.
 //! - [`auth`]: keys, their hashes, and the SQL that folds authentication into each request's batch.
 //! - [`asset`]: the asset record and its columns.
+//! - [`ingest`]: a new asset's record insert, and objects no record will name.
+//! - [`uploads`]: direct uploads: their rows, their lifetime, their URLs' tokens.
 //! - [`media`]: MIME type and pixel size from a file's first bytes.
 //! - [`db`], [`blobs`]: the two I/O seams (a batch of SQL; bytes by key) and their implementations.
 //! - [`migrations`]: the schema, in wrangler's format, and how it is applied.
@@ -27,9 +29,11 @@ pub mod deps;
 pub mod error;
 pub mod http;
 pub mod ids;
+pub mod ingest;
 pub mod media;
 pub mod migrations;
 pub mod routes;
+pub mod uploads;
 pub mod validate;
 
 pub use deps::Deps;

@@ -48,7 +48,14 @@ fn is_raster(mime_type: &str) -> bool {
 
 /// A declared content type, reduced to `type/subtype` in lowercase, if it is one.
 fn clean_declared(declared: &str) -> Option<String> {
-    let essence = declared.split(';').next()?.trim().to_ascii_lowercase();
+    let essence = media_type(declared.split(';').next()?)?;
+    (essence != OCTET_STREAM).then_some(essence)
+}
+
+/// `text` as a media type `type/subtype` (RFC 9110 tokens, at most 127 characters each), in
+/// lowercase, if it is one; parameters are not accepted.
+pub fn media_type(text: &str) -> Option<String> {
+    let essence = text.trim().to_ascii_lowercase();
     let (kind, sub) = essence.split_once('/')?;
     let token = |s: &str| {
         !s.is_empty()
@@ -56,7 +63,15 @@ fn clean_declared(declared: &str) -> Option<String> {
             && s.bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b"!#$&-^_.+".contains(&b))
     };
-    (token(kind) && token(sub) && essence != OCTET_STREAM).then_some(essence)
+    (token(kind) && token(sub)).then_some(essence)
+}
+
+/// The type a filename's extension suggests, else `application/octet-stream`.
+pub fn guess_from_filename(filename: &str) -> String {
+    mime_guess::from_path(filename)
+        .first_raw()
+        .unwrap_or(OCTET_STREAM)
+        .to_owned()
 }
 
 #[cfg(test)]
@@ -69,6 +84,25 @@ mod tests {
         let s = sniff(png, Some("text/plain"), "a.txt");
         assert_eq!(s.mime_type, "image/png");
         assert_eq!((s.width, s.height), (Some(3), Some(2)));
+    }
+
+    #[test]
+    fn media_types_are_type_slash_subtype() {
+        assert_eq!(media_type(" Image/PNG ").as_deref(), Some("image/png"));
+        assert_eq!(media_type(OCTET_STREAM).as_deref(), Some(OCTET_STREAM));
+        for bad in [
+            "",
+            "image",
+            "image/",
+            "/png",
+            "text/plain; charset=utf-8",
+            "a b/c",
+            "é/x",
+        ] {
+            assert_eq!(media_type(bad), None, "{bad:?}");
+        }
+        assert_eq!(guess_from_filename("a.png"), "image/png");
+        assert_eq!(guess_from_filename("README"), OCTET_STREAM);
     }
 
     #[test]

@@ -19,6 +19,10 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0002_list_filter_indexes.sql",
         sql: include_str!("../../migrations/0002_list_filter_indexes.sql"),
     },
+    Migration {
+        name: "0003_uploads.sql",
+        sql: include_str!("../../migrations/0003_uploads.sql"),
+    },
 ];
 
 const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS d1_migrations (\

@@ -1,8 +1,10 @@
-//! The route table of API.md, and how a handler finds its vault and asset ids in a request.
+//! The route table of API.md, and how a handler finds its vault, asset and upload ids in a request.
 //!
 //! API Gateway and `cargo lambda watch`'s router fill in `pathParameters`; a request that arrives
 //! without them (a function URL, an ALB, `/lambda-url/<fn>/…`) is resolved from its raw path, whose
-//! last segments must be `api/v1/vaults/{vaultId}/assets[/{assetId}]`.
+//! last segments must have the shape of the route's path. Routes that share their parameters (the
+//! asset and its `/content`, the assets and the uploads of a vault) are told apart by the raw path's
+//! shape, so a function never serves a sibling's request.
 
 use crate::ApiError;
 use lambda_http::{Request, RequestExt, http::Method};
@@ -14,38 +16,47 @@ pub struct Route {
     pub path: &'static str,
     /// The function (binary and crate) that serves it.
     pub function: &'static str,
+    /// Served by `cargo lambda watch` only, never deployed: the embedded default's stand-in for
+    /// a presigned R2 URL.
+    pub local_only: bool,
 }
 
 pub const ASSETS: &str = "/api/v1/vaults/{vaultId}/assets";
 pub const ASSET: &str = "/api/v1/vaults/{vaultId}/assets/{assetId}";
+pub const ASSET_CONTENT: &str = "/api/v1/vaults/{vaultId}/assets/{assetId}/content";
+pub const UPLOADS: &str = "/api/v1/vaults/{vaultId}/uploads";
+pub const UPLOAD_CONTENT: &str = "/api/v1/vaults/{vaultId}/uploads/{uploadId}/content";
+pub const UPLOAD_COMPLETE: &str = "/api/v1/vaults/{vaultId}/uploads/{uploadId}/complete";
 
-/// Every route of the API. `Cargo.toml`'s watch router and the deployment template must agree.
-pub const ROUTES: [Route; 5] = [
+/// Paths added after the first five: a request of their shape is never one of the first five's.
+const LATER_PATHS: [&str; 4] = [ASSET_CONTENT, UPLOADS, UPLOAD_CONTENT, UPLOAD_COMPLETE];
+
+const fn route(method: &'static str, path: &'static str, function: &'static str) -> Route {
     Route {
-        method: "POST",
-        path: ASSETS,
-        function: "upload",
-    },
+        method,
+        path,
+        function,
+        local_only: false,
+    }
+}
+
+/// Every route of the API. `Cargo.toml`'s watch router serves all of them; the deployment
+/// template serves those that are not [`Route::local_only`].
+pub const ROUTES: [Route; 9] = [
+    route("POST", ASSETS, "upload"),
+    route("GET", ASSETS, "list"),
+    route("GET", ASSET, "get"),
+    route("PATCH", ASSET, "update"),
+    route("DELETE", ASSET, "delete"),
+    route("POST", UPLOADS, "uploads"),
     Route {
-        method: "GET",
-        path: ASSETS,
-        function: "list",
+        method: "PUT",
+        path: UPLOAD_CONTENT,
+        function: "receive",
+        local_only: true,
     },
-    Route {
-        method: "GET",
-        path: ASSET,
-        function: "get",
-    },
-    Route {
-        method: "PATCH",
-        path: ASSET,
-        function: "update",
-    },
-    Route {
-        method: "DELETE",
-        path: ASSET,
-        function: "delete",
-    },
+    route("POST", UPLOAD_COMPLETE, "complete"),
+    route("GET", ASSET_CONTENT, "content"),
 ];
 
 /// The route served by `function`.
@@ -61,6 +72,7 @@ pub fn route_of(function: &str) -> Route {
 pub struct Target {
     pub vault_id: String,
     pub asset_id: Option<String>,
+    pub upload_id: Option<String>,
 }
 
 /// Finds the ids of `route` in `req`; a request for another method or path is 404 NOT_FOUND.
@@ -68,19 +80,33 @@ pub fn resolve(req: &Request, route: Route) -> Result<Target, ApiError> {
     if req.method() != Method::from_bytes(route.method.as_bytes()).map_err(ApiError::internal)? {
         return Err(ApiError::NotFound);
     }
-    let wants_asset = route.path == ASSET;
+    let path = req.uri().path();
+    let later = LATER_PATHS.contains(&route.path);
+    // A first-five route never takes a request shaped like a later one; a later route takes only
+    // requests of its own shape, with or without path parameters.
+    if !later && LATER_PATHS.iter().any(|p| match_path(path, p).is_some()) {
+        return Err(ApiError::NotFound);
+    }
     let params = req.path_parameters();
     if let Some(vault_id) = params.first("vaultId") {
-        let asset_id = params.first("assetId");
-        if asset_id.is_some() != wants_asset {
+        if later && match_path(path, route.path).is_none() {
             return Err(ApiError::NotFound);
         }
+        let id = |name: &str| {
+            let wanted = route.path.contains(&format!("{{{name}}}"));
+            match params.first(name) {
+                Some(value) if wanted => Ok(Some(value.to_owned())),
+                None if !wanted => Ok(None),
+                _ => Err(ApiError::NotFound),
+            }
+        };
         return Ok(Target {
             vault_id: vault_id.to_owned(),
-            asset_id: asset_id.map(str::to_owned),
+            asset_id: id("assetId")?,
+            upload_id: id("uploadId")?,
         });
     }
-    from_raw_path(req.uri().path(), wants_asset).ok_or(ApiError::NotFound)
+    match_path(path, route.path).ok_or(ApiError::NotFound)
 }
 
 /// The vault a request addresses, whatever its route, for logging.
@@ -89,22 +115,33 @@ pub fn vault_of(req: &Request) -> Option<String> {
         return Some(vault.to_owned());
     }
     let path = req.uri().path();
-    from_raw_path(path, true)
-        .or_else(|| from_raw_path(path, false))
+    ROUTES
+        .iter()
+        .find_map(|r| match_path(path, r.path))
         .map(|t| t.vault_id)
 }
 
-fn from_raw_path(path: &str, wants_asset: bool) -> Option<Target> {
+/// Matches the last segments of `path` against `template` (a path of [`ROUTES`]): literal segments
+/// must be equal, each `{name}` takes one segment. A prefix (a stage, `/lambda-url/<fn>`) is allowed.
+fn match_path(path: &str, template: &str) -> Option<Target> {
     let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
-    let tail = if wants_asset { 6 } else { 5 };
-    let start = segments.len().checked_sub(tail)?;
-    match &segments[start..] {
-        ["api", "v1", "vaults", vault, "assets", rest @ ..] => Some(Target {
-            vault_id: (*vault).to_owned(),
-            asset_id: rest.first().map(|s| (*s).to_owned()),
-        }),
-        _ => None,
+    let pattern: Vec<&str> = template.split('/').filter(|s| !s.is_empty()).collect();
+    let start = segments.len().checked_sub(pattern.len())?;
+    let mut target = Target {
+        vault_id: String::new(),
+        asset_id: None,
+        upload_id: None,
+    };
+    for (segment, want) in segments[start..].iter().zip(&pattern) {
+        match *want {
+            "{vaultId}" => target.vault_id = (*segment).to_owned(),
+            "{assetId}" => target.asset_id = Some((*segment).to_owned()),
+            "{uploadId}" => target.upload_id = Some((*segment).to_owned()),
+            literal if literal == *segment => {}
+            _ => return None,
+        }
     }
+    Some(target)
 }
 
 #[cfg(test)]
@@ -113,25 +150,75 @@ mod tests {
 
     #[test]
     fn raw_paths_resolve_with_or_without_a_prefix() {
-        let t = from_raw_path("/api/v1/vaults/vault_1/assets", false).unwrap();
+        let t = match_path("/api/v1/vaults/vault_1/assets", ASSETS).unwrap();
         assert_eq!((t.vault_id.as_str(), t.asset_id), ("vault_1", None));
-        let t =
-            from_raw_path("/lambda-url/get/api/v1/vaults/vault_1/assets/asset_2", true).unwrap();
+        let t = match_path(
+            "/lambda-url/get/api/v1/vaults/vault_1/assets/asset_2",
+            ASSET,
+        )
+        .unwrap();
         assert_eq!(
             (t.vault_id.as_str(), t.asset_id.as_deref()),
             ("vault_1", Some("asset_2"))
         );
-        assert!(from_raw_path("/prod/api/v1/vaults/v/assets/", false).is_some());
-        assert!(from_raw_path("/api/v1/vaults/v/assets", true).is_none());
-        assert!(from_raw_path("/api/v1/vaults/v/assets/a", false).is_none());
-        assert!(from_raw_path("/api/v1/vaults/v/assets/a/b", true).is_none());
-        assert!(from_raw_path("/", false).is_none());
-        assert!(from_raw_path("/api/v2/vaults/v/assets", false).is_none());
+        assert!(match_path("/prod/api/v1/vaults/v/assets/", ASSETS).is_some());
+        assert!(match_path("/api/v1/vaults/v/assets", ASSET).is_none());
+        assert!(match_path("/api/v1/vaults/v/assets/a", ASSETS).is_none());
+        assert!(match_path("/api/v1/vaults/v/assets/a/b", ASSET).is_none());
+        assert!(match_path("/", ASSETS).is_none());
+        assert!(match_path("/api/v2/vaults/v/assets", ASSETS).is_none());
+        let t = match_path(
+            "/api/v1/vaults/v/uploads/upload_1/complete",
+            UPLOAD_COMPLETE,
+        )
+        .unwrap();
+        assert_eq!(t.upload_id.as_deref(), Some("upload_1"));
+        assert!(match_path("/api/v1/vaults/v/uploads/upload_1/content", UPLOAD_COMPLETE).is_none());
+        assert!(match_path("/api/v1/vaults/v/assets/a/content", ASSET).is_none());
+        assert!(match_path("/api/v1/vaults/v/assets/a/content", ASSET_CONTENT).is_some());
+    }
+
+    #[test]
+    fn siblings_with_the_same_parameters_are_told_apart_by_the_path() {
+        let request = |method: &str, path: &str, params: &[(&str, &str)]| {
+            let req = lambda_http::http::Request::builder()
+                .method(method)
+                .uri(path)
+                .body(lambda_http::Body::Empty)
+                .unwrap();
+            let params: std::collections::HashMap<String, String> = params
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            req.with_path_parameters(params)
+        };
+        let both = [("vaultId", "v"), ("assetId", "a")];
+        let content = request("GET", "/api/v1/vaults/v/assets/a/content", &both);
+        assert!(resolve(&content, route_of("content")).is_ok());
+        assert!(matches!(
+            resolve(&content, route_of("get")),
+            Err(ApiError::NotFound)
+        ));
+        let get = request("GET", "/api/v1/vaults/v/assets/a", &both);
+        assert!(resolve(&get, route_of("get")).is_ok());
+        assert!(matches!(
+            resolve(&get, route_of("content")),
+            Err(ApiError::NotFound)
+        ));
+        let uploads = request("POST", "/api/v1/vaults/v/uploads", &[("vaultId", "v")]);
+        assert!(resolve(&uploads, route_of("uploads")).is_ok());
+        assert!(matches!(
+            resolve(&uploads, route_of("upload")),
+            Err(ApiError::NotFound)
+        ));
     }
 
     #[test]
     fn every_function_has_one_route() {
-        for f in ["upload", "list", "get", "update", "delete"] {
+        for f in [
+            "upload", "list", "get", "update", "delete", "uploads", "receive", "complete",
+            "content",
+        ] {
             assert_eq!(ROUTES.iter().filter(|r| r.function == f).count(), 1);
         }
     }

@@ -43,6 +43,10 @@ pub async fn dispatch(deps: &Deps, function: &str, req: Request) -> Response<Bod
         "get" => get::handle(deps, req).await,
         "update" => update::handle(deps, req).await,
         "delete" => delete::handle(deps, req).await,
+        "uploads" => uploads::handle(deps, req).await,
+        "receive" => receive::handle(deps, req).await,
+        "complete" => complete::handle(deps, req).await,
+        "content" => content::handle(deps, req).await,
         other => panic!("no function {other}"),
     };
     // API.md: errors are responses. An Err here would reach the client as a gateway 502.
@@ -183,6 +187,8 @@ impl TestApp {
             method: Method::from_bytes(route.method.as_bytes()).expect("route method"),
             vault: self.vault.vault_id.clone(),
             asset: None,
+            upload: None,
+            template: None,
             query: String::new(),
             headers: HeaderMap::new(),
             body: Body::Empty,
@@ -336,6 +342,9 @@ pub struct Call<'a> {
     method: Method,
     vault: String,
     asset: Option<String>,
+    upload: Option<String>,
+    /// The path's shape, when not the function's own (see [`Call::path`]).
+    template: Option<&'static str>,
     query: String,
     headers: HeaderMap,
     body: Body,
@@ -355,6 +364,18 @@ impl Call<'_> {
 
     pub fn asset(mut self, asset_id: &str) -> Self {
         self.asset = Some(asset_id.to_owned());
+        self
+    }
+
+    pub fn upload(mut self, upload_id: &str) -> Self {
+        self.upload = Some(upload_id.to_owned());
+        self
+    }
+
+    /// Sends the request to the path `template` (a path of `shared::routes::ROUTES`) instead of
+    /// the function's own, with the ids of this call filled in.
+    pub fn route_path(mut self, template: &'static str) -> Self {
+        self.template = Some(template);
         self
     }
 
@@ -404,11 +425,25 @@ impl Call<'_> {
         self
     }
 
+    /// The function's own path (or [`Call::route_path`]'s) with this call's ids; for the first
+    /// five functions without a template, `/api/v1/vaults/{v}/assets[/{a}]` as the ids given say.
     pub fn path(&self) -> String {
-        let mut path = format!("/api/v1/vaults/{}/assets", self.vault);
-        if let Some(asset) = &self.asset {
-            path = format!("{path}/{asset}");
-        }
+        let own = shared::routes::route_of(self.function).path;
+        let legacy = [shared::routes::ASSETS, shared::routes::ASSET].contains(&own);
+        let mut path = match self.template {
+            None if legacy => {
+                let mut path = format!("/api/v1/vaults/{}/assets", self.vault);
+                if let Some(asset) = &self.asset {
+                    path = format!("{path}/{asset}");
+                }
+                path
+            }
+            template => template
+                .unwrap_or(own)
+                .replace("{vaultId}", &self.vault)
+                .replace("{assetId}", self.asset.as_deref().unwrap_or_default())
+                .replace("{uploadId}", self.upload.as_deref().unwrap_or_default()),
+        };
         if !self.path_params {
             path = format!("/lambda-url/{}{path}", self.function);
         }
@@ -430,6 +465,9 @@ impl Call<'_> {
             let mut params = HashMap::from([("vaultId".to_owned(), self.vault)]);
             if let Some(asset) = self.asset {
                 params.insert("assetId".to_owned(), asset);
+            }
+            if let Some(upload) = self.upload {
+                params.insert("uploadId".to_owned(), upload);
             }
             req = req.with_path_parameters(params);
         }

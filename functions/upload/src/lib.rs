@@ -13,9 +13,10 @@ use bytes::Bytes;
 use lambda_http::{Body, Request, Response, http::StatusCode};
 use shared::asset::{self, Asset};
 use shared::auth::{Access, Credential};
-use shared::db::{self, DbError, Stmt, Value};
+use shared::db::{self, DbError};
 use shared::error::REQUEST_TOO_LARGE;
 use shared::http::{begin, json_response, serve};
+use shared::ingest::{discard, insert, leave_pending};
 use shared::{ApiError, Deps, clock, ids, media, routes};
 
 pub use form::{Upload, parse_form};
@@ -23,17 +24,6 @@ pub use form::{Upload, parse_form};
 pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, lambda_http::Error> {
     serve("upload", req, |req| run(deps, req)).await
 }
-
-// ?1..?15 the record's columns in asset_columns!() order, ?16 the key hash.
-const INSERT: &str = concat!(
-    "INSERT INTO assets (",
-    shared::asset_columns!(),
-    ") SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15 ",
-    "WHERE ",
-    shared::write_guard!("?16", "?2"),
-    " RETURNING ",
-    shared::asset_columns!()
-);
 
 async fn run(deps: &Deps, req: Request) -> Result<Response<Body>, ApiError> {
     let (target, credential) = begin(&req, routes::route_of("upload"))?;
@@ -124,55 +114,4 @@ async fn run(deps: &Deps, req: Request) -> Result<Response<Body>, ApiError> {
     };
     discard(deps, &record.r2_key).await;
     Err(outcome)
-}
-
-/// Removes an object no record names. If the store refuses, the key goes to `pending_deletions`
-/// (one more D1 request, on this failure path only) for a later request or `imgbt gc` to finish;
-/// if that fails too, the log says so and `imgbt fsck` lists the object.
-async fn discard(deps: &Deps, r2_key: &str) {
-    let Err(err) = deps.blobs.delete(r2_key).await else {
-        return;
-    };
-    lambda_http::tracing::warn!(error = %err, "upload: removing an unrecorded object failed; it is left pending");
-    leave_pending(deps, r2_key).await;
-}
-
-/// Writes `r2_key` to `pending_deletions`: a later delete request or `imgbt gc` removes the object
-/// (removing an object that is not there succeeds).
-async fn leave_pending(deps: &Deps, r2_key: &str) {
-    let pending = Stmt::new(
-        PENDING,
-        vec![r2_key.into(), clock::format_ms(clock::now_ms()).into()],
-    );
-    if let Err(err) = db::run(&*deps.db, vec![pending]).await {
-        lambda_http::tracing::error!(error = %err, r2_key, "upload: an unrecorded object could not be left pending; imgbt fsck lists it");
-    }
-}
-
-const PENDING: &str =
-    "INSERT OR IGNORE INTO pending_deletions (r2_key, requested_at) VALUES (?1, ?2)";
-
-fn insert(record: &Asset, credential: &Credential) -> Stmt {
-    let dimension = |d: Option<u32>| d.map_or(Value::Null, |d| Value::Integer(i64::from(d)));
-    Stmt::new(
-        INSERT,
-        vec![
-            record.id.as_str().into(),
-            record.vault_id.as_str().into(),
-            record.partition.as_str().into(),
-            record.collection.as_str().into(),
-            record.channel.as_str().into(),
-            record.filename.as_str().into(),
-            record.r2_key.as_str().into(),
-            Value::Integer(record.size as i64),
-            record.mime_type.as_str().into(),
-            dimension(record.width),
-            dimension(record.height),
-            record.metadata.as_str().into(),
-            record.tags.as_str().into(),
-            record.created_at.as_str().into(),
-            record.updated_at.as_str().into(),
-            credential.hash_param(),
-        ],
-    )
 }

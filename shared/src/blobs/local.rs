@@ -8,7 +8,7 @@
 //! `{dirs}/.long/{sha256 of the segment}`, with its whole key beside it in a `.key` file so the
 //! key can be read back.
 
-use super::{BlobError, Blobs};
+use super::{BlobError, Blobs, Presigned, Validity};
 use crate::BoxFuture;
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
@@ -119,6 +119,21 @@ impl LocalBlobs {
         Ok(())
     }
 
+    fn read_head_sync(&self, key: &str, max: u64) -> Result<Option<Bytes>, BlobError> {
+        use std::io::Read;
+        let path = self.path_of(key)?;
+        let io = |e: std::io::Error| BlobError::Io(format!("read {key}: {e}"));
+        let file = match std::fs::File::open(&path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io(e)),
+        };
+        let len = file.metadata().map_err(io)?.len().min(max);
+        let mut out = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+        file.take(max).read_to_end(&mut out).map_err(io)?;
+        Ok(Some(Bytes::from(out)))
+    }
+
     fn size_sync(&self, key: &str) -> Result<Option<u64>, BlobError> {
         let path = self.path_of(key)?;
         match std::fs::metadata(&path) {
@@ -155,6 +170,33 @@ impl Blobs for LocalBlobs {
             out.sort();
             Ok(out)
         })
+    }
+
+    fn read_head<'a>(
+        &'a self,
+        key: &'a str,
+        max: u64,
+    ) -> BoxFuture<'a, Result<Option<Bytes>, BlobError>> {
+        Box::pin(async move { self.read_head_sync(key, max) })
+    }
+
+    /// A directory has no URLs: the API's own routes carry the bytes.
+    fn presign_put<'a>(
+        &'a self,
+        _key: &'a str,
+        _content_type: &'a str,
+        _validity: Validity,
+    ) -> BoxFuture<'a, Result<Option<Presigned>, BlobError>> {
+        Box::pin(async { Ok(None) })
+    }
+
+    fn presign_get<'a>(
+        &'a self,
+        _key: &'a str,
+        _content_type: &'a str,
+        _validity: Validity,
+    ) -> BoxFuture<'a, Result<Option<Presigned>, BlobError>> {
+        Box::pin(async { Ok(None) })
     }
 }
 
@@ -213,8 +255,17 @@ mod tests {
             .unwrap();
         assert_eq!(blobs.size(key).await.unwrap(), Some(5));
         assert_eq!(std::fs::read(dir.path().join(key)).unwrap(), b"hello");
+        assert_eq!(
+            blobs.read_head(key, 3).await.unwrap().as_deref(),
+            Some(&b"hel"[..])
+        );
+        assert_eq!(
+            blobs.read_head(key, 100).await.unwrap().as_deref(),
+            Some(&b"hello"[..])
+        );
         blobs.delete(key).await.unwrap();
         assert_eq!(blobs.size(key).await.unwrap(), None);
+        assert_eq!(blobs.read_head(key, 3).await.unwrap(), None);
         // No empty directories are left behind, and the root stays.
         assert!(!dir.path().join("vault_x").exists());
         assert!(dir.path().exists());

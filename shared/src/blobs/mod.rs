@@ -10,6 +10,30 @@ pub mod r2;
 
 use crate::BoxFuture;
 use bytes::Bytes;
+use std::time::{Duration, SystemTime};
+
+/// A presigned request: the URL, and the headers the client must send with it exactly.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Presigned {
+    pub url: String,
+    /// Header names in lowercase, in the order the signer gave them.
+    pub headers: Vec<(String, String)>,
+}
+
+/// When a presigned URL is signed and how long it stays valid.
+#[derive(Debug, Clone, Copy)]
+pub struct Validity {
+    pub signed_at: SystemTime,
+    pub expires_in: Duration,
+}
+
+fn unsupported<'a, T: Send + 'a>(what: &'static str) -> BoxFuture<'a, Result<T, BlobError>> {
+    Box::pin(async move {
+        Err(BlobError::Io(format!(
+            "this object store does not support {what}"
+        )))
+    })
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum BlobError {
@@ -40,6 +64,38 @@ pub trait Blobs: Send + Sync {
     /// Every object whose key starts with `prefix`, with its size, in key order. For `imgbt fsck`:
     /// it reads the whole listing, so it is an administrative call, never a request's.
     fn list<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, Result<Vec<(String, u64)>, BlobError>>;
+
+    /// The first `max` bytes of `key` (all of it when shorter; on S3 a range GET), or `None` when
+    /// there is no such object.
+    fn read_head<'a>(
+        &'a self,
+        _key: &'a str,
+        _max: u64,
+    ) -> BoxFuture<'a, Result<Option<Bytes>, BlobError>> {
+        unsupported("reading objects")
+    }
+
+    /// A URL that lets its holder PUT `key` with `content_type` (signed) during `validity`, or
+    /// `None` when the store has no such URLs (the embedded default: the API serves the PUT).
+    fn presign_put<'a>(
+        &'a self,
+        _key: &'a str,
+        _content_type: &'a str,
+        _validity: Validity,
+    ) -> BoxFuture<'a, Result<Option<Presigned>, BlobError>> {
+        unsupported("presigned URLs")
+    }
+
+    /// A URL that lets its holder GET `key` during `validity`, answered with `content_type`, or
+    /// `None` when the store has no such URLs (the embedded default: the API serves the bytes).
+    fn presign_get<'a>(
+        &'a self,
+        _key: &'a str,
+        _content_type: &'a str,
+        _validity: Validity,
+    ) -> BoxFuture<'a, Result<Option<Presigned>, BlobError>> {
+        unsupported("presigned URLs")
+    }
 }
 
 /// R2's S3 endpoint for an account.

@@ -2,7 +2,7 @@
 //! addressing, and checksums only where an operation requires them (R2 refuses some of the CRC32
 //! headers and aws-chunked bodies the SDK sends by default). Bodies are sent sized, in one piece.
 
-use super::{BlobError, Blobs};
+use super::{BlobError, Blobs, Presigned, Validity};
 use crate::BoxFuture;
 use crate::deps::Secret;
 use aws_sdk_s3::config::timeout::TimeoutConfig;
@@ -10,6 +10,7 @@ use aws_sdk_s3::config::{
     BehaviorVersion, Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
 };
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::presigning::{PresignedRequest, PresigningConfig};
 use aws_sdk_s3::primitives::ByteStream;
 use bytes::Bytes;
 use std::time::Duration;
@@ -70,6 +71,24 @@ fn put_timeouts(length: u64) -> TimeoutConfig {
         .operation_attempt_timeout(ATTEMPT + per_size)
         .operation_timeout(OPERATION + per_size)
         .build()
+}
+
+fn presigning(validity: Validity) -> Result<PresigningConfig, BlobError> {
+    PresigningConfig::builder()
+        .start_time(validity.signed_at)
+        .expires_in(validity.expires_in)
+        .build()
+        .map_err(|e| BlobError::Io(format!("presigning: {e}")))
+}
+
+fn presigned(request: PresignedRequest) -> Presigned {
+    Presigned {
+        url: request.uri().to_owned(),
+        headers: request
+            .headers()
+            .map(|(name, value)| (name.to_ascii_lowercase(), value.to_owned()))
+            .collect(),
+    }
 }
 
 fn failed<E>(what: &str, key: &str, err: SdkError<E>) -> BlobError
@@ -188,6 +207,89 @@ impl Blobs for R2Blobs {
                 Err(err) if err.as_service_error().is_some_and(|e| e.is_not_found()) => Ok(None),
                 Err(err) => Err(failed("head", key, err)),
             }
+        })
+    }
+
+    fn read_head<'a>(
+        &'a self,
+        key: &'a str,
+        max: u64,
+    ) -> BoxFuture<'a, Result<Option<Bytes>, BlobError>> {
+        Box::pin(async move {
+            if max == 0 {
+                return Ok(self.size(key).await?.map(|_| Bytes::new()));
+            }
+            let answer = self
+                .client
+                .get_object()
+                .bucket(&self.bucket)
+                .key(key)
+                .range(format!("bytes=0-{}", max - 1))
+                .send()
+                .await;
+            let object = match answer {
+                Ok(object) => object,
+                Err(err) if err.as_service_error().is_some_and(|e| e.is_no_such_key()) => {
+                    return Ok(None);
+                }
+                // An empty object has no byte 0: S3 answers 416 InvalidRange.
+                Err(err)
+                    if err
+                        .raw_response()
+                        .is_some_and(|r| r.status().as_u16() == 416) =>
+                {
+                    return Ok(Some(Bytes::new()));
+                }
+                Err(err) => return Err(failed("get", key, err)),
+            };
+            let bytes = object
+                .body
+                .collect()
+                .await
+                .map_err(|e| BlobError::Io(format!("get {key}: {e}")))?
+                .into_bytes();
+            // A store that ignores the range sends the whole object: keep only what was asked.
+            Ok(Some(bytes.slice(..bytes.len().min(max as usize))))
+        })
+    }
+
+    fn presign_put<'a>(
+        &'a self,
+        key: &'a str,
+        content_type: &'a str,
+        validity: Validity,
+    ) -> BoxFuture<'a, Result<Option<Presigned>, BlobError>> {
+        Box::pin(async move {
+            let request = self
+                .client
+                .put_object()
+                .bucket(&self.bucket)
+                .key(key)
+                .content_type(content_type)
+                .presigned(presigning(validity)?)
+                .await
+                .map_err(|e| failed("presign put", key, e))?;
+            Ok(Some(presigned(request)))
+        })
+    }
+
+    fn presign_get<'a>(
+        &'a self,
+        key: &'a str,
+        content_type: &'a str,
+        validity: Validity,
+    ) -> BoxFuture<'a, Result<Option<Presigned>, BlobError>> {
+        Box::pin(async move {
+            let request = self
+                .client
+                .get_object()
+                .bucket(&self.bucket)
+                .key(key)
+                .response_content_type(content_type)
+                .presigned(presigning(validity)?)
+                .await
+                .map_err(|e| failed("presign get", key, e))?;
+            Ok(Some(presigned(request)))
         })
     }
 }

@@ -1,0 +1,68 @@
+//! `GET /api/v1/vaults/{vaultId}/assets/{assetId}/content`: an asset's bytes.
+//!
+//! On R2: 302 to a presigned GET valid 5 minutes, answered with the stored MIME type; the bytes
+//! never pass through the function (nor its 6 MB response limit). On the embedded default: 200
+//! with the bytes. One D1 request: the key lookup and the asset.
+
+use lambda_http::http::header;
+use lambda_http::{Body, Request, Response, http::StatusCode};
+use shared::auth::{Access, Credential};
+use shared::blobs::Validity;
+use shared::clock::Clock;
+use shared::db::{self, Stmt};
+use shared::http::{begin, serve};
+use shared::uploads::DOWNLOAD_TTL;
+use shared::{ApiError, Deps, MAX_FILE_BYTES, routes};
+
+pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, lambda_http::Error> {
+    serve("content", req, |req| run(deps, req)).await
+}
+
+const SELECT: &str = "SELECT r2_key, size, mime_type FROM assets WHERE id = ?1 AND vault_id = ?2";
+
+async fn run(deps: &Deps, req: Request) -> Result<Response<Body>, ApiError> {
+    let (target, credential) = begin(&req, routes::route_of("content"))?;
+    let asset_id = target.asset_id.unwrap_or_default();
+    let select = Stmt::new(
+        SELECT,
+        vec![asset_id.into(), target.vault_id.as_str().into()],
+    );
+    let results = db::run(&*deps.db, vec![credential.lookup(), select]).await?;
+    Credential::check(&results[0].rows, &target.vault_id, Access::Read)?;
+    let row = results[1].rows.first().ok_or(ApiError::AssetNotFound)?;
+    let text = |column: &str| {
+        row.get(column)
+            .and_then(|v| v.as_str())
+            .map(str::to_owned)
+            .ok_or_else(|| ApiError::internal(format!("asset row has no {column}")))
+    };
+    let (r2_key, mime_type) = (text("r2_key")?, text("mime_type")?);
+
+    let validity = Validity {
+        signed_at: Clock::at(deps.clock.now_ms()),
+        expires_in: DOWNLOAD_TTL,
+    };
+    if let Some(presigned) = deps
+        .blobs
+        .presign_get(&r2_key, &mime_type, validity)
+        .await?
+    {
+        return Response::builder()
+            .status(StatusCode::FOUND)
+            .header(header::LOCATION, presigned.url)
+            .header(header::CACHE_CONTROL, "private, no-store")
+            .body(Body::Empty)
+            .map_err(ApiError::internal);
+    }
+    let bytes = deps
+        .blobs
+        .read_head(&r2_key, MAX_FILE_BYTES)
+        .await?
+        .ok_or_else(|| ApiError::internal(format!("the object of {r2_key} is missing")))?;
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, mime_type)
+        .header(header::CONTENT_LENGTH, bytes.len())
+        .body(Body::Binary(Vec::from(bytes)))
+        .map_err(ApiError::internal)
+}

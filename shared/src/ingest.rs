@@ -1,0 +1,94 @@
+//! Writing a new asset: its record insert (guarded by the key, as every write is), and what
+//! becomes of an object that no record will name. Used by the multipart upload and by a direct
+//! upload's `complete`.
+
+use crate::Deps;
+use crate::asset::Asset;
+use crate::auth::Credential;
+use crate::clock;
+use crate::db::{self, Stmt, Value};
+
+// ?1..?15 the record's columns in asset_columns!() order, ?16 the key hash.
+const INSERT: &str = concat!(
+    "INSERT INTO assets (",
+    crate::asset_columns!(),
+    ") SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15 ",
+    "WHERE ",
+    crate::write_guard!("?16", "?2"),
+    " RETURNING ",
+    crate::asset_columns!()
+);
+
+// As INSERT, and ?17 an upload of the vault that is not completed yet: so a record is never
+// inserted for an upload that `imgbt gc` has taken away (with its object), nor twice.
+const INSERT_FOR_UPLOAD: &str = concat!(
+    "INSERT INTO assets (",
+    crate::asset_columns!(),
+    ") SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15 ",
+    "WHERE ",
+    crate::write_guard!("?16", "?2"),
+    " AND EXISTS (SELECT 1 FROM uploads WHERE id = ?17 AND vault_id = ?2 AND completed_at IS NULL)",
+    " RETURNING ",
+    crate::asset_columns!()
+);
+
+const PENDING: &str =
+    "INSERT OR IGNORE INTO pending_deletions (r2_key, requested_at) VALUES (?1, ?2)";
+
+/// The statement that inserts `record` if `credential` may write to its vault; it returns the
+/// inserted row, or no row when the key may not write.
+pub fn insert(record: &Asset, credential: &Credential) -> Stmt {
+    Stmt::new(INSERT, params(record, credential))
+}
+
+/// Like [`insert`], and only while the upload `upload_id` exists and is not completed.
+pub fn insert_for_upload(record: &Asset, credential: &Credential, upload_id: &str) -> Stmt {
+    let mut params = params(record, credential);
+    params.push(upload_id.into());
+    Stmt::new(INSERT_FOR_UPLOAD, params)
+}
+
+fn params(record: &Asset, credential: &Credential) -> Vec<Value> {
+    let dimension = |d: Option<u32>| d.map_or(Value::Null, |d| Value::Integer(i64::from(d)));
+    vec![
+        record.id.as_str().into(),
+        record.vault_id.as_str().into(),
+        record.partition.as_str().into(),
+        record.collection.as_str().into(),
+        record.channel.as_str().into(),
+        record.filename.as_str().into(),
+        record.r2_key.as_str().into(),
+        Value::Integer(record.size as i64),
+        record.mime_type.as_str().into(),
+        dimension(record.width),
+        dimension(record.height),
+        record.metadata.as_str().into(),
+        record.tags.as_str().into(),
+        record.created_at.as_str().into(),
+        record.updated_at.as_str().into(),
+        credential.hash_param(),
+    ]
+}
+
+/// Removes an object no record names. If the store refuses, the key goes to `pending_deletions`
+/// (one more D1 request, on this failure path only) for a later request or `imgbt gc` to finish;
+/// if that fails too, the log says so and `imgbt fsck` lists the object.
+pub async fn discard(deps: &Deps, r2_key: &str) {
+    let Err(err) = deps.blobs.delete(r2_key).await else {
+        return;
+    };
+    tracing::warn!(error = %err, "removing an unrecorded object failed; it is left pending");
+    leave_pending(deps, r2_key).await;
+}
+
+/// Writes `r2_key` to `pending_deletions`: a later delete request or `imgbt gc` removes the object
+/// (removing an object that is not there succeeds).
+pub async fn leave_pending(deps: &Deps, r2_key: &str) {
+    let pending = Stmt::new(
+        PENDING,
+        vec![r2_key.into(), clock::format_ms(clock::now_ms()).into()],
+    );
+    if let Err(err) = db::run(&*deps.db, vec![pending]).await {
+        tracing::error!(error = %err, r2_key, "an unrecorded object could not be left pending; imgbt fsck lists it");
+    }
+}
