@@ -94,17 +94,15 @@ pub async fn run(args: &DownloadArgs, json: bool) -> Result<(Value, String), Cli
             asset.size
         )));
     }
-    let (shown, path_json) = match &destination {
-        Destination::Stdout => ("stdout".to_owned(), Value::Null),
-        Destination::File(path) => (
-            path.display().to_string(),
-            json!(path.display().to_string()),
-        ),
+    let path = match &destination {
+        // stdout carries the bytes and nothing else.
+        Destination::Stdout => return Ok((Value::Null, String::new())),
+        Destination::File(path) => path.display().to_string(),
     };
     Ok((
-        json!({ "id": asset.id, "path": path_json, "size": written, "mime_type": asset.mime_type }),
+        json!({ "id": asset.id, "path": path, "size": written, "mime_type": asset.mime_type }),
         format!(
-            "Downloaded {} ({}, {}) to {shown}.\n",
+            "Downloaded {} ({}, {}) to {path}.\n",
             asset.id,
             asset.path(),
             human_bytes(written)
