@@ -29,6 +29,17 @@ OTHER_VAULT = "vault_01DEVDEVDEVDEVDEVDEV0THER0"
 
 ASSETS = "/api/v1/vaults/{vaultId}/assets"
 ASSET_ROUTE = "/api/v1/vaults/{vaultId}/assets/{assetId}"
+ASSET_CONTENT = "/api/v1/vaults/{vaultId}/assets/{assetId}/content"
+UPLOADS = "/api/v1/vaults/{vaultId}/uploads"
+UPLOAD_CONTENT = "/api/v1/vaults/{vaultId}/uploads/{uploadId}/content"
+UPLOAD_COMPLETE = "/api/v1/vaults/{vaultId}/uploads/{uploadId}/complete"
+
+# shared::admin::{DEV_UPLOAD_ID, DEV_UPLOAD_TOKEN, DEV_UPLOAD_BYTES}: the dev vault's open direct
+# upload, its receive URL's token, and its bytes.
+DEV_UPLOAD = "upload_01DEVDEVDEVDEVDEVDEV0XFER0"
+DEV_UPLOAD_TOKEN = "feedfacefeedfacefeedfacefeedfacefeedfacefeedface"
+DEV_UPLOAD_BYTES = b"Hello from a direct upload!\n"
+UNKNOWN_UPLOAD = "upload_01DEVDEVDEVDEVDEVDEVN0NE00"
 
 API_ID = "a1b2c3d4e5"
 DOMAIN = f"{API_ID}.execute-api.eu-west-1.amazonaws.com"
@@ -52,9 +63,10 @@ def multipart(fields, file_name, content_type, data):
 
 
 def event(n, method, route, vault=VAULT, asset=None, key=None, query="", body=None,
-          content_type=None, binary=False):
+          content_type=None, binary=False, upload=None):
     """One payload-2.0 event. `n` makes the request id and time unique per file."""
-    path = route.replace("{vaultId}", vault).replace("{assetId}", asset or "")
+    path = (route.replace("{vaultId}", vault).replace("{assetId}", asset or "")
+            .replace("{uploadId}", upload or ""))
     headers = {
         "accept": "*/*",
         "host": DOMAIN,
@@ -73,6 +85,8 @@ def event(n, method, route, vault=VAULT, asset=None, key=None, query="", body=No
     params = {"vaultId": vault}
     if asset is not None:
         params["assetId"] = asset
+    if upload is not None:
+        params["uploadId"] = upload
     epoch = 1795000000000 + n * 1000
     ev = {
         "version": "2.0",
@@ -122,6 +136,16 @@ def patch(n, key, doc, asset=ASSET):
                  content_type="application/json")
 
 
+def start(n, key, doc):
+    return event(n, "POST", UPLOADS, key=key, body=json.dumps(doc),
+                 content_type="application/json")
+
+
+def receive(n, body, upload=DEV_UPLOAD, token=DEV_UPLOAD_TOKEN):
+    return event(n, "PUT", UPLOAD_CONTENT, upload=upload, query=f"token={token}", body=body,
+                 content_type="text/plain")
+
+
 PNG = (FIXTURES / "tiny.png").read_bytes()
 SAMPLE_PLACE = [("partition", "docs"), ("collection", "readme"), ("channel", "main")]
 
@@ -160,6 +184,42 @@ EVENTS = {
     "delete.204.sample": event(40, "DELETE", ASSET_ROUTE, asset=ASSET, key=SK),
     "delete.403.public-key": event(41, "DELETE", ASSET_ROUTE, asset=ASSET, key=PK),
     "delete.404.unknown-asset": event(42, "DELETE", ASSET_ROUTE, asset=UNKNOWN_ASSET, key=SK),
+    # uploads (start a direct upload)
+    "uploads.201.start": start(50, SK, {
+        "partition": "docs", "collection": "readme", "channel": "large", "filename": "video.mp4",
+        "size": 52428800, "mime_type": "video/mp4", "metadata": {"title": "Launch"},
+        "tags": ["video"],
+    }),
+    "uploads.400.unknown-member": start(51, SK, {
+        "partition": "docs", "collection": "readme", "channel": "main", "filename": "a.txt",
+        "size": 1, "name": "a.txt",
+    }),
+    "uploads.403.public-key": start(52, PK, {
+        "partition": "docs", "collection": "readme", "channel": "main", "filename": "a.txt",
+        "size": 1,
+    }),
+    "uploads.409.duplicate": start(53, SK, {
+        "partition": "docs", "collection": "readme", "channel": "main",
+        "filename": "hello.txt", "size": 1,
+    }),
+    "uploads.413.too-large": start(54, SK, {
+        "partition": "docs", "collection": "readme", "channel": "main", "filename": "huge.bin",
+        "size": 104857601,
+    }),
+    # receive (the embedded default's PUT of the bytes; local only)
+    "receive.200.bytes": receive(60, DEV_UPLOAD_BYTES.decode()),
+    "receive.403.wrong-token": receive(61, DEV_UPLOAD_BYTES.decode(), token="0" * 48),
+    "receive.404.unknown-upload": receive(62, "x", upload=UNKNOWN_UPLOAD),
+    "receive.413.over-declared-size": receive(63, DEV_UPLOAD_BYTES.decode() * 2),
+    # complete
+    "complete.201.dev-upload": event(70, "POST", UPLOAD_COMPLETE, upload=DEV_UPLOAD, key=SK),
+    "complete.403.public-key": event(71, "POST", UPLOAD_COMPLETE, upload=DEV_UPLOAD, key=PK),
+    "complete.404.unknown-upload": event(72, "POST", UPLOAD_COMPLETE, upload=UNKNOWN_UPLOAD,
+                                         key=SK),
+    # content (download)
+    "content.200.sample": event(80, "GET", ASSET_CONTENT, asset=ASSET, key=PK),
+    "content.401.missing-auth": event(81, "GET", ASSET_CONTENT, asset=ASSET),
+    "content.404.unknown-asset": event(82, "GET", ASSET_CONTENT, asset=UNKNOWN_ASSET, key=PK),
 }
 
 

@@ -53,8 +53,9 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-echo "==> Building imgbt and the five functions"
-cargo build -q -p imgbt-cli -p upload -p list -p get -p update -p delete
+echo "==> Building imgbt and the functions"
+cargo build -q -p imgbt-cli -p upload -p list -p get -p update -p delete \
+    -p uploads -p receive -p complete -p content
 imgbt() { cargo run -q -p imgbt-cli -- "$@"; }
 imgbt migrate >/dev/null
 
@@ -91,7 +92,7 @@ failed=0
 for file in "${events[@]}"; do
     name="$(basename "$file" .json)"
     IFS=. read -r function expected _ <<<"$name"
-    if [[ ! "$name" =~ ^(upload|list|get|update|delete)\.[0-9]{3}\.[a-z0-9]+(-[a-z0-9]+)*$ ]]; then
+    if [[ ! "$name" =~ ^(upload|list|get|update|delete|uploads|receive|complete|content)\.[0-9]{3}\.[a-z0-9]+(-[a-z0-9]+)*$ ]]; then
         printf 'FAIL  %-36s the name is not <function>.<status>.<case>.json\n' "$name"
         failed=$((failed + 1))
         continue

@@ -176,7 +176,7 @@ fn gc_on_a_clean_store_reports_nothing() {
     let store = Store::migrated();
     assert_eq!(
         store.json(&["gc"]),
-        serde_json::json!({ "deleted": [], "failed": [] })
+        serde_json::json!({ "deleted": [], "expired_uploads": [], "failed": [] })
     );
 }
 

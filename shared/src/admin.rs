@@ -464,6 +464,27 @@ pub const DEV_ASSET_BYTES: &[u8] = b"Hello from imgbt!\n";
 pub const DEV_ASSET_METADATA: &str = r#"{"alt":"sample"}"#;
 pub const DEV_ASSET_TAGS: &str = r#"["sample"]"#;
 
+/// The dev vault's one open direct upload (`docs/readme/main/direct.txt`), whose bytes are already
+/// in place, as if its URL had been PUT: `complete` records it. Its receive URL's token is
+/// [`DEV_UPLOAD_TOKEN`], public knowledge like the dev keys.
+pub const DEV_UPLOAD_ID: &str = "upload_01DEVDEVDEVDEVDEVDEV0XFER0";
+pub const DEV_UPLOAD_ASSET_ID: &str = "asset_01DEVDEVDEVDEVDEVDEV0DRECT";
+pub const DEV_UPLOAD_TOKEN: &str = "feedfacefeedfacefeedfacefeedfacefeedfacefeedface";
+pub const DEV_UPLOAD_FILENAME: &str = "direct.txt";
+pub const DEV_UPLOAD_BYTES: &[u8] = b"Hello from a direct upload!\n";
+
+/// The object key of the dev vault's open upload.
+pub fn dev_upload_r2_key() -> String {
+    crate::asset::r2_key(
+        DEV_VAULT_ID,
+        DEV_ASSET_PARTITION,
+        DEV_ASSET_COLLECTION,
+        DEV_ASSET_CHANNEL,
+        DEV_UPLOAD_ASSET_ID,
+        DEV_UPLOAD_FILENAME,
+    )
+}
+
 /// What [`seed_dev`] set up.
 #[derive(Debug, Clone, Serialize)]
 pub struct DevSeed {
@@ -495,7 +516,8 @@ pub fn dev_asset_r2_key() -> String {
 /// Resets the dev vault to its seed state, whatever state it was in: the vault [`DEV_VAULT_ID`]
 /// with the live keys [`DEV_PUBLIC_KEY`] and [`DEV_SECRET_KEY`], and exactly one asset,
 /// [`DEV_ASSET_ID`] (`docs/readme/main/hello.txt`, text/plain, metadata `{"alt":"sample"}`, tags
-/// `["sample"]`), with its object. Running it again gives the same state (only the times move).
+/// `["sample"]`), with its object, and exactly one open direct upload, [`DEV_UPLOAD_ID`], with its
+/// bytes in place. Running it again gives the same state (only the times move).
 ///
 /// **These keys are public knowledge**: they are in the source, in `events/` and in this
 /// comment. Seed local stores only (the embedded default, the test kit); `imgbt dev seed` refuses
@@ -517,14 +539,16 @@ pub async fn seed_dev(db: &dyn Db, blobs: &dyn Blobs) -> Result<DevSeed, DbError
     let ms = clock::now_ms();
     let now = clock::format_ms(ms);
     let sample_key = dev_asset_r2_key();
-    blobs
-        .put(
-            &sample_key,
-            bytes::Bytes::from_static(DEV_ASSET_BYTES),
-            DEV_ASSET_MIME_TYPE,
-        )
-        .await
-        .map_err(|e| DbError::Other(format!("writing the sample object: {e}")))?;
+    let upload_key = dev_upload_r2_key();
+    for (key, bytes) in [
+        (&sample_key, DEV_ASSET_BYTES),
+        (&upload_key, DEV_UPLOAD_BYTES),
+    ] {
+        blobs
+            .put(key, bytes::Bytes::from_static(bytes), DEV_ASSET_MIME_TYPE)
+            .await
+            .map_err(|e| DbError::Other(format!("writing the sample object: {e}")))?;
+    }
 
     let upsert_key = |key_id: &str, kind: KeyKind, key: &str, label: &str| {
         Stmt::new(
@@ -569,11 +593,13 @@ pub async fn seed_dev(db: &dyn Db, blobs: &dyn Blobs) -> Result<DevSeed, DbError
             ),
             Stmt::new(
                 "INSERT OR IGNORE INTO pending_deletions (r2_key, requested_at) \
-                 SELECT r2_key, ?3 FROM assets WHERE vault_id = ?1 AND r2_key <> ?2",
+                 SELECT r2_key, ?3 FROM assets WHERE vault_id = ?1 AND r2_key <> ?2 \
+                 AND r2_key <> ?4",
                 vec![
                     DEV_VAULT_ID.into(),
                     sample_key.as_str().into(),
                     now.as_str().into(),
+                    upload_key.as_str().into(),
                 ],
             ),
             Stmt::new(
@@ -605,6 +631,50 @@ pub async fn seed_dev(db: &dyn Db, blobs: &dyn Blobs) -> Result<DevSeed, DbError
                     now.as_str().into(),
                 ],
             ),
+            // Other uploads of the vault: the objects of open ones are journalled, then every
+            // row goes (the objects of completed ones were their assets', journalled above).
+            Stmt::new(
+                "INSERT OR IGNORE INTO pending_deletions (r2_key, requested_at) \
+                 SELECT r2_key, ?3 FROM uploads WHERE vault_id = ?1 AND id <> ?2 \
+                 AND completed_at IS NULL",
+                vec![
+                    DEV_VAULT_ID.into(),
+                    DEV_UPLOAD_ID.into(),
+                    now.as_str().into(),
+                ],
+            ),
+            Stmt::new(
+                "DELETE FROM uploads WHERE vault_id = ?1 AND id <> ?2 \
+                 RETURNING r2_key, completed_at",
+                vec![DEV_VAULT_ID.into(), DEV_UPLOAD_ID.into()],
+            ),
+            Stmt::new(
+                "DELETE FROM pending_deletions WHERE r2_key = ?1",
+                vec![upload_key.as_str().into()],
+            ),
+            Stmt::new(
+                "INSERT INTO uploads (id, vault_id, asset_id, partition, collection, channel, \
+                 filename, r2_key, size, mime_type, metadata, tags, token_hash, created_at, \
+                 expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, '{}', '[]', ?11, \
+                 ?12, ?13) ON CONFLICT (id) DO UPDATE SET token_hash = excluded.token_hash, \
+                 size = excluded.size, created_at = excluded.created_at, \
+                 expires_at = excluded.expires_at, completed_at = NULL",
+                vec![
+                    DEV_UPLOAD_ID.into(),
+                    DEV_VAULT_ID.into(),
+                    DEV_UPLOAD_ASSET_ID.into(),
+                    DEV_ASSET_PARTITION.into(),
+                    DEV_ASSET_COLLECTION.into(),
+                    DEV_ASSET_CHANNEL.into(),
+                    DEV_UPLOAD_FILENAME.into(),
+                    upload_key.as_str().into(),
+                    Value::Integer(DEV_UPLOAD_BYTES.len() as i64),
+                    DEV_ASSET_MIME_TYPE.into(),
+                    auth::hash_key(DEV_UPLOAD_TOKEN).into(),
+                    now.as_str().into(),
+                    clock::format_ms(ms + crate::uploads::UPLOAD_TTL.as_millis() as u64).into(),
+                ],
+            ),
         ],
     )
     .await?;
@@ -613,10 +683,21 @@ pub async fn seed_dev(db: &dyn Db, blobs: &dyn Blobs) -> Result<DevSeed, DbError
         .iter()
         .map(|row| text(row, "r2_key"))
         .collect();
+    let open_uploads = results[8]
+        .rows
+        .iter()
+        .filter(|row| row.get("completed_at").is_none_or(|v| v.is_null()))
+        .map(|row| text(row, "r2_key"));
 
     let mut pending_objects = 0;
     let mut done = Vec::new();
-    for key in removed.iter().filter(|key| **key != sample_key) {
+    let doomed: Vec<String> = removed
+        .iter()
+        .filter(|key| **key != sample_key && **key != upload_key)
+        .cloned()
+        .chain(open_uploads)
+        .collect();
+    for key in &doomed {
         match blobs.delete(key).await {
             Ok(()) => done.push(key.clone()),
             Err(_) => pending_objects += 1,
@@ -645,6 +726,9 @@ mod dev_seed_tests {
     fn dev_ids_and_keys_have_the_shapes_the_api_accepts() {
         assert!(ids::is_id("vault_", DEV_VAULT_ID));
         assert!(ids::is_id("asset_", DEV_ASSET_ID));
+        assert!(ids::is_id("upload_", DEV_UPLOAD_ID));
+        assert!(ids::is_id("asset_", DEV_UPLOAD_ASSET_ID));
+        assert_eq!(DEV_UPLOAD_TOKEN.len(), 48);
         assert!(ids::is_id("key_", DEV_PUBLIC_KEY_ID));
         assert!(ids::is_id("key_", DEV_SECRET_KEY_ID));
         for key in [DEV_PUBLIC_KEY, DEV_SECRET_KEY] {

@@ -4,7 +4,8 @@
 //!   `sk_` key) on a [`Backend`]: the embedded default in a temporary directory, or our D1 and R2
 //!   clients against the D1 REST and S3 test servers of `imgbt-test-servers`; one helper per endpoint
 //!   ([`TestApp::upload`], [`TestApp::list`], [`TestApp::get`], [`TestApp::patch`],
-//!   [`TestApp::delete`]). [`TestApp::call`] builds any other request: another vault, another key,
+//!   [`TestApp::delete`]; for direct uploads [`TestApp::start_upload`], [`TestApp::put_upload`],
+//!   [`TestApp::complete`], [`TestApp::content`], [`TestApp::download`]). [`TestApp::call`] builds any other request: another vault, another key,
 //!   a raw body, no path parameters, another method.
 //! - [`gateway`]: the functions over real HTTP on 127.0.0.1, routed as API Gateway routes them.
 //! - [`dispatch`]: hands a `lambda_http::Request` to the function that serves it, as the runtime does.
@@ -25,7 +26,7 @@ use lambda_http::{Body, Request, RequestExt, Response};
 use serde_json::Value;
 use shared::admin::{self, NewVault};
 use shared::blobs::local::LocalBlobs;
-use shared::blobs::{BlobError, Blobs};
+use shared::blobs::{BlobError, Blobs, Presigned, Validity};
 use shared::db::{Db, DbError, Stmt, StmtResult};
 use shared::deps::{CloudflareConfig, Secret};
 use shared::{BoxFuture, Deps};
@@ -100,7 +101,6 @@ impl TestApp {
     }
 
     pub async fn on(backend: Backend) -> Self {
-        let dir = tempfile::tempdir().expect("temporary directory");
         let store = match backend {
             Backend::Embedded => Store::Embedded,
             Backend::Cloudflare => {
@@ -109,6 +109,12 @@ impl TestApp {
                 Store::Cloudflare(Box::new(CloudStores { d1, s3, config }))
             }
         };
+        Self::with_store(store).await
+    }
+
+    /// A fresh app on `store` (e.g. test servers started on a runtime of the caller's).
+    pub async fn with_store(store: Store) -> Self {
+        let dir = tempfile::tempdir().expect("temporary directory");
         let app_deps = Self::deps_for(dir.path(), &store).await;
         shared::migrations::apply(&*app_deps.db)
             .await
@@ -225,6 +231,84 @@ impl TestApp {
 
     pub async fn delete(&self, key: &str, id: &str) -> Reply {
         self.call("delete").key(key).asset(id).send().await
+    }
+
+    /// `POST …/uploads` with `body` (JSON).
+    pub async fn start_upload(&self, key: &str, body: &Value) -> Reply {
+        self.call("uploads").key(key).json(body).send().await
+    }
+
+    /// PUTs `bytes` to the `url` of a ticket `POST …/uploads` returned, sending its `headers`, as
+    /// a client does: over HTTP to the S3 test server on the Cloudflare backend; on the embedded
+    /// default, to the `receive` function with the URL's path and query as `cargo lambda watch`
+    /// would hand them over (the host is the caller's, checked by the suites).
+    pub async fn put_upload(&self, ticket: &Value, bytes: Vec<u8>) -> Reply {
+        let url = ticket["url"].as_str().expect("the ticket has a url");
+        let headers = ticket["headers"]
+            .as_object()
+            .expect("the ticket has headers");
+        match self.backend() {
+            Backend::Cloudflare => {
+                let mut request = reqwest::Client::new().put(url).body(bytes);
+                for (name, value) in headers {
+                    request = request.header(name, value.as_str().expect("header text"));
+                }
+                Reply::from_http(request.send().await.expect("PUT to the presigned URL")).await
+            }
+            Backend::Embedded => {
+                let uri: lambda_http::http::Uri = url.parse().expect("a URL");
+                let path_and_query = uri.path_and_query().expect("a path").as_str();
+                let mut req = lambda_http::http::Request::builder()
+                    .method(Method::PUT)
+                    .uri(path_and_query)
+                    .body(Body::Binary(bytes))
+                    .expect("request");
+                for (name, value) in headers {
+                    req.headers_mut().insert(
+                        lambda_http::http::HeaderName::from_bytes(name.as_bytes())
+                            .expect("header name"),
+                        HeaderValue::from_str(value.as_str().expect("header text"))
+                            .expect("header value"),
+                    );
+                }
+                Reply::from(dispatch(&self.deps, "receive", req).await)
+            }
+        }
+    }
+
+    /// `POST …/uploads/{uploadId}/complete`.
+    pub async fn complete(&self, key: &str, upload_id: &str) -> Reply {
+        self.call("complete")
+            .key(key)
+            .upload(upload_id)
+            .send()
+            .await
+    }
+
+    /// `GET …/assets/{assetId}/content`.
+    pub async fn content(&self, key: &str, asset_id: &str) -> Reply {
+        self.call("content").key(key).asset(asset_id).send().await
+    }
+
+    /// The whole direct flow with the secret key, failing the test on any step's error: start,
+    /// PUT `bytes`, complete. Returns the record.
+    pub async fn direct_upload(&self, body: &Value, bytes: Vec<u8>) -> Value {
+        let ticket = self.start_upload(self.sk(), body).await.ok(201);
+        let put = self.put_upload(&ticket, bytes).await;
+        assert_eq!(put.status.as_u16(), 200, "PUT: {}", put.snippet());
+        let upload_id = ticket["upload_id"].as_str().expect("upload_id");
+        self.complete(self.sk(), upload_id).await.ok(201)
+    }
+
+    /// The bytes of an asset as a client gets them from `content`: the 200's body on the
+    /// embedded default; on R2 the body of a GET of the 302's `Location`.
+    pub async fn download(&self, key: &str, asset_id: &str) -> Reply {
+        let reply = self.content(key, asset_id).await;
+        if reply.status != StatusCode::FOUND {
+            return reply;
+        }
+        let location = reply.header("location").expect("a 302 has a Location");
+        fetch(location).await
     }
 
     pub fn objects_dir(&self) -> PathBuf {
@@ -506,6 +590,25 @@ impl From<Response<Body>> for Reply {
 }
 
 impl Reply {
+    /// A response that came over HTTP.
+    pub async fn from_http(response: reqwest::Response) -> Self {
+        let status = StatusCode::from_u16(response.status().as_u16()).expect("a status");
+        let mut headers = HeaderMap::new();
+        for (name, value) in response.headers() {
+            headers.append(
+                lambda_http::http::HeaderName::from_bytes(name.as_str().as_bytes())
+                    .expect("header name"),
+                HeaderValue::from_bytes(value.as_bytes()).expect("header value"),
+            );
+        }
+        let body = response.bytes().await.expect("the body").to_vec();
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
@@ -793,6 +896,28 @@ pub fn oversized_upload(file_bytes: usize) -> (String, Vec<u8>) {
     (fields.content_type(), body)
 }
 
+/// GETs `url` over HTTP (a presigned URL, say).
+pub async fn fetch(url: &str) -> Reply {
+    Reply::from_http(reqwest::get(url).await.expect("GET")).await
+}
+
+/// The body of `POST …/uploads` for `filename` of `size` bytes in `partition/collection/channel`.
+pub fn upload_request(
+    partition: &str,
+    collection: &str,
+    channel: &str,
+    filename: &str,
+    size: usize,
+) -> Value {
+    serde_json::json!({
+        "partition": partition,
+        "collection": collection,
+        "channel": channel,
+        "filename": filename,
+        "size": size,
+    })
+}
+
 /// A file from `tests/fixtures/`.
 pub fn fixture(name: &str) -> Vec<u8> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -887,6 +1012,32 @@ impl Blobs for FaultyBlobs {
 
     fn list<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, Result<Vec<(String, u64)>, BlobError>> {
         self.inner.list(prefix)
+    }
+
+    fn read_head<'a>(
+        &'a self,
+        key: &'a str,
+        max: u64,
+    ) -> BoxFuture<'a, Result<Option<Bytes>, BlobError>> {
+        self.inner.read_head(key, max)
+    }
+
+    fn presign_put<'a>(
+        &'a self,
+        key: &'a str,
+        content_type: &'a str,
+        validity: Validity,
+    ) -> BoxFuture<'a, Result<Option<Presigned>, BlobError>> {
+        self.inner.presign_put(key, content_type, validity)
+    }
+
+    fn presign_get<'a>(
+        &'a self,
+        key: &'a str,
+        content_type: &'a str,
+        validity: Validity,
+    ) -> BoxFuture<'a, Result<Option<Presigned>, BlobError>> {
+        self.inner.presign_get(key, content_type, validity)
     }
 }
 

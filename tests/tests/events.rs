@@ -12,7 +12,9 @@ use shared::admin::{self, DEV_ASSET_ID, DEV_VAULT_ID};
 use shared::db::{self, Stmt};
 use std::path::{Path, PathBuf};
 
-const FUNCTIONS: [&str; 5] = ["upload", "list", "get", "update", "delete"];
+const FUNCTIONS: [&str; 9] = [
+    "upload", "list", "get", "update", "delete", "uploads", "receive", "complete", "content",
+];
 
 /// What an event file's name declares.
 #[derive(Debug, PartialEq, Eq)]
@@ -22,7 +24,7 @@ struct Declared {
     case: String,
 }
 
-/// `<function>.<status>.<case>.json`: one of the five functions, a three-digit HTTP status, and a
+/// `<function>.<status>.<case>.json`: one of the functions, a three-digit HTTP status, and a
 /// case of lowercase letters, digits and inner dashes.
 fn parse_name(file_name: &str) -> Result<Declared, String> {
     let rule = "names are <function>.<status>.<case>.json, e.g. get.404.unknown-asset.json";
@@ -60,9 +62,14 @@ fn parse_name(file_name: &str) -> Result<Declared, String> {
     })
 }
 
-/// The error code API.md gives each error status.
-fn code_for(status: u16) -> Option<&'static str> {
+/// The error code API.md gives each error status of `function`.
+fn code_for(function: &str, status: u16) -> Option<&'static str> {
+    let upload_route = matches!(function, "receive" | "complete");
     Some(match status {
+        // An upload's route: its upload is unknown.
+        404 if upload_route => "UPLOAD_NOT_FOUND",
+        409 if upload_route => "UPLOAD_INCOMPLETE",
+        410 => "UPLOAD_EXPIRED",
         400 => "INVALID_PARAMS",
         401 => "UNAUTHORIZED",
         403 => "FORBIDDEN",
@@ -152,10 +159,35 @@ async fn check(path: &Path) -> Result<(), String> {
             reply.snippet()
         ));
     }
-    match (declared.status, code_for(declared.status)) {
+    match (
+        declared.status,
+        code_for(declared.function, declared.status),
+    ) {
         (204, _) => {
             if !reply.body.is_empty() {
                 return Err(format!("{name}: 204 with a body: {}", reply.snippet()));
+            }
+        }
+        // The embedded default serves an asset's bytes.
+        (200, _) if declared.function == "content" => {
+            if reply.body != admin::DEV_ASSET_BYTES {
+                return Err(format!(
+                    "{name}: not the sample's bytes: {}",
+                    reply.snippet()
+                ));
+            }
+        }
+        (200..=299, _) if matches!(declared.function, "uploads" | "receive") => {
+            let body: Value = serde_json::from_slice(&reply.body)
+                .map_err(|e| format!("{name}: the body is not JSON ({e}): {}", reply.snippet()))?;
+            let ok = match declared.function {
+                "uploads" => body["upload_id"]
+                    .as_str()
+                    .is_some_and(|id| id.starts_with("upload_")),
+                _ => body == serde_json::json!({}),
+            };
+            if !ok {
+                return Err(format!("{name}: unexpected body {body}"));
             }
         }
         (200..=299, _) => {
@@ -280,7 +312,11 @@ async fn seeding_again_undoes_what_the_events_did() {
         }
         walk(dir)
     };
-    assert_eq!(files(&objects), 1, "the sample's object");
+    assert_eq!(
+        files(&objects),
+        2,
+        "the sample's object and the open upload's"
+    );
 
     let updated = replay(&deps, &event("update.200.merge.json"), "update").await;
     let updated = updated.ok(200);
@@ -293,17 +329,37 @@ async fn seeding_again_undoes_what_the_events_did() {
         (Some("image/png"), Some(3)),
         "the base64 multipart body arrived intact: {uploaded}"
     );
-    assert_eq!(files(&objects), 2);
+    assert_eq!(files(&objects), 3);
+    let completed = replay(&deps, &event("complete.201.dev-upload.json"), "complete").await;
+    assert_eq!(completed.ok(201)["id"], admin::DEV_UPLOAD_ASSET_ID);
     replay(&deps, &event("delete.204.sample.json"), "delete").await;
     replay(&deps, &event("get.200.sample.json"), "get")
         .await
         .error(404, "ASSET_NOT_FOUND");
 
     let seed = admin::seed_dev(&*deps.db, &*deps.blobs).await.unwrap();
-    assert_eq!(seed.removed_assets, 1, "the uploaded asset");
+    assert_eq!(
+        seed.removed_assets, 2,
+        "the uploaded asset and the completed upload's"
+    );
     assert_eq!(seed.pending_objects, 0);
-    assert_eq!(files(&objects), 1, "only the sample's object is left");
+    assert_eq!(
+        files(&objects),
+        2,
+        "only the sample's object and the open upload's are left"
+    );
+    assert_eq!(
+        count(&deps, "SELECT 1 FROM uploads WHERE completed_at IS NULL").await,
+        1,
+        "the dev upload is open again"
+    );
+    replay(&deps, &event("complete.201.dev-upload.json"), "complete")
+        .await
+        .ok(201);
     assert_eq!(count(&deps, "SELECT 1 FROM pending_deletions").await, 0);
+    assert_eq!(count(&deps, "SELECT 1 FROM assets").await, 2);
+    replay(&deps, &event("delete.204.sample.json"), "delete").await;
+    admin::seed_dev(&*deps.db, &*deps.blobs).await.unwrap();
     assert_eq!(count(&deps, "SELECT 1 FROM assets").await, 1);
     let listed = replay(&deps, &event("list.200.first-page.json"), "list")
         .await

@@ -1,5 +1,7 @@
 //! A local S3 endpoint standing in for Cloudflare R2: `s3s` speaks the protocol and verifies SigV4
-//! signatures (`SimpleAuth`, one random key pair), `s3s-fs` keeps objects as files under a
+//! signatures (`SimpleAuth`, one random key pair) in the `Authorization` header and in presigned
+//! URLs' query (`X-Amz-Signature`, with the signed headers, and `X-Amz-Date` + `X-Amz-Expires`:
+//! an expired URL is 403 AccessDenied "Request has expired"), `s3s-fs` keeps objects as files under a
 //! temporary directory, one bucket is created at start, and requests are path-style
 //! (`/{bucket}/{key}`), as R2 is used. Keys up to R2's 1,024 bytes work: `s3s-fs` is handed a
 //! short storage key per object (`s3_store.rs`), and the helpers here take original keys.
