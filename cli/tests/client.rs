@@ -20,6 +20,15 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 
+/// The binary under test: Cargo's, unless `IMGBT_TEST_BIN` names a copy (on a machine where
+/// several checkouts share one target directory, another checkout's build can replace Cargo's
+/// between the build and the run).
+fn imgbt_bin() -> std::path::PathBuf {
+    std::env::var_os("IMGBT_TEST_BIN")
+        .map(Into::into)
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_imgbt").into())
+}
+
 /// The gateway's limit on a request body (`shared::deps::LAMBDA_BODY_LIMIT`).
 const GATEWAY_LIMIT: u64 = 4_718_592;
 
@@ -73,7 +82,7 @@ impl Served {
 /// `imgbt args…` with `IMGBT_URL` and `IMGBT_API_KEY` set, and nothing else from the caller's
 /// environment that the client reads.
 async fn imgbt(url: &str, key: &str, args: &[&str]) -> Output {
-    tokio::process::Command::new(env!("CARGO_BIN_EXE_imgbt"))
+    tokio::process::Command::new(imgbt_bin())
         .args(args)
         .env("IMGBT_URL", url)
         .env("IMGBT_API_KEY", key)
@@ -411,7 +420,7 @@ fn ls_walks_every_page_with_filters_and_stops_at_the_limit() {
 #[test]
 fn missing_configuration_is_a_usage_error_that_names_the_variable() {
     local(async {
-        let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_imgbt"))
+        let out = tokio::process::Command::new(imgbt_bin())
             .args(["ls", "--vault", "vault_x"])
             .env_remove("IMGBT_URL")
             .env("IMGBT_API_KEY", "sk_secret_value")
@@ -1032,7 +1041,7 @@ fn a_download_takes_the_asset_name_and_will_not_overwrite_without_force() {
             let (url, key) = (api.url.clone(), api.app.pk().to_owned());
             let cwd = dir.path().to_owned();
             async move {
-                tokio::process::Command::new(env!("CARGO_BIN_EXE_imgbt"))
+                tokio::process::Command::new(imgbt_bin())
                     .args(&args)
                     .current_dir(cwd)
                     .env("IMGBT_URL", url)
@@ -1130,7 +1139,7 @@ fn a_100_mb_file_goes_up_and_comes_back_byte_identical() {
 /// it exits. (`wait4`'s `ru_maxrss` would not do: it includes the memory of the test process
 /// that spawned it, which holds the gateway's copy of the file.)
 async fn measured(api: &Served, args: &[&str]) -> (Output, Option<u64>) {
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_imgbt"))
+    let child = std::process::Command::new(imgbt_bin())
         .args(args)
         .args(["--vault", api.vault()])
         .env("IMGBT_URL", &api.url)

@@ -160,6 +160,11 @@ impl Api {
                 "IMGBT_URL/--url {url:?} must be an http:// or https:// URL"
             )));
         }
+        if base.path().trim_end_matches('/').ends_with("/api/v1") {
+            return Err(usage(format!(
+                "IMGBT_URL/--url {url:?}: give the part before /api/v1 (imgbt adds the rest)"
+            )));
+        }
         if base.query().is_some() || base.fragment().is_some() {
             return Err(usage(format!(
                 "IMGBT_URL/--url {url:?} must not have a query or fragment"
