@@ -447,7 +447,19 @@ struct Seen {
     method: String,
     path: String,
     authorization: Option<String>,
+    /// Every header, by lower-case name.
+    headers: Vec<(String, String)>,
+    body_len: usize,
     at: Instant,
+}
+
+impl Seen {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
 }
 
 type Script = Arc<dyn Fn(usize, &Seen) -> hyper::Response<Full<Bytes>> + Send + Sync>;
@@ -473,16 +485,23 @@ async fn tiny(script: Script) -> Tiny {
                 let service = service_fn(move |req: hyper::Request<Incoming>| {
                     let (script, log) = (script.clone(), log.clone());
                     async move {
-                        let seen = Seen {
+                        let headers = req
+                            .headers()
+                            .iter()
+                            .map(|(n, v)| (n.as_str().to_owned(), v.to_str().unwrap().to_owned()))
+                            .collect();
+                        let mut seen = Seen {
                             method: req.method().to_string(),
                             path: req.uri().path().to_owned(),
                             authorization: req
                                 .headers()
                                 .get("authorization")
                                 .map(|v| v.to_str().unwrap().to_owned()),
+                            headers,
+                            body_len: 0,
                             at: Instant::now(),
                         };
-                        let _ = req.into_body().collect().await;
+                        seen.body_len = req.into_body().collect().await.unwrap().to_bytes().len();
                         let n = {
                             let mut log = log.lock().unwrap();
                             log.push(seen.clone());
@@ -1196,4 +1215,81 @@ fn wait_measured(mut child: std::process::Child) -> (Output, Option<u64>) {
         },
         peak,
     )
+}
+
+#[test]
+fn a_direct_upload_puts_exactly_the_given_headers_with_a_length_and_without_the_key() {
+    local(async {
+        let storage = tiny(Arc::new(|_, _| reply(200, &[], ""))).await;
+        let put_url = format!("{}/bucket/key?X-Amz-Signature=abc", storage.url);
+        let api = tiny(Arc::new(move |_, seen| match seen.path.as_str() {
+            p if p.ends_with("/uploads") => reply(
+                201,
+                &[("content-type", "application/json")],
+                json!({
+                    "upload_id": "upload_01", "method": "PUT", "url": put_url,
+                    "headers": {"content-type": "video/mp4"},
+                    "expires_at": "2026-01-15T10:45:00.123Z"
+                })
+                .to_string(),
+            ),
+            p if p.ends_with("/uploads/upload_01/complete") => reply(
+                201,
+                &[("content-type", "application/json")],
+                record("asset_09", 6_000_000).to_string(),
+            ),
+            _ => error(404, "NOT_FOUND"),
+        }))
+        .await;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("clip.mp4");
+        std::fs::write(&path, pattern(6_000_000, 9)).unwrap();
+        let out = imgbt(
+            &api.url,
+            "sk_the_key",
+            &[
+                "upload",
+                path.to_str().unwrap(),
+                "--vault",
+                "vault_01",
+                "--to",
+                "m/v/raw",
+            ],
+        )
+        .await;
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert!(stdout(&out).contains("direct upload"), "{}", stdout(&out));
+
+        let calls = api.seen.lock().unwrap().clone();
+        let paths: Vec<(&str, &str)> = calls
+            .iter()
+            .map(|s| (s.method.as_str(), s.path.as_str()))
+            .collect();
+        assert_eq!(
+            paths,
+            [
+                ("POST", "/api/v1/vaults/vault_01/uploads"),
+                ("POST", "/api/v1/vaults/vault_01/uploads/upload_01/complete"),
+            ]
+        );
+        assert!(
+            calls
+                .iter()
+                .all(|s| s.authorization.as_deref() == Some("Bearer sk_the_key"))
+        );
+
+        let puts = storage.seen.lock().unwrap().clone();
+        assert_eq!(puts.len(), 1);
+        let put = &puts[0];
+        assert_eq!(
+            (put.method.as_str(), put.path.as_str()),
+            ("PUT", "/bucket/key")
+        );
+        assert_eq!(put.authorization, None, "the key stays with the API");
+        assert_eq!(put.header("content-type"), Some("video/mp4"));
+        // A sized body, as S3 and R2 want for a presigned PUT: no chunked encoding.
+        assert_eq!(put.header("content-length"), Some("6000000"));
+        assert_eq!(put.header("transfer-encoding"), None);
+        assert_eq!(put.body_len, 6_000_000);
+    });
 }
