@@ -1293,3 +1293,71 @@ fn a_direct_upload_puts_exactly_the_given_headers_with_a_length_and_without_the_
         assert_eq!(put.body_len, 6_000_000);
     });
 }
+
+#[test]
+fn a_multipart_upload_refused_as_too_large_is_sent_directly_instead() {
+    local(async {
+        let storage = tiny(Arc::new(|_, _| reply(200, &[], ""))).await;
+        let put_url = format!("{}/bucket/key", storage.url);
+        let api = tiny(Arc::new(move |_, seen| match seen.path.as_str() {
+            // A deployment whose gateway takes less than a Lambda does.
+            p if p.ends_with("/assets") => error(413, "PAYLOAD_TOO_LARGE"),
+            p if p.ends_with("/uploads") => reply(
+                201,
+                &[("content-type", "application/json")],
+                json!({
+                    "upload_id": "upload_02", "method": "PUT", "url": put_url,
+                    "headers": {"content-type": "application/octet-stream"},
+                    "expires_at": "2026-01-15T10:45:00.123Z"
+                })
+                .to_string(),
+            ),
+            p if p.ends_with("/complete") => reply(
+                201,
+                &[("content-type", "application/json")],
+                record("asset_10", 1000).to_string(),
+            ),
+            _ => error(404, "NOT_FOUND"),
+        }))
+        .await;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.bin");
+        std::fs::write(&path, pattern(1000, 5)).unwrap();
+        let args = [
+            "upload",
+            path.to_str().unwrap(),
+            "--vault",
+            "vault_01",
+            "--to",
+            "p/c/ch",
+        ];
+        let out = imgbt(&api.url, "sk_k", &args).await;
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert!(stdout(&out).contains("direct upload"), "{}", stdout(&out));
+        let paths: Vec<String> = api
+            .seen
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|s| s.path.clone())
+            .collect();
+        assert_eq!(
+            paths,
+            [
+                "/api/v1/vaults/vault_01/assets",
+                "/api/v1/vaults/vault_01/uploads",
+                "/api/v1/vaults/vault_01/uploads/upload_02/complete"
+            ]
+        );
+        assert_eq!(storage.seen.lock().unwrap()[0].body_len, 1000);
+
+        // Forced, multipart stays multipart: the 413 is the answer.
+        let out = imgbt(
+            &api.url,
+            "sk_k",
+            &[&args[..], &["--method", "multipart"]].concat(),
+        )
+        .await;
+        assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    });
+}

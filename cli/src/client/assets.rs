@@ -189,20 +189,19 @@ pub struct AssetArgs {
     pub conn: ConnectionArgs,
 }
 
-pub async fn get(api: &Api, vault: &str, asset_id: &str) -> Result<Value, ClientError> {
+/// The asset's record; `what` names the command in messages.
+pub async fn get(api: &Api, vault: &str, asset_id: &str, what: &str) -> Result<Value, ClientError> {
     let url = api.url(vault, &["assets", asset_id]);
     let sent = api
-        .send("show", || async {
-            Ok(api.request(Method::GET, url.clone()))
-        })
+        .send(what, || async { Ok(api.request(Method::GET, url.clone())) })
         .await?;
     let response = expect(sent.response, &[StatusCode::OK], "the API").await?;
-    json_body(response, "show").await
+    json_body(response, what).await
 }
 
 pub async fn show(args: &AssetArgs) -> Result<(Value, String), ClientError> {
     let api = Api::new(&args.conn)?;
-    let value = get(&api, &args.vault.vault_id, &args.asset_id).await?;
+    let value = get(&api, &args.vault.vault_id, &args.asset_id, "show").await?;
     let text = describe(&Asset::of(&value)?);
     Ok((value, text))
 }

@@ -71,7 +71,7 @@ pub async fn run(args: &DownloadArgs, json: bool) -> Result<(Value, String), Cli
     }
     let api = Api::new(&args.asset.conn)?;
     let vault = &args.asset.vault.vault_id;
-    let record = assets::get(&api, vault, &args.asset.asset_id).await?;
+    let record = assets::get(&api, vault, &args.asset.asset_id, "download").await?;
     let asset = Asset::of(&record)?;
     let destination = destination(args, &asset.filename)?;
     let response = fetch(&api, vault, &asset.id).await?;

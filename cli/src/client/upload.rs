@@ -144,10 +144,20 @@ pub async fn run(args: &UploadArgs, json: bool) -> Result<Uploaded, ClientError>
         forced => forced,
     };
     let bar = progress::bar(size, !json, "upload");
-    let asset = match method {
+    let mut method = method;
+    let mut asset = match method {
         UploadMethod::Multipart => multipart(&api, &target, &args.path, form, &bar).await,
         _ => direct(&api, &target, &args.path, size, &bar).await,
     };
+    if args.method == UploadMethod::Auto
+        && method == UploadMethod::Multipart
+        && matches!(asset, Err(ClientError::Api { status: 413, .. }))
+    {
+        // A deployment that takes less than a Lambda's limit: the direct way has no such limit.
+        eprintln!("imgbt: upload: the API refused the request as too large; uploading directly");
+        method = UploadMethod::Direct;
+        asset = direct(&api, &target, &args.path, size, &bar).await;
+    }
     bar.finish_and_clear();
     Ok(Uploaded {
         asset: asset?,
