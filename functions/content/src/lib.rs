@@ -3,6 +3,11 @@
 //! On R2: 302 to a presigned GET valid 5 minutes, answered with the stored MIME type; the bytes
 //! never pass through the function (nor its 6 MB response limit). On the embedded default: 200
 //! with the bytes. One D1 request: the key lookup and the asset.
+//!
+//! Running as a Lambda function (`cargo lambda watch` included) on the embedded default, a file
+//! larger than one invocation's response can carry is refused with 413 and a message that says
+//! where the bytes are: `cargo lambda watch` does not answer such a response at all (the client
+//! waits until it gives up).
 
 use lambda_http::http::header;
 use lambda_http::{Body, Request, Response, http::StatusCode};
@@ -17,6 +22,10 @@ use shared::{ApiError, Deps, MAX_FILE_BYTES, routes};
 pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, lambda_http::Error> {
     serve("content", req, |req| run(deps, req)).await
 }
+
+const TOO_LARGE_TO_SERVE: &str = "this file is larger than one Lambda response can carry \
+    (about 4.5 MB once base64-encoded); on the embedded default its bytes are in the objects \
+    directory under its r2_key, and on R2 downloads are redirects with no such limit";
 
 const SELECT: &str = "SELECT r2_key, size, mime_type FROM assets WHERE id = ?1 AND vault_id = ?2";
 
@@ -37,6 +46,7 @@ async fn run(deps: &Deps, req: Request) -> Result<Response<Body>, ApiError> {
             .ok_or_else(|| ApiError::internal(format!("asset row has no {column}")))
     };
     let (r2_key, mime_type) = (text("r2_key")?, text("mime_type")?);
+    let size = row.get("size").and_then(|v| v.as_u64()).unwrap_or(0);
 
     let validity = Validity {
         signed_at: Clock::at(deps.clock.now_ms()),
@@ -53,6 +63,10 @@ async fn run(deps: &Deps, req: Request) -> Result<Response<Body>, ApiError> {
             .header(header::CACHE_CONTROL, "private, no-store")
             .body(Body::Empty)
             .map_err(ApiError::internal);
+    }
+    // A response's body is base64-encoded on its way out, as a request's is on its way in.
+    if deps.max_request_bytes.is_some_and(|limit| size > limit) {
+        return Err(ApiError::PayloadTooLarge(TOO_LARGE_TO_SERVE));
     }
     let bytes = deps
         .blobs

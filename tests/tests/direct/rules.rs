@@ -144,6 +144,33 @@ async fn content_on_r2_is_a_short_lived_redirect_and_embedded_serves_the_bytes()
 }
 
 #[tokio::test]
+async fn content_under_a_lambda_runtime_refuses_what_one_response_cannot_carry_on_embedded() {
+    let mut app = app().await;
+    // As when running as a function: a limit of 100 bytes for this test.
+    app.deps.max_request_bytes = Some(100);
+    let small = app
+        .direct_upload(&upload_request("a", "b", "c", "small.txt", 100), text_bytes(100))
+        .await;
+    let large = app
+        .direct_upload(&upload_request("a", "b", "c", "large.txt", 101), text_bytes(101))
+        .await;
+    assert_eq!(app.download(app.pk(), &id(&small)).await.body, text_bytes(100));
+    match app.backend() {
+        Backend::Embedded => {
+            let message = app
+                .content(app.pk(), &id(&large))
+                .await
+                .error(413, "PAYLOAD_TOO_LARGE");
+            assert!(message.contains("objects directory"), "{message}");
+        }
+        // A redirect carries no bytes: no limit.
+        Backend::Cloudflare => {
+            assert_eq!(app.download(app.pk(), &id(&large)).await.body, text_bytes(101));
+        }
+    }
+}
+
+#[tokio::test]
 async fn content_is_404_as_get_is_and_needs_a_key_of_the_vault() {
     let app = app().await;
     let record = app.create(&imgbt_tests::Form::standard()).await;
@@ -449,4 +476,61 @@ async fn gc_removes_expired_uploads_never_completed_and_fsck_does_not_call_them_
     // A second sweep finds nothing.
     let gc = shared::admin::gc(&*app.deps.db, &*app.deps.blobs).await.unwrap();
     assert!(gc.expired_uploads.is_empty() && gc.deleted.is_empty());
+}
+
+#[tokio::test]
+async fn a_store_failing_during_complete_loses_nothing_and_a_retry_completes() {
+    use shared::db::DbError;
+    let app = app().await;
+    let ticket = app.start_upload(app.sk(), &png_request()).await.ok(201);
+    let upload = upload_id(&ticket);
+    assert_eq!(app.put_upload(&ticket, fixture("tiny.png")).await.status.as_u16(), 200);
+    let refusing = shared::Deps::new(
+        std::sync::Arc::new(imgbt_tests::FaultyDb {
+            make: || DbError::RateLimited("D1 said 429 (upstream detail)".into()),
+        }),
+        app.blobs(),
+    );
+    let reply = app
+        .call_on(&refusing, "complete")
+        .key(app.sk())
+        .upload(&upload)
+        .send()
+        .await;
+    reply.error(429, "RATE_LIMITED");
+    assert!(!reply.text().contains("upstream detail"), "{}", reply.snippet());
+    let lost = shared::Deps::new(
+        std::sync::Arc::new(imgbt_tests::FaultyDb {
+            make: || DbError::Uncertain("the answer was lost".into()),
+        }),
+        app.blobs(),
+    );
+    app.call_on(&lost, "complete")
+        .key(app.sk())
+        .upload(&upload)
+        .send()
+        .await
+        .error(500, "INTERNAL_ERROR");
+    // Nothing was recorded, the bytes are still there, the upload is still open.
+    let listed = app.list(app.pk(), "").await.ok(200);
+    assert_eq!(listed["data"], json!([]));
+    let rows = app.query("SELECT r2_key, completed_at FROM uploads").await.rows;
+    assert_eq!(rows[0]["completed_at"], Value::Null);
+    let key = rows[0]["r2_key"].as_str().unwrap();
+    assert_eq!(app.read_object(key), Some(fixture("tiny.png")));
+    let record = app.complete(app.sk(), &upload).await.ok(201);
+    assert_eq!(record["r2_key"], key);
+}
+
+#[tokio::test]
+async fn an_empty_file_goes_the_direct_way_too() {
+    let app = app().await;
+    let record = app
+        .direct_upload(&upload_request("a", "b", "c", "empty.json", 0), Vec::new())
+        .await;
+    assert_eq!(record["size"], 0);
+    assert_eq!(record["mime_type"], "application/json");
+    let download = app.download(app.pk(), &id(&record)).await;
+    assert_eq!(download.status.as_u16(), 200);
+    assert!(download.body.is_empty());
 }
