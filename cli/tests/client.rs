@@ -48,8 +48,15 @@ struct Served {
 }
 
 async fn serve(backend: Backend) -> Served {
+    serve_limited(backend, Some(GATEWAY_LIMIT)).await
+}
+
+/// An app behind the gateway with the given request limit. `None` (as `local-api
+/// --max-request-bytes 0`) also lifts the limit the embedded default puts on a download's
+/// response, which a Lambda could not carry past about 4.5 MB.
+async fn serve_limited(backend: Backend, limit: Option<u64>) -> Served {
     let mut app = TestApp::on(backend).await;
-    app.deps.max_request_bytes = Some(GATEWAY_LIMIT);
+    app.deps.max_request_bytes = limit;
     let app = Rc::new(app);
     let addr = gateway::start(app.clone()).await;
     Served {
@@ -347,7 +354,10 @@ fn ls_walks_every_page_with_filters_and_stops_at_the_limit() {
                 .app
                 .create(&Form::tiny("photos", "trip", "day-1", &format!("{i}.txt")))
                 .await;
-            wanted.push(record["id"].as_str().unwrap().to_owned());
+            wanted.push((
+                record["created_at"].as_str().unwrap().to_owned(),
+                record["id"].as_str().unwrap().to_owned(),
+            ));
         }
         for i in 0..3 {
             api.app
@@ -357,7 +367,10 @@ fn ls_walks_every_page_with_filters_and_stops_at_the_limit() {
                 .create(&Form::tiny("docs", "trip", "day-1", &format!("{i}.txt")))
                 .await;
         }
-        wanted.reverse(); // newest first
+        // The API's order: newest first, then by id (several may share a millisecond).
+        wanted.sort();
+        wanted.reverse();
+        let wanted: Vec<&str> = wanted.iter().map(|(_, id)| id.as_str()).collect();
 
         let listed = api
             .json(&[
@@ -1028,7 +1041,7 @@ async fn round_trip(api: &Served, len: usize, expect_method: &str) {
 #[test]
 fn a_file_over_the_gateway_limit_goes_direct_and_comes_back_identical() {
     local(async {
-        let api = serve(Backend::Embedded).await;
+        let api = serve_limited(Backend::Embedded, None).await;
         round_trip(&api, 5 * 1024 * 1024, "direct upload").await;
         round_trip(&api, 1000, "multipart").await;
     });
@@ -1103,7 +1116,7 @@ fn a_download_takes_the_asset_name_and_will_not_overwrite_without_force() {
 fn a_100_mb_file_goes_up_and_comes_back_byte_identical() {
     local(async {
         const LEN: usize = 104_857_600;
-        let api = serve(Backend::Embedded).await;
+        let api = serve_limited(Backend::Embedded, None).await;
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("video.mp4");
         std::fs::write(&path, pattern(LEN, 100)).unwrap();
@@ -1359,5 +1372,41 @@ fn a_multipart_upload_refused_as_too_large_is_sent_directly_instead() {
         )
         .await;
         assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    });
+}
+
+#[test]
+fn a_download_the_embedded_default_cannot_answer_under_lambda_is_a_clear_413() {
+    local(async {
+        // Limited as under `cargo lambda watch`: the upload goes direct, the download is refused.
+        let api = serve(Backend::Embedded).await;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("five.bin");
+        std::fs::write(&path, pattern(5 * 1024 * 1024, 4)).unwrap();
+        let record = api
+            .json(&["upload", path.to_str().unwrap(), "--to", "p/c/ch"])
+            .await;
+        let id = record["id"].as_str().unwrap();
+        let back = dir.path().join("back.bin");
+        let out = api
+            .run(
+                api.app.pk(),
+                &[
+                    "download",
+                    id,
+                    "--vault",
+                    api.vault(),
+                    "-o",
+                    back.to_str().unwrap(),
+                ],
+            )
+            .await;
+        assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains("PAYLOAD_TOO_LARGE"),
+            "{}",
+            stderr(&out)
+        );
+        assert!(!back.exists());
     });
 }
