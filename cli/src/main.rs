@@ -1,11 +1,18 @@
-//! `imgbt`: the admin CLI. It opens the same store as the functions (configured by the same
-//! environment: `IMGBT_DATA_DIR` for the embedded default) and runs `shared::migrations` and
-//! `shared::admin` against it.
+//! `imgbt`: the admin CLI and the API's client.
+//!
+//! - Admin commands (here): they open the same store as the functions (configured by the same
+//!   environment: `IMGBT_DATA_DIR` for the embedded default) and run `shared::migrations` and
+//!   `shared::admin` against it.
+//! - Client commands ([`client`]: upload, ls, show, patch, rm, download): they talk to the API at
+//!   `IMGBT_URL` with `IMGBT_API_KEY`, over HTTP, as any user of the API does.
 //!
 //! Output: friendly text by default; with `--json`, exactly one JSON document on stdout. Errors go
-//! to stderr with exit code 1 (and, with `--json`, `{"error": "..."}` on stdout). The only secret
+//! to stderr with a non-zero exit code (and, with `--json`, `{"error": "..."}` on stdout): 1 for
+//! admin commands; for client commands, see [`client::ClientError::exit_code`]. The only secret
 //! ever printed is a key at the moment it is created, and the well-known keys of the dev vault
 //! (`imgbt dev seed`, local stores only).
+
+mod client;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use serde_json::json;
@@ -21,7 +28,13 @@ use std::process::ExitCode;
 #[command(
     name = "imgbt",
     version,
-    about = "imgbt admin: migrations, vaults, keys, cleanup"
+    about = "imgbt: the API's client (upload, ls, show, patch, rm, download) and admin \
+             (migrations, vaults, keys, cleanup)",
+    after_help = "Client commands read IMGBT_URL (the API's base URL) and IMGBT_API_KEY; admin \
+                  commands open the store itself (IMGBT_DATA_DIR, or the Cloudflare variables).\n\
+                  Exit codes: 0 ok; 1 failure; 2 usage; 3 the API refused the request (4xx); \
+                  4 not found; 5 conflict; 6 the API is unavailable (429, 5xx or no answer, \
+                  after retries)."
 )]
 struct Cli {
     /// Print exactly one JSON document on stdout instead of text.
@@ -33,6 +46,18 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Upload a file: multipart when it fits through the gateway, else a direct upload.
+    Upload(client::upload::UploadArgs),
+    /// List a vault's assets, newest first, every page.
+    Ls(client::assets::LsArgs),
+    /// Show one asset's record.
+    Show(client::assets::AssetArgs),
+    /// Change an asset's metadata (merged) or tags (replaced).
+    Patch(client::assets::PatchArgs),
+    /// Delete an asset.
+    Rm(client::assets::AssetArgs),
+    /// Download an asset's bytes.
+    Download(client::download::DownloadArgs),
     /// Apply pending schema migrations (safe to run again).
     Migrate,
     /// Create and list vaults.
@@ -129,18 +154,17 @@ struct Output {
     text: String,
 }
 
-/// A command failure: the message for the user, and the output to print first, if any.
+/// A command failure: the message for the user, the output to print first, if any, and the exit
+/// code.
 struct Failure {
     message: String,
     output: Option<Output>,
+    exit: u8,
 }
 
 impl<E: Display> From<E> for Failure {
     fn from(err: E) -> Self {
-        Failure {
-            message: err.to_string(),
-            output: None,
-        }
+        fail(err.to_string())
     }
 }
 
@@ -148,25 +172,40 @@ fn fail(message: impl Into<String>) -> Failure {
     Failure {
         message: message.into(),
         output: None,
+        exit: 1,
+    }
+}
+
+impl From<client::ClientError> for Failure {
+    fn from(err: client::ClientError) -> Self {
+        Failure {
+            message: err.message(),
+            output: Some(Output {
+                json: err.json(),
+                text: String::new(),
+            }),
+            exit: err.exit_code(),
+        }
     }
 }
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    match run(cli.command).await {
+    let json = cli.json;
+    match run(cli.command, json).await {
         Ok(output) => {
             print(&output, cli.json);
             ExitCode::SUCCESS
         }
         Err(failure) => {
             match failure.output {
-                Some(output) => print(&output, cli.json),
-                None if cli.json => println!("{}", json!({ "error": failure.message })),
+                Some(output) => print(&output, json),
+                None if json => println!("{}", json!({ "error": failure.message })),
                 None => {}
             }
             eprintln!("error: {}", failure.message);
-            ExitCode::FAILURE
+            ExitCode::from(failure.exit)
         }
     }
 }
@@ -179,7 +218,21 @@ fn print(output: &Output, json: bool) {
     }
 }
 
-async fn run(command: Command) -> Result<Output, Failure> {
+async fn run(command: Command, json: bool) -> Result<Output, Failure> {
+    let client = |(json, text)| Ok(Output { json, text });
+    match &command {
+        Command::Upload(args) => {
+            let uploaded = client::upload::run(args, json).await?;
+            let text = client::upload::describe(&args.path, &uploaded)?;
+            return client((uploaded.asset, text));
+        }
+        Command::Ls(args) => return client(client::assets::ls(args).await?),
+        Command::Show(args) => return client(client::assets::show(args).await?),
+        Command::Patch(args) => return client(client::assets::patch(args).await?),
+        Command::Rm(args) => return client(client::assets::rm(args).await?),
+        Command::Download(args) => return client(client::download::run(args, json).await?),
+        _ => {}
+    }
     if let Command::Dev(_) = command {
         // Before any client is built: the dev keys are public knowledge and must never reach D1.
         if let Config::Cloudflare(_) = Config::from_env()? {
@@ -203,6 +256,12 @@ async fn run(command: Command) -> Result<Output, Failure> {
     }
     match command {
         Command::Migrate => unreachable!("handled above"),
+        Command::Upload(_)
+        | Command::Ls(_)
+        | Command::Show(_)
+        | Command::Patch(_)
+        | Command::Rm(_)
+        | Command::Download(_) => unreachable!("client commands are handled above"),
         Command::Vault(VaultCommand::Create { name }) => vault_create(&deps, &name).await,
         Command::Vault(VaultCommand::List) => vault_list(&deps).await,
         Command::Key(KeyCommand::Create { vault, kind, label }) => {
@@ -370,6 +429,7 @@ async fn gc(deps: &Deps) -> Result<Output, Failure> {
                 report.failed.len()
             ),
             output: Some(output),
+            exit: 1,
         })
     }
 }
@@ -446,12 +506,13 @@ async fn fsck(deps: &Deps) -> Result<Output, Failure> {
         Err(Failure {
             message: "the store is inconsistent (see above)".into(),
             output: Some(output),
+            exit: 1,
         })
     }
 }
 
 /// Left-aligned columns separated by two spaces.
-fn table(headers: &[&str], rows: Vec<Vec<String>>) -> String {
+pub(crate) fn table(headers: &[&str], rows: Vec<Vec<String>>) -> String {
     let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
     for row in &rows {
         for (width, cell) in widths.iter_mut().zip(row) {
