@@ -77,9 +77,12 @@ async fn run(deps: &Deps, req: Request) -> Result<Response<Body>, ApiError> {
         .await?
         .ok_or_else(|| ApiError::UploadIncomplete(NO_BYTES.to_owned()))?;
     if size != upload.size {
+        // The upload URL only creates (R2 refuses a PUT over an existing object), so the wrong
+        // object goes, and the client can PUT the whole file again.
+        deps.blobs.delete(&upload.r2_key).await?;
         return Err(ApiError::UploadIncomplete(format!(
-            "the uploaded object is {size} bytes but the upload declared {} bytes: \
-             PUT the whole file again, then complete",
+            "the uploaded object was {size} bytes but the upload declared {} bytes, so it was \
+             removed: PUT the whole file again, then complete",
             upload.size
         )));
     }

@@ -182,8 +182,9 @@ async fn run(deps: &Deps, req: Request) -> Result<Response<Body>, ApiError> {
         .blobs
         .presign_put(&r2_key, &upload.mime_type, validity)
         .await?;
-    let (url, token_hash) = match presigned {
-        Some(presigned) => (presigned.url, None),
+    let (url, headers, token_hash) = match presigned {
+        // The signed headers: the content type, and `if-none-match: *` on R2.
+        Some(presigned) => (presigned.url, presigned.headers, None),
         None => {
             let (token, hash) = new_token();
             let url = format!(
@@ -191,7 +192,8 @@ async fn run(deps: &Deps, req: Request) -> Result<Response<Body>, ApiError> {
                 origin(&req),
                 target.vault_id
             );
-            (url, Some(hash))
+            let headers = vec![("content-type".to_owned(), upload.mime_type.clone())];
+            (url, headers, Some(hash))
         }
     };
 
@@ -243,7 +245,10 @@ async fn run(deps: &Deps, req: Request) -> Result<Response<Body>, ApiError> {
             "upload_id": upload_id,
             "method": "PUT",
             "url": url,
-            "headers": { "content-type": upload.mime_type },
+            "headers": headers
+                .into_iter()
+                .map(|(name, value)| (name, serde_json::Value::String(value)))
+                .collect::<serde_json::Map<_, _>>(),
             "expires_at": clock::format_ms(expires_ms),
         }),
     )

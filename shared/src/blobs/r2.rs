@@ -266,6 +266,9 @@ impl Blobs for R2Blobs {
                 .bucket(&self.bucket)
                 .key(key)
                 .content_type(content_type)
+                // Signed, so the URL can create the object but never replace it: once the bytes
+                // are there (and once they are an asset's), another PUT is 412.
+                .if_none_match("*")
                 .presigned(presigning(validity)?)
                 .await
                 .map_err(|e| failed("presign put", key, e))?;

@@ -11,6 +11,17 @@ fn png_request() -> Value {
     upload_request("marketing", "blog", "hero-images", "photo.png", fixture("tiny.png").len())
 }
 
+/// The headers a ticket tells the client to send: the content type, and on R2 the signed
+/// `if-none-match: *` that lets the URL create the object but never replace it.
+fn put_headers(app: &TestApp, content_type: &str) -> Value {
+    match app.backend() {
+        Backend::Embedded => json!({ "content-type": content_type }),
+        Backend::Cloudflare | Backend::Gateway => {
+            json!({ "content-type": content_type, "if-none-match": "*" })
+        }
+    }
+}
+
 fn upload_id(ticket: &Value) -> String {
     ticket["upload_id"].as_str().expect("upload_id").to_owned()
 }
@@ -46,7 +57,7 @@ async fn the_whole_flow_stores_what_a_multipart_upload_stores() {
     let upload = upload_id(&ticket);
     assert!(is_ulid(upload.strip_prefix("upload_").expect("upload_ prefix")), "{upload}");
     assert_eq!(ticket["method"], "PUT");
-    assert_eq!(ticket["headers"], json!({"content-type": "image/png"}));
+    assert_eq!(ticket["headers"], put_headers(&app, "image/png"));
     let expires_at = ticket["expires_at"].as_str().unwrap();
     assert!(is_api_time(expires_at), "{expires_at}");
     let in_15_minutes = shared::clock::format_ms(shared::clock::now_ms() + 15 * MINUTE_MS as u64);
@@ -236,7 +247,8 @@ async fn a_size_other_than_the_declared_one_does_not_complete() {
             .await
             .error(413, "PAYLOAD_TOO_LARGE");
     }
-    // Sending the right bytes again fixes it.
+    // The wrong object was removed, so the right bytes can go up again (an R2 URL only creates).
+    assert!(app.object_files().is_empty(), "the wrong object is gone");
     assert_eq!(app.put_upload(&ticket, text_bytes(10)).await.status.as_u16(), 200);
     let record = app.complete(app.sk(), &upload).await.ok(201);
     assert_eq!(record["size"], 10);
@@ -254,12 +266,18 @@ async fn completing_twice_returns_the_same_record() {
     assert_eq!(d1.unwrap_or(1), 1, "a second complete is one D1 request");
     let listed = app.list(app.pk(), "").await.ok(200);
     assert_eq!(listed["data"].as_array().unwrap().len(), 1);
-    if app.backend() == Backend::Embedded {
-        // The object is an asset's now: its upload URL takes no more bytes.
-        app.put_upload(&ticket, fixture("tiny.png"))
-            .await
-            .error(410, "UPLOAD_EXPIRED");
+    // The object is an asset's now: its upload URL, still within its 15 minutes, cannot replace it.
+    let again = app.put_upload(&ticket, fixture("tiny.gif")).await;
+    match app.backend() {
+        Backend::Embedded => {
+            again.error(410, "UPLOAD_EXPIRED");
+        }
+        Backend::Cloudflare | Backend::Gateway => {
+            assert_eq!(again.status.as_u16(), 412, "{}", again.snippet());
+            assert!(again.text().contains("PreconditionFailed"), "{}", again.snippet());
+        }
     }
+    assert_eq!(app.download(app.pk(), &id(&first)).await.body, fixture("tiny.png"));
     // Once the asset is deleted, there is nothing to complete.
     assert_eq!(app.delete(app.sk(), &id(&first)).await.status.as_u16(), 204);
     app.complete(app.sk(), &upload)
@@ -294,8 +312,15 @@ async fn a_wrong_token_or_signature_puts_nothing() {
             assert_eq!(app.put_upload(&forged, fixture("tiny.png")).await.status.as_u16(), 403);
             // The content type is signed: another one is refused.
             let mut other_type = ticket.clone();
-            other_type["headers"] = json!({"content-type": "text/html"});
+            other_type["headers"]["content-type"] = json!("text/html");
             assert_eq!(app.put_upload(&other_type, fixture("tiny.png")).await.status.as_u16(), 403);
+            // So is the create-only condition: a PUT without it is refused.
+            let mut unconditional = ticket.clone();
+            unconditional["headers"] = json!({"content-type": "image/png"});
+            assert_eq!(
+                app.put_upload(&unconditional, fixture("tiny.png")).await.status.as_u16(),
+                403
+            );
         }
         Backend::Embedded => {
             let (head, token) = url.split_once("token=").unwrap();
@@ -418,9 +443,9 @@ async fn every_check_of_the_multipart_upload_applies() {
         .invalid("body");
     // The declared type is what the PUT must send, and the sniffer's declared type.
     let ticket = start(with("mime_type", json!("Text/Markdown"))).await.ok(201);
-    assert_eq!(ticket["headers"], json!({"content-type": "text/markdown"}));
+    assert_eq!(ticket["headers"], put_headers(&app, "text/markdown"));
     let ticket = start(upload_request("a", "b", "c", "README", 3)).await.ok(201);
-    assert_eq!(ticket["headers"], json!({"content-type": "application/octet-stream"}));
+    assert_eq!(ticket["headers"], put_headers(&app, "application/octet-stream"));
     assert_eq!(app.put_upload(&ticket, b"abc".to_vec()).await.status.as_u16(), 200);
     let record = app.complete(app.sk(), &upload_id(&ticket)).await.ok(201);
     assert_eq!(record["mime_type"], "application/octet-stream");
