@@ -53,10 +53,12 @@ if $local_cloudflare; then
     env_file="$IMGBT_DATA_DIR/local-cloudflare.env"
     rm -f "$env_file"
     cargo build -q -p imgbt-test-servers --bin local-cloudflare
-    cargo run -q -p imgbt-test-servers --bin local-cloudflare -- "$env_file" >/dev/null &
+    # The built binary itself, not `cargo run`: that could wait on another build's lock.
+    target_dir="$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')"
+    "$target_dir/debug/local-cloudflare" "$env_file" >/dev/null &
     servers=$!
     trap 'kill "$servers" 2>/dev/null || true' EXIT
-    for _ in $(seq 100); do [[ -s "$env_file" ]] && break; sleep 0.1; done
+    for _ in $(seq 300); do [[ -s "$env_file" ]] && break; sleep 0.1; done
     [[ -s "$env_file" ]] || { echo "the local servers did not start" >&2; exit 1; }
     set -a
     # shellcheck disable=SC1090
@@ -107,6 +109,9 @@ Upload this README, once the functions below have compiled:
 
 List:
   curl -sS -H "Authorization: Bearer $pk" "$base?partition=docs&limit=10"
+
+The imgbt client (cargo run -q -p imgbt-cli -- upload|ls|show|patch|rm|download …), in another terminal:
+  export IMGBT_URL=http://localhost:$port IMGBT_API_KEY=$sk IMGBT_VAULT=$vault
 
 ==> Serving on http://localhost:$port (Ctrl-C to stop)
 EOF
