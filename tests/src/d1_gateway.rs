@@ -372,7 +372,8 @@ fn wrangler(node: &Path, home: &Path) -> Command {
     command
 }
 
-/// No account, no telemetry, no update check, no `Request.cf` download, logs kept in `home`.
+/// No account, no telemetry, no update check, no `Request.cf` download; logs and scratch files
+/// kept in `home`.
 fn offline(command: &mut Command, home: &Path) {
     for var in [
         "CLOUDFLARE_API_TOKEN",
@@ -390,6 +391,8 @@ fn offline(command: &mut Command, home: &Path) {
         .env("CLOUDFLARE_CF_FETCH_ENABLED", "false")
         .env("WRANGLER_LOG_PATH", home.join("logs"))
         .env("XDG_CONFIG_HOME", home.join("config"))
+        // Miniflare's scratch directories go where the watchdog removes them, not in /tmp.
+        .env("TMPDIR", home)
         .env("NO_COLOR", "1")
         .env("FORCE_COLOR", "0");
 }
