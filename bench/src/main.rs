@@ -311,6 +311,8 @@ fn open_floor(path: &Path) -> Connection {
         .expect("synchronous");
     conn.pragma_update(None, "foreign_keys", "ON")
         .expect("foreign keys");
+    conn.pragma_update(None, "mmap_size", shared::db::sqlite::MMAP_SIZE)
+        .expect("mmap_size");
     conn
 }
 

@@ -20,6 +20,9 @@ pub struct SqliteDb {
     conn: Mutex<Connection>,
 }
 
+/// How much of the file is read through a memory map (address space, not memory).
+pub const MMAP_SIZE: i64 = 256 * 1024 * 1024;
+
 /// How long a write waits for another process's write to finish.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -36,6 +39,10 @@ impl SqliteDb {
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(other)?;
         conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(other)?;
+        // Read the file through a memory map rather than a `pread` copy per page the cache lacks
+        // (writes still go through the WAL; SQLite keeps the map coherent across processes).
+        conn.pragma_update(None, "mmap_size", MMAP_SIZE)
             .map_err(other)?;
         conn.set_prepared_statement_cache_capacity(64);
         Ok(SqliteDb {
@@ -125,7 +132,12 @@ fn cell(value: ValueRef<'_>) -> Cell {
         ValueRef::Null => Cell::Null,
         ValueRef::Integer(n) => Cell::Integer(n),
         ValueRef::Real(x) => Cell::Real(x),
-        ValueRef::Text(bytes) => Cell::Text(String::from_utf8_lossy(bytes).into_owned()),
+        // `str::from_utf8` first: it checks ASCII a word at a time, where the lossy decoder
+        // walks byte by byte (measured: most of a list page's decoding time).
+        ValueRef::Text(bytes) => Cell::Text(match std::str::from_utf8(bytes) {
+            Ok(text) => text.to_owned(),
+            Err(_) => String::from_utf8_lossy(bytes).into_owned(),
+        }),
         ValueRef::Blob(bytes) => Cell::Blob(bytes.to_vec()),
     }
 }
