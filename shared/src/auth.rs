@@ -229,10 +229,7 @@ mod tests {
     }
 
     fn row(vault: &str, kind: &str) -> Row {
-        let mut row = Row::new();
-        row.insert("vault_id".into(), vault.into());
-        row.insert("kind".into(), kind.into());
-        row
+        Row::from_pairs([("vault_id", vault.into()), ("kind", kind.into())])
     }
 
     #[test]

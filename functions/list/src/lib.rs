@@ -10,7 +10,7 @@ use shared::asset::Asset;
 use shared::auth::{Access, Credential};
 use shared::cursor::Cursor;
 use shared::db::{self, Stmt, Value};
-use shared::http::{begin, json_response, query_pairs, serve};
+use shared::http::{JSON, begin, query_pairs, serve};
 use shared::validate::{Limit, PathSegment};
 use shared::{ApiError, Deps, routes};
 
@@ -110,10 +110,7 @@ async fn run(deps: &Deps, req: Request) -> Result<Response<Body>, ApiError> {
     let mut results = db::run(&*deps.db, batch).await?;
     Credential::check(&results[0].rows, &target.vault_id, Access::Read)?;
     let query = query?;
-    let mut data = std::mem::take(&mut results[1].rows)
-        .into_iter()
-        .map(Asset::from_row)
-        .collect::<Result<Vec<_>, _>>()?;
+    let mut data = Asset::all(std::mem::take(&mut results[1].rows))?;
     let has_more = data.len() > query.limit();
     data.truncate(query.limit());
     let cursor = match data.last() {
@@ -126,14 +123,49 @@ async fn run(deps: &Deps, req: Request) -> Result<Response<Body>, ApiError> {
         ),
         _ => None,
     };
-    json_response(
-        StatusCode::OK,
-        &Page {
-            data,
-            cursor,
-            has_more,
-        },
-    )
+    page_response(&Page {
+        data,
+        cursor,
+        has_more,
+    })
+}
+
+/// The page as JSON, serialized once (straight from the typed assets, no `serde_json::Value`) into
+/// a buffer sized for it up front, so it never regrows and copies.
+fn page_response(page: &Page) -> Result<Response<Body>, ApiError> {
+    let mut json = Vec::with_capacity(json_size_hint(page));
+    serde_json::to_writer(&mut json, page).map_err(ApiError::internal)?;
+    let json = String::from_utf8(json).map_err(ApiError::internal)?;
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(lambda_http::http::header::CONTENT_TYPE, JSON)
+        .body(Body::Text(json))
+        .map_err(ApiError::internal)
+}
+
+/// About the page's JSON size: each asset's texts, with room for its member names, numbers and
+/// a few escapes (metadata and tags are JSON inside a JSON string: every quote in them is escaped).
+fn json_size_hint(page: &Page) -> usize {
+    const PER_ASSET: usize = 256;
+    let texts: usize = page
+        .data
+        .iter()
+        .map(|a| {
+            a.id.len()
+                + a.vault_id.len()
+                + a.partition.len()
+                + a.collection.len()
+                + a.channel.len()
+                + a.filename.len()
+                + a.r2_key.len()
+                + a.mime_type.len()
+                + a.metadata.len() * 5 / 4
+                + a.tags.len() * 5 / 4
+                + a.created_at.len()
+                + a.updated_at.len()
+        })
+        .sum();
+    texts + PER_ASSET * page.data.len() + 128
 }
 
 #[cfg(test)]
@@ -158,6 +190,49 @@ mod tests {
                 ("limit", "7")
             ]))
             .is_ok()
+        );
+    }
+
+    #[test]
+    fn the_size_hint_covers_a_page_of_typical_assets() {
+        let asset = |i: usize| {
+            Asset {
+            id: format!("asset_01KB2Y6ZJ7Q0W8N3V5T9XG{i:04}"),
+            vault_id: "vault_01KB2Y6ZJ7Q0W8N3V5T9XGABCD".into(),
+            partition: "marketing".into(),
+            collection: "blog".into(),
+            channel: "hero-images".into(),
+            filename: "hero.jpg".into(),
+            r2_key: "vault_01KB2Y6ZJ7Q0W8N3V5T9XGABCD/marketing/blog/hero-images/asset_01KB2Y6ZJ7Q0W8N3V5T9XG0000_hero.jpg".into(),
+            size: 245_760,
+            mime_type: "image/jpeg".into(),
+            width: Some(1920),
+            height: Some(1080),
+            metadata: r#"{"alt":"Hero","credit":"Ana"}"#.into(),
+            tags: r#"["hero","blog"]"#.into(),
+            created_at: "2026-01-15T10:30:00.123Z".into(),
+            updated_at: "2026-01-15T10:30:00.123Z".into(),
+        }
+        };
+        let page = Page {
+            data: (0..50).map(asset).collect(),
+            cursor: Some("x".repeat(100)),
+            has_more: true,
+        };
+        let written = serde_json::to_vec(&page).unwrap().len();
+        let hint = json_size_hint(&page);
+        assert!(hint >= written, "{hint} < {written}");
+        assert!(hint < written * 2, "{hint} is far over {written}");
+        let response = page_response(&page).unwrap();
+        let Body::Text(text) = response.body() else {
+            panic!("expected a text body");
+        };
+        let back: serde_json::Value = serde_json::from_str(text).unwrap();
+        assert_eq!(back["data"].as_array().unwrap().len(), 50);
+        assert_eq!(back["has_more"], true);
+        assert_eq!(
+            response.headers()[lambda_http::http::header::CONTENT_TYPE],
+            JSON
         );
     }
 

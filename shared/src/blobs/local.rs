@@ -1,7 +1,15 @@
 //! Objects as files under one directory: `{root}/{key}`.
 //!
 //! A put writes a temporary file beside its target and renames it into place, so a reader never
-//! sees half an object and a crash leaves at most a `.tmp-` file that no key names.
+//! sees half an object and a crash leaves at most a `.tmp-` file that no key names. The bytes go
+//! to the file straight from the caller's buffer (for an upload, a slice of the request body), in
+//! one `write` call: no copy on the way.
+//!
+//! Durability: no fsync, on purpose, matching the SQLite file beside it (WAL with
+//! `synchronous=NORMAL`): a put survives the process crashing, and may be lost with the machine
+//! (power loss, kernel panic), as may the last transactions of the record it belongs to. This
+//! store is for laptops and tests; production bytes live in R2. An fsync of the file and its
+//! directory per put would cost more than the write itself on most disks.
 //!
 //! A key's last segment can be longer than a file name may be (255 bytes on common file systems:
 //! an asset id, `_` and a 255-byte filename make 288). Such an object is stored as

@@ -15,6 +15,8 @@ use aws_sdk_s3::primitives::ByteStream;
 use bytes::Bytes;
 use std::time::Duration;
 
+pub mod https;
+
 pub struct R2Blobs {
     client: aws_sdk_s3::Client,
     bucket: String,
@@ -42,6 +44,7 @@ impl R2Blobs {
             .credentials_provider(credentials)
             .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
             .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
+            .http_client(https::client())
             .timeout_config(
                 // A stalled R2 must not hold a request until the Lambda timeout (25–28 s): each
                 // attempt gets 8 s, all of them 20 s (a PUT gets more per megabyte: put_timeouts).

@@ -5,11 +5,14 @@
 //! exponential backoff that honours `retry-after`; other 4xx answers never are. The API token is
 //! only ever placed in the `Authorization` header: no log line or error carries it.
 
-use super::{Db, DbError, Row, Stmt, StmtResult, Value};
+use super::{Cell, Db, DbError, Row, Stmt, StmtResult, Value};
 use crate::BoxFuture;
 use crate::deps::Secret;
 use reqwest::StatusCode;
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// D1's documented limits, checked before a batch is sent.
@@ -100,7 +103,7 @@ struct ApiMessage {
 #[derive(Deserialize)]
 struct QueryResult {
     #[serde(default)]
-    results: Vec<Row>,
+    results: Rows,
     #[serde(default)]
     meta: Meta,
 }
@@ -279,7 +282,7 @@ fn classify(status: StatusCode, body: &[u8], expected: usize) -> Outcome {
         .unwrap_or_default()
         .into_iter()
         .map(|r| StmtResult {
-            rows: r.results,
+            rows: r.results.0,
             changes: r.meta.changes,
         })
         .collect();
@@ -290,6 +293,217 @@ fn classify(status: StatusCode, body: &[u8], expected: usize) -> Outcome {
         )));
     }
     Outcome::Done(results)
+}
+
+/// A statement's `results`: D1 sends each row as an object, column name to value, in the
+/// statement's column order. They are read straight into positional [`Row`]s: the first row's
+/// keys become the result's column names, shared by every row; each later row's keys are matched
+/// against them (in order, the usual case, without allocating a key) and its values placed by
+/// position. A row whose columns differ from the first row's is refused.
+#[derive(Default)]
+struct Rows(Vec<Row>);
+
+impl<'de> Deserialize<'de> for Rows {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_seq(RowsVisitor)
+    }
+}
+
+struct RowsVisitor;
+
+impl<'de> Visitor<'de> for RowsVisitor {
+    type Value = Rows;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an array of result rows")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Rows, A::Error> {
+        let mut columns: Option<Arc<[String]>> = None;
+        let mut rows = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1024));
+        while let Some(row) = seq.next_element_seed(RowSeed {
+            columns: &mut columns,
+        })? {
+            rows.push(row);
+        }
+        Ok(Rows(rows))
+    }
+}
+
+struct RowSeed<'a> {
+    columns: &'a mut Option<Arc<[String]>>,
+}
+
+impl<'de> DeserializeSeed<'de> for RowSeed<'_> {
+    type Value = Row;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Row, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for RowSeed<'_> {
+    type Value = Row;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a result row (an object of column values)")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Row, A::Error> {
+        let Some(columns) = self.columns.clone() else {
+            // The first row names the columns.
+            let mut names: Vec<String> = Vec::new();
+            let mut values = Vec::new();
+            while let Some(name) = map.next_key::<String>()? {
+                if names.contains(&name) {
+                    return Err(de::Error::custom(format_args!(
+                        "column {name} twice in a row"
+                    )));
+                }
+                names.push(name);
+                values.push(map.next_value::<Cell>()?);
+            }
+            let columns: Arc<[String]> = names.into();
+            *self.columns = Some(columns.clone());
+            return Ok(Row::new(columns, values));
+        };
+        let mut values: Vec<Cell> = Vec::with_capacity(columns.len());
+        // Only when a row's keys come out of column order: each value in its column's slot.
+        let mut slots: Option<Vec<Option<Cell>>> = None;
+        while let Some(i) = map.next_key_seed(ColumnOf {
+            columns: &columns,
+            expected: values.len(),
+        })? {
+            let value = map.next_value::<Cell>()?;
+            match &mut slots {
+                None if i == values.len() => values.push(value),
+                None => {
+                    let mut placed: Vec<Option<Cell>> = values.drain(..).map(Some).collect();
+                    placed.resize(columns.len(), None);
+                    if placed[i].replace(value).is_some() {
+                        return Err(twice(&columns[i]));
+                    }
+                    slots = Some(placed);
+                }
+                Some(placed) => {
+                    if placed[i].replace(value).is_some() {
+                        return Err(twice(&columns[i]));
+                    }
+                }
+            }
+        }
+        if let Some(placed) = slots {
+            values = Vec::with_capacity(columns.len());
+            for (value, name) in placed.into_iter().zip(columns.iter()) {
+                values.push(value.ok_or_else(|| missing(name))?);
+            }
+        } else if values.len() < columns.len() {
+            return Err(missing(&columns[values.len()]));
+        }
+        Ok(Row::new(columns, values))
+    }
+}
+
+fn twice<E: de::Error>(column: &str) -> E {
+    E::custom(format_args!("column {column} twice in a row"))
+}
+
+fn missing<E: de::Error>(column: &str) -> E {
+    E::custom(format_args!("a row lacks column {column}"))
+}
+
+/// A row's key, read as the index of its column, without allocating it.
+struct ColumnOf<'a> {
+    columns: &'a [String],
+    /// Where the key is if the row is in column order.
+    expected: usize,
+}
+
+impl<'de> DeserializeSeed<'de> for ColumnOf<'_> {
+    type Value = usize;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<usize, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ColumnOf<'_> {
+    type Value = usize;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a column name")
+    }
+
+    fn visit_str<E: de::Error>(self, key: &str) -> Result<usize, E> {
+        if self.columns.get(self.expected).is_some_and(|c| c == key) {
+            return Ok(self.expected);
+        }
+        self.columns.iter().position(|c| c == key).ok_or_else(|| {
+            E::custom(format_args!(
+                "a row has column {key}, which the first row lacks"
+            ))
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for Cell {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(CellVisitor)
+    }
+}
+
+struct CellVisitor;
+
+impl<'de> Visitor<'de> for CellVisitor {
+    type Value = Cell;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a column value (null, a number, a string or an array of bytes)")
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Cell, E> {
+        Ok(Cell::Null)
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<Cell, E> {
+        Ok(Cell::Null)
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, deserializer: D) -> Result<Cell, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+
+    fn visit_bool<E: de::Error>(self, b: bool) -> Result<Cell, E> {
+        Ok(Cell::Integer(i64::from(b)))
+    }
+
+    fn visit_i64<E: de::Error>(self, n: i64) -> Result<Cell, E> {
+        Ok(Cell::Integer(n))
+    }
+
+    fn visit_u64<E: de::Error>(self, n: u64) -> Result<Cell, E> {
+        Ok(i64::try_from(n).map_or(Cell::Real(n as f64), Cell::Integer))
+    }
+
+    fn visit_f64<E: de::Error>(self, x: f64) -> Result<Cell, E> {
+        Ok(Cell::Real(x))
+    }
+
+    fn visit_str<E: de::Error>(self, text: &str) -> Result<Cell, E> {
+        Ok(Cell::Text(text.to_owned()))
+    }
+
+    fn visit_string<E: de::Error>(self, text: String) -> Result<Cell, E> {
+        Ok(Cell::Text(text))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Cell, A::Error> {
+        let mut bytes = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1 << 20));
+        while let Some(byte) = seq.next_element::<u8>()? {
+            bytes.push(byte);
+        }
+        Ok(Cell::Blob(bytes))
+    }
 }
 
 /// reqwest's messages include the URL, which names the account and database: leave it out.
@@ -350,6 +564,62 @@ mod tests {
             _ => panic!("expected results"),
         }
         assert!(matches!(classify(StatusCode::OK, ok, 3), Outcome::Fail(_)));
+    }
+
+    fn rows_of(results: &str) -> Result<Vec<Row>, serde_json::Error> {
+        serde_json::from_str::<Rows>(results).map(|rows| rows.0)
+    }
+
+    #[test]
+    fn rows_are_positional_and_share_their_column_names() {
+        let rows = rows_of(
+            r#"[{"id":"a","n":1,"x":1.5,"note":null,"b":[0,255]},
+                {"id":"b\u00e9","n":-2,"x":2,"note":"t","b":[]}]"#,
+        )
+        .unwrap();
+        assert_eq!(rows.len(), 2);
+        assert!(Arc::ptr_eq(rows[0].columns(), rows[1].columns()));
+        assert_eq!(&rows[0].columns()[..], ["id", "n", "x", "note", "b"]);
+        assert_eq!(
+            rows[0].values(),
+            [
+                Cell::Text("a".into()),
+                Cell::Integer(1),
+                Cell::Real(1.5),
+                Cell::Null,
+                Cell::Blob(vec![0, 255])
+            ]
+        );
+        assert_eq!(rows[1]["id"], "bé");
+        assert_eq!(rows[1]["n"], -2);
+        assert_eq!(rows[1]["x"], serde_json::json!(2));
+        assert_eq!(rows[1]["note"], "t");
+        assert!(rows_of("[]").unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_row_out_of_column_order_is_placed_by_name() {
+        let rows = rows_of(r#"[{"a":1,"b":2,"c":3},{"c":30,"a":10,"b":20}]"#).unwrap();
+        assert_eq!(
+            rows[1].values(),
+            [Cell::Integer(10), Cell::Integer(20), Cell::Integer(30)]
+        );
+    }
+
+    #[test]
+    fn rows_whose_columns_differ_are_refused() {
+        for bad in [
+            r#"[{"a":1,"b":2},{"a":1}]"#,
+            r#"[{"a":1,"b":2},{"b":1}]"#,
+            r#"[{"a":1,"b":2},{"a":1,"b":2,"c":3}]"#,
+            r#"[{"a":1,"b":2},{"b":1,"b":2}]"#,
+            r#"[{"a":1,"a":2}]"#,
+            r#"[{"a":{"nested":1}}]"#,
+            r#"[{"a":[256]}]"#,
+            r#"[[1,2]]"#,
+        ] {
+            assert!(rows_of(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]
