@@ -36,7 +36,7 @@ pub fn select(upload_id: &str, vault_id: &str) -> Stmt {
 }
 
 /// One row of `uploads`.
-#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct UploadRow {
     pub id: String,
     pub vault_id: String,
@@ -61,8 +61,42 @@ pub struct UploadRow {
 
 impl UploadRow {
     pub fn from_row(row: Row) -> Result<Self, ApiError> {
-        serde_json::from_value(serde_json::Value::Object(row))
-            .map_err(|e| ApiError::internal(format!("upload row does not decode: {e}")))
+        let bad = |column: &str| ApiError::internal(format!("upload row: bad or missing {column}"));
+        let text = |column: &str| {
+            row.get(column)
+                .and_then(|cell| cell.as_str())
+                .map(str::to_owned)
+                .ok_or_else(|| bad(column))
+        };
+        let optional = |column: &str| match row.get(column) {
+            Some(cell) if cell.is_null() => Ok(None),
+            Some(cell) => cell
+                .as_str()
+                .map(|text| Some(text.to_owned()))
+                .ok_or_else(|| bad(column)),
+            None => Err(bad(column)),
+        };
+        Ok(UploadRow {
+            id: text("id")?,
+            vault_id: text("vault_id")?,
+            asset_id: text("asset_id")?,
+            partition: text("partition")?,
+            collection: text("collection")?,
+            channel: text("channel")?,
+            filename: text("filename")?,
+            r2_key: text("r2_key")?,
+            size: row
+                .get("size")
+                .and_then(|cell| cell.as_u64())
+                .ok_or_else(|| bad("size"))?,
+            mime_type: text("mime_type")?,
+            metadata: text("metadata")?,
+            tags: text("tags")?,
+            token_hash: optional("token_hash")?,
+            created_at: text("created_at")?,
+            expires_at: text("expires_at")?,
+            completed_at: optional("completed_at")?,
+        })
     }
 
     /// The first row of a statement's result, if any.

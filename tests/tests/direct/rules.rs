@@ -443,9 +443,9 @@ async fn every_check_of_the_multipart_upload_applies() {
         .invalid("body");
     // The declared type is what the PUT must send, and the sniffer's declared type.
     let ticket = start(with("mime_type", json!("Text/Markdown"))).await.ok(201);
-    assert_eq!(ticket["headers"], put_headers(&app, "text/markdown"));
+    assert_eq!(ticket["headers"], put_headers(app, "text/markdown"));
     let ticket = start(upload_request("a", "b", "c", "README", 3)).await.ok(201);
-    assert_eq!(ticket["headers"], put_headers(&app, "application/octet-stream"));
+    assert_eq!(ticket["headers"], put_headers(app, "application/octet-stream"));
     assert_eq!(app.put_upload(&ticket, b"abc".to_vec()).await.status.as_u16(), 200);
     let record = app.complete(app.sk(), &upload_id(&ticket)).await.ok(201);
     assert_eq!(record["mime_type"], "application/octet-stream");
