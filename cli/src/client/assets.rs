@@ -7,38 +7,21 @@ use reqwest::{Method, StatusCode};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
-/// The fields of an asset record the client shows; the record itself is passed on whole.
-#[derive(Deserialize)]
-pub struct Asset {
-    pub id: String,
-    pub partition: String,
-    pub collection: String,
-    pub channel: String,
-    pub filename: String,
-    pub r2_key: String,
-    pub size: u64,
-    pub mime_type: String,
-    pub width: Option<u64>,
-    pub height: Option<u64>,
-    pub metadata: String,
-    pub tags: String,
-    pub created_at: String,
-    pub updated_at: String,
+/// The asset record, as the functions write it.
+pub use shared::asset::Asset;
+
+/// Reads an asset record out of an answer of the API.
+pub fn asset_of(value: &Value) -> Result<Asset, ClientError> {
+    Asset::deserialize(value)
+        .map_err(|e| other(format!("the API's answer is not an asset record: {e}")))
 }
 
-impl Asset {
-    pub fn of(value: &Value) -> Result<Asset, ClientError> {
-        Asset::deserialize(value)
-            .map_err(|e| other(format!("the API's answer is not an asset record: {e}")))
-    }
-
-    /// `partition/collection/channel/filename`.
-    pub fn path(&self) -> String {
-        format!(
-            "{}/{}/{}/{}",
-            self.partition, self.collection, self.channel, self.filename
-        )
-    }
+/// `partition/collection/channel/filename`.
+pub fn path_of(asset: &Asset) -> String {
+    format!(
+        "{}/{}/{}/{}",
+        asset.partition, asset.collection, asset.channel, asset.filename
+    )
 }
 
 #[derive(Args)]
@@ -139,10 +122,10 @@ pub async fn ls(args: &LsArgs) -> Result<(Value, String), ClientError> {
     .await?;
     let mut rows = Vec::new();
     for value in &assets {
-        let asset = Asset::of(value)?;
+        let asset = asset_of(value)?;
         rows.push(vec![
             asset.id.clone(),
-            asset.path(),
+            path_of(&asset),
             human_bytes(asset.size),
             asset.mime_type.clone(),
             asset.created_at.clone(),
@@ -202,7 +185,7 @@ pub async fn get(api: &Api, vault: &str, asset_id: &str, what: &str) -> Result<V
 pub async fn show(args: &AssetArgs) -> Result<(Value, String), ClientError> {
     let api = Api::new(&args.conn)?;
     let value = get(&api, &args.vault.vault_id, &args.asset_id, "show").await?;
-    let text = describe(&Asset::of(&value)?);
+    let text = describe(&asset_of(&value)?);
     Ok((value, text))
 }
 
@@ -223,7 +206,7 @@ pub fn describe(asset: &Asset) -> String {
          created:   {}\n\
          updated:   {}\n",
         asset.id,
-        asset.path(),
+        path_of(asset),
         asset.size,
         human_bytes(asset.size),
         asset.mime_type,
@@ -302,7 +285,7 @@ pub async fn patch(args: &PatchArgs) -> Result<(Value, String), ClientError> {
     let text = format!(
         "Updated {}.\n{}",
         args.asset.asset_id,
-        describe(&Asset::of(&value)?)
+        describe(&asset_of(&value)?)
     );
     Ok((value, text))
 }

@@ -6,7 +6,7 @@
 //! arrived and the count matches the asset's size: an interrupted download leaves nothing behind
 //! and never a half-written file under the real name.
 
-use super::assets::{self, Asset, AssetArgs};
+use super::assets::{self, AssetArgs};
 use super::progress::{self, human_bytes};
 use super::{Api, ClientError, chain, expect, other, unavailable, usage};
 use clap::Args;
@@ -72,7 +72,7 @@ pub async fn run(args: &DownloadArgs, json: bool) -> Result<(Value, String), Cli
     let api = Api::new(&args.asset.conn)?;
     let vault = &args.asset.vault.vault_id;
     let record = assets::get(&api, vault, &args.asset.asset_id, "download").await?;
-    let asset = Asset::of(&record)?;
+    let asset = assets::asset_of(&record)?;
     let destination = destination(args, &asset.filename)?;
     let response = fetch(&api, vault, &asset.id).await?;
     let bar = progress::bar(asset.size, !json, "download");
@@ -104,7 +104,7 @@ pub async fn run(args: &DownloadArgs, json: bool) -> Result<(Value, String), Cli
         format!(
             "Downloaded {} ({}, {}) to {path}.\n",
             asset.id,
-            asset.path(),
+            assets::path_of(&asset),
             human_bytes(written)
         ),
     ))

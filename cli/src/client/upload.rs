@@ -8,7 +8,7 @@
 //! told 409 CONFLICT. The client then looks the name up, and if the asset there has the file's
 //! size, takes it as its own (and says so on stderr); otherwise the 409 stands.
 
-use super::assets::{self, Asset};
+use super::assets;
 use super::multipart::Form;
 use super::progress::{self, human_bytes};
 use super::{Api, ClientError, ConnectionArgs, VaultArgs, expect, json_body, other, usage};
@@ -242,7 +242,7 @@ async fn claim_landed_upload(
     )
     .await?;
     match found {
-        Some(asset) if Asset::of(&asset)?.size == size => {
+        Some(asset) if assets::asset_of(&asset)?.size == size => {
             eprintln!(
                 "imgbt: upload: an earlier attempt stored the file before its answer was lost; \
                  the asset it created has the file's size and is taken as this upload's"
@@ -384,7 +384,7 @@ impl Upload {
 
 /// The text `imgbt upload` prints.
 pub fn describe(path: &Path, uploaded: &Uploaded) -> Result<String, ClientError> {
-    let asset = Asset::of(&uploaded.asset)?;
+    let asset = assets::asset_of(&uploaded.asset)?;
     let how = match uploaded.method {
         UploadMethod::Multipart => "multipart",
         _ => "direct upload",
@@ -393,7 +393,7 @@ pub fn describe(path: &Path, uploaded: &Uploaded) -> Result<String, ClientError>
         "Uploaded {} as {} ({}, {}, {}; {how}).\n",
         path.display(),
         asset.id,
-        asset.path(),
+        assets::path_of(&asset),
         human_bytes(asset.size),
         asset.mime_type,
     ))
