@@ -198,6 +198,44 @@ impl Limit {
     }
 }
 
+/// The largest JSON request body parsed (a PATCH, the start of a direct upload): no valid one comes
+/// near it (metadata ≤ 16 KiB, 64 tags of ≤ 64 characters, four names).
+pub const MAX_JSON_BODY_BYTES: usize = 64 * 1024;
+
+/// A JSON request body: an object whose members are all in `known`. The size is checked before
+/// parsing; the content type must be `application/json` or one of `also`.
+pub fn json_object(
+    content_type: Option<&str>,
+    also: &[&str],
+    body: &[u8],
+    known: &[&str],
+) -> Result<Map<String, Value>, ApiError> {
+    if body.len() > MAX_JSON_BODY_BYTES {
+        return Err(ApiError::invalid(
+            "body",
+            format_args!("must be at most {MAX_JSON_BODY_BYTES} bytes"),
+        ));
+    }
+    let json = content_type == Some("application/json");
+    if !json && !content_type.is_some_and(|t| also.contains(&t)) {
+        return Err(ApiError::invalid(
+            "body",
+            "Content-Type must be application/json",
+        ));
+    }
+    let Ok(Value::Object(members)) = serde_json::from_slice::<Value>(body) else {
+        return Err(ApiError::invalid("body", "must be a JSON object"));
+    };
+    if let Some(unknown) = members.keys().find(|k| !known.contains(&k.as_str())) {
+        let shown: String = unknown.chars().take(64).collect();
+        return Err(ApiError::InvalidParams(format!(
+            "{shown}: unknown member (known: {})",
+            known.join(", ")
+        )));
+    }
+    Ok(members)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,20 +6,16 @@
 //! probe that tells "no such asset" from "the merged metadata would be too large".
 
 use lambda_http::{Body, Request, Response, http::StatusCode};
-use serde_json::Value as Json;
 use shared::asset::Asset;
 use shared::auth::{Access, Credential};
 use shared::db::{self, Stmt, Value};
 use shared::http::{begin, body_bytes, content_type, json_response, serve};
-use shared::validate::{MAX_METADATA_BYTES, Metadata, Tags};
+use shared::validate::{self, MAX_METADATA_BYTES, Metadata, Tags};
 use shared::{ApiError, Deps, clock, routes};
 
 pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, lambda_http::Error> {
     serve("update", req, |req| run(deps, req)).await
 }
-
-/// The largest PATCH body parsed.
-pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// A PATCH body, validated: at least one of the two.
 #[derive(Debug, PartialEq)]
@@ -30,34 +26,12 @@ pub struct Patch {
 
 impl Patch {
     pub fn parse(content_type: Option<&str>, body: &[u8]) -> Result<Self, ApiError> {
-        // Checked before parsing: no valid PATCH is anywhere near this size (metadata ≤ 16 KiB,
-        // tags ≤ 64 × 64 characters).
-        if body.len() > MAX_BODY_BYTES {
-            return Err(ApiError::invalid(
-                "body",
-                format_args!("must be at most {MAX_BODY_BYTES} bytes"),
-            ));
-        }
-        if !matches!(
+        let mut members = validate::json_object(
             content_type,
-            Some("application/json" | "application/merge-patch+json")
-        ) {
-            return Err(ApiError::invalid(
-                "body",
-                "Content-Type must be application/json",
-            ));
-        }
-        let value: Json = serde_json::from_slice(body)
-            .map_err(|_| ApiError::invalid("body", "must be a JSON object"))?;
-        let Json::Object(mut members) = value else {
-            return Err(ApiError::invalid("body", "must be a JSON object"));
-        };
-        if let Some(unknown) = members.keys().find(|k| *k != "metadata" && *k != "tags") {
-            let shown: String = unknown.chars().take(64).collect();
-            return Err(ApiError::InvalidParams(format!(
-                "{shown}: unknown member (known: metadata, tags)"
-            )));
-        }
+            &["application/merge-patch+json"],
+            body,
+            &["metadata", "tags"],
+        )?;
         let metadata = members
             .remove("metadata")
             .map(Metadata::from_value)
@@ -173,7 +147,7 @@ mod tests {
     #[test]
     fn a_body_over_the_limit_is_refused_before_parsing() {
         let mut big = br#"{"tags":[""#.to_vec();
-        big.resize(MAX_BODY_BYTES + 1, b'x');
+        big.resize(validate::MAX_JSON_BODY_BYTES + 1, b'x');
         let err = Patch::parse(JSON, &big).unwrap_err();
         assert!(
             err.to_string().starts_with("body: must be at most"),

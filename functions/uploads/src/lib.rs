@@ -16,17 +16,14 @@ use shared::db::{self, Stmt, Value};
 use shared::error::FILE_TOO_LARGE;
 use shared::http::{begin, body_bytes, content_type, json_response, serve};
 use shared::uploads::{UPLOAD_TTL, new_token};
-use shared::validate::{Filename, Metadata, PathSegment, Tags};
+use shared::validate::{self, Filename, Metadata, PathSegment, Tags};
 use shared::{ApiError, Deps, MAX_FILE_BYTES, asset, ids, media, routes};
 
 pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, lambda_http::Error> {
     serve("uploads", req, |req| run(deps, req)).await
 }
 
-/// The largest body parsed: metadata (≤ 16 KiB) and 64 tags of 64 characters fit many times over.
-pub const MAX_BODY_BYTES: usize = 64 * 1024;
-
-const MEMBERS: [&str; 8] = [
+const MEMBERS: &[&str] = &[
     "partition",
     "collection",
     "channel",
@@ -53,30 +50,7 @@ pub struct NewUpload {
 
 impl NewUpload {
     pub fn parse(content_type: Option<&str>, body: &[u8]) -> Result<Self, ApiError> {
-        if body.len() > MAX_BODY_BYTES {
-            return Err(ApiError::invalid(
-                "body",
-                format_args!("must be at most {MAX_BODY_BYTES} bytes"),
-            ));
-        }
-        if content_type != Some("application/json") {
-            return Err(ApiError::invalid(
-                "body",
-                "Content-Type must be application/json",
-            ));
-        }
-        let value: Json = serde_json::from_slice(body)
-            .map_err(|_| ApiError::invalid("body", "must be a JSON object"))?;
-        let Json::Object(mut members) = value else {
-            return Err(ApiError::invalid("body", "must be a JSON object"));
-        };
-        if let Some(unknown) = members.keys().find(|k| !MEMBERS.contains(&k.as_str())) {
-            let shown: String = unknown.chars().take(64).collect();
-            return Err(ApiError::InvalidParams(format!(
-                "{shown}: unknown member (known: {})",
-                MEMBERS.join(", ")
-            )));
-        }
+        let mut members = validate::json_object(content_type, &[], body, MEMBERS)?;
         let partition = segment(&members, "partition")?;
         let collection = segment(&members, "collection")?;
         let channel = segment(&members, "channel")?;
