@@ -563,6 +563,29 @@ fn record(id: &str, size: usize) -> Value {
     })
 }
 
+/// 201 with the direct-upload ticket `POST …/uploads` answers.
+fn ticket(upload_id: &str, put_url: &str, content_type: &str) -> hyper::Response<Full<Bytes>> {
+    reply(
+        201,
+        &[("content-type", "application/json")],
+        json!({
+            "upload_id": upload_id, "method": "PUT", "url": put_url,
+            "headers": {"content-type": content_type},
+            "expires_at": "2026-01-15T10:45:00.123Z"
+        })
+        .to_string(),
+    )
+}
+
+/// 201 with a record, as a completed upload answers.
+fn created(id: &str, size: usize) -> hyper::Response<Full<Bytes>> {
+    reply(
+        201,
+        &[("content-type", "application/json")],
+        record(id, size).to_string(),
+    )
+}
+
 fn ok_record(id: &str) -> hyper::Response<Full<Bytes>> {
     reply(
         200,
@@ -1236,21 +1259,8 @@ fn a_direct_upload_puts_exactly_the_given_headers_with_a_length_and_without_the_
         let storage = tiny(Arc::new(|_, _| reply(200, &[], ""))).await;
         let put_url = format!("{}/bucket/key?X-Amz-Signature=abc", storage.url);
         let api = tiny(Arc::new(move |_, seen| match seen.path.as_str() {
-            p if p.ends_with("/uploads") => reply(
-                201,
-                &[("content-type", "application/json")],
-                json!({
-                    "upload_id": "upload_01", "method": "PUT", "url": put_url,
-                    "headers": {"content-type": "video/mp4"},
-                    "expires_at": "2026-01-15T10:45:00.123Z"
-                })
-                .to_string(),
-            ),
-            p if p.ends_with("/uploads/upload_01/complete") => reply(
-                201,
-                &[("content-type", "application/json")],
-                record("asset_09", 6_000_000).to_string(),
-            ),
+            p if p.ends_with("/uploads") => ticket("upload_01", &put_url, "video/mp4"),
+            p if p.ends_with("/uploads/upload_01/complete") => created("asset_09", 6_000_000),
             _ => error(404, "NOT_FOUND"),
         }))
         .await;
@@ -1315,21 +1325,10 @@ fn a_multipart_upload_refused_as_too_large_is_sent_directly_instead() {
         let api = tiny(Arc::new(move |_, seen| match seen.path.as_str() {
             // A deployment whose gateway takes less than a Lambda does.
             p if p.ends_with("/assets") => error(413, "PAYLOAD_TOO_LARGE"),
-            p if p.ends_with("/uploads") => reply(
-                201,
-                &[("content-type", "application/json")],
-                json!({
-                    "upload_id": "upload_02", "method": "PUT", "url": put_url,
-                    "headers": {"content-type": "application/octet-stream"},
-                    "expires_at": "2026-01-15T10:45:00.123Z"
-                })
-                .to_string(),
-            ),
-            p if p.ends_with("/complete") => reply(
-                201,
-                &[("content-type", "application/json")],
-                record("asset_10", 1000).to_string(),
-            ),
+            p if p.ends_with("/uploads") => {
+                ticket("upload_02", &put_url, "application/octet-stream")
+            }
+            p if p.ends_with("/complete") => created("asset_10", 1000),
             _ => error(404, "NOT_FOUND"),
         }))
         .await;
