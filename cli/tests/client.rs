@@ -586,12 +586,17 @@ fn created(id: &str, size: usize) -> hyper::Response<Full<Bytes>> {
     )
 }
 
-fn ok_record(id: &str) -> hyper::Response<Full<Bytes>> {
+/// 200 with a record of `size` bytes, as get answers.
+fn found(id: &str, size: usize) -> hyper::Response<Full<Bytes>> {
     reply(
         200,
         &[("content-type", "application/json")],
-        record(id, 3).to_string(),
+        record(id, size).to_string(),
     )
+}
+
+fn ok_record(id: &str) -> hyper::Response<Full<Bytes>> {
+    found(id, 3)
 }
 
 #[test]
@@ -753,11 +758,7 @@ fn a_download_follows_the_redirect_without_the_key() {
                     "",
                 )
             } else {
-                reply(
-                    200,
-                    &[("content-type", "application/json")],
-                    record("asset_06", 300_000).to_string(),
-                )
+                found("asset_06", 300_000)
             }
         }))
         .await;
@@ -808,11 +809,7 @@ fn a_short_download_leaves_no_file_behind() {
                     vec![1u8; 10],
                 )
             } else {
-                reply(
-                    200,
-                    &[("content-type", "application/json")],
-                    record("asset_07", 20).to_string(),
-                )
+                found("asset_07", 20)
             }
         }))
         .await;
