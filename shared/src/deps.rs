@@ -194,29 +194,40 @@ impl Deps {
     }
 
     /// The embedded default under `data_dir`, with pending migrations applied.
+    ///
+    /// A cold start reads the file's schema marker ([`SqliteDb::schema_version`]) and is done
+    /// when it covers every migration this binary knows: no write transaction, so no wait behind
+    /// another process's write, and no statement beyond one `PRAGMA`. Otherwise the migrations
+    /// run as `imgbt migrate` runs them (by name, in `d1_migrations`), and the marker is raised.
     #[cfg(feature = "embedded")]
     pub async fn embedded(data_dir: &Path) -> Result<Self, ConfigError> {
-        let deps = Self::open_embedded(data_dir)?;
-        migrations::apply(&*deps.db)
-            .await
-            .map_err(|e| ConfigError::Embedded {
-                path: data_dir.display().to_string(),
-                cause: e.to_string(),
-            })?;
-        Ok(deps)
+        let (db, blobs) = Self::embedded_stores(data_dir)?;
+        let fail = embedded_failure(data_dir);
+        let known = migrations::MIGRATIONS.len();
+        if db.schema_version().map_err(|e| fail(e.to_string()))? < known {
+            migrations::apply(&db)
+                .await
+                .map_err(|e| fail(e.to_string()))?;
+            db.mark_schema_version(known)
+                .map_err(|e| fail(e.to_string()))?;
+        }
+        Ok(Self::new(Arc::new(db), Arc::new(blobs)))
     }
 
     /// The embedded default under `data_dir` as it is: `imgbt.db` and `objects/`, no migration.
     #[cfg(feature = "embedded")]
     pub fn open_embedded(data_dir: &Path) -> Result<Self, ConfigError> {
-        let fail = |cause: String| ConfigError::Embedded {
-            path: data_dir.display().to_string(),
-            cause,
-        };
+        let (db, blobs) = Self::embedded_stores(data_dir)?;
+        Ok(Self::new(Arc::new(db), Arc::new(blobs)))
+    }
+
+    #[cfg(feature = "embedded")]
+    fn embedded_stores(data_dir: &Path) -> Result<(SqliteDb, LocalBlobs), ConfigError> {
+        let fail = embedded_failure(data_dir);
         std::fs::create_dir_all(data_dir).map_err(|e| fail(e.to_string()))?;
         let db = SqliteDb::open(&data_dir.join("imgbt.db")).map_err(|e| fail(e.to_string()))?;
         let blobs = LocalBlobs::new(data_dir.join("objects")).map_err(|e| fail(e.to_string()))?;
-        Ok(Self::new(Arc::new(db), Arc::new(blobs)))
+        Ok((db, blobs))
     }
 
     /// D1 over REST and R2 over S3. Builds clients only; nothing is sent until a request needs it.
@@ -236,6 +247,14 @@ impl Deps {
         )
         .map_err(|e| ConfigError::Cloudflare(e.to_string()))?;
         Ok(Self::new(Arc::new(db), objects(config)))
+    }
+}
+
+#[cfg(feature = "embedded")]
+fn embedded_failure(data_dir: &Path) -> impl Fn(String) -> ConfigError + '_ {
+    move |cause| ConfigError::Embedded {
+        path: data_dir.display().to_string(),
+        cause,
     }
 }
 
@@ -396,5 +415,87 @@ mod tests {
             !shown.contains("tok-secret-value") && !shown.contains("r2-secret-value"),
             "{shown}"
         );
+    }
+
+    #[cfg(feature = "embedded")]
+    mod embedded {
+        use super::*;
+        use crate::db::{self, Stmt};
+        use crate::migrations::MIGRATIONS;
+
+        fn user_version(dir: &Path) -> i64 {
+            rusqlite::Connection::open(dir.join("imgbt.db"))
+                .unwrap()
+                .pragma_query_value(None, "user_version", |row| row.get(0))
+                .unwrap()
+        }
+
+        async fn tables(deps: &Deps) -> usize {
+            let rows = db::run(
+                &*deps.db,
+                vec![Stmt::new(
+                    "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'assets'",
+                    vec![],
+                )],
+            )
+            .await
+            .unwrap();
+            rows[0].rows.len()
+        }
+
+        #[tokio::test]
+        async fn a_new_store_is_migrated_and_marked() {
+            let dir = tempfile::tempdir().unwrap();
+            let deps = Deps::embedded(dir.path()).await.unwrap();
+            assert_eq!(tables(&deps).await, 1);
+            assert_eq!(user_version(dir.path()), MIGRATIONS.len() as i64);
+        }
+
+        #[tokio::test]
+        async fn a_store_migrated_without_the_marker_is_checked_by_name_then_marked() {
+            // As `imgbt migrate` leaves it: every migration recorded in d1_migrations, marker 0.
+            let dir = tempfile::tempdir().unwrap();
+            let deps = Deps::open_embedded(dir.path()).unwrap();
+            assert_eq!(
+                migrations::apply(&*deps.db).await.unwrap().len(),
+                MIGRATIONS.len()
+            );
+            drop(deps);
+            assert_eq!(user_version(dir.path()), 0);
+            let deps = Deps::embedded(dir.path()).await.unwrap();
+            assert!(migrations::pending(&*deps.db).await.unwrap().is_empty());
+            assert_eq!(user_version(dir.path()), MIGRATIONS.len() as i64);
+        }
+
+        #[tokio::test]
+        async fn a_marked_store_opens_while_another_process_writes() {
+            // The cold start of a marked store writes nothing, so it does not wait behind a
+            // writer (it would, for the busy timeout of 10 s, and then fail with "database is
+            // locked", if it ran the migration check's CREATE TABLE IF NOT EXISTS).
+            let dir = tempfile::tempdir().unwrap();
+            drop(Deps::embedded(dir.path()).await.unwrap());
+            let writer = rusqlite::Connection::open(dir.path().join("imgbt.db")).unwrap();
+            writer.execute_batch("BEGIN IMMEDIATE").unwrap();
+            let deps = Deps::embedded(dir.path()).await.unwrap();
+            assert_eq!(tables(&deps).await, 1, "reads go on beside the writer");
+            writer.execute_batch("ROLLBACK").unwrap();
+        }
+
+        #[tokio::test]
+        async fn a_marker_from_a_newer_binary_is_kept() {
+            let dir = tempfile::tempdir().unwrap();
+            drop(Deps::embedded(dir.path()).await.unwrap());
+            let newer = MIGRATIONS.len() as i64 + 1;
+            rusqlite::Connection::open(dir.path().join("imgbt.db"))
+                .unwrap()
+                .pragma_update(None, "user_version", newer)
+                .unwrap();
+            let db = SqliteDb::open(&dir.path().join("imgbt.db")).unwrap();
+            db.mark_schema_version(MIGRATIONS.len()).unwrap();
+            assert_eq!(db.schema_version().unwrap(), newer as usize);
+            drop(db);
+            drop(Deps::embedded(dir.path()).await.unwrap());
+            assert_eq!(user_version(dir.path()), newer);
+        }
     }
 }

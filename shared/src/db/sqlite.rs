@@ -50,11 +50,43 @@ impl SqliteDb {
         })
     }
 
-    fn run(&self, stmts: &[Stmt]) -> Result<Vec<StmtResult>, DbError> {
-        let mut conn = self
-            .conn
+    /// The schema marker: how many of [`crate::migrations::MIGRATIONS`] this file is known to
+    /// have (SQLite's `user_version`, in the file's header: reading it takes no lock a writer
+    /// holds and writes nothing). 0 for a file no migrator has marked, however migrated it is.
+    pub fn schema_version(&self) -> Result<usize, DbError> {
+        let conn = self.lock();
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |row| row.get(0))
+            .map_err(other)?;
+        Ok(usize::try_from(version).unwrap_or(0))
+    }
+
+    /// Raises the schema marker to `version` (never lowers it: a newer binary may have marked
+    /// more migrations than this one knows).
+    pub fn mark_schema_version(&self, version: usize) -> Result<(), DbError> {
+        let mut conn = self.lock();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(classify)?;
+        let current: i64 = tx
+            .pragma_query_value(None, "user_version", |row| row.get(0))
+            .map_err(other)?;
+        let version = i64::try_from(version).unwrap_or(i64::MAX);
+        if version > current {
+            tx.pragma_update(None, "user_version", version)
+                .map_err(other)?;
+        }
+        tx.commit().map_err(classify)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Connection> {
+        self.conn
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn run(&self, stmts: &[Stmt]) -> Result<Vec<StmtResult>, DbError> {
+        let mut conn = self.lock();
         let read_only = stmts.iter().all(|s| {
             conn.prepare_cached(&s.sql)
                 .map(|p| p.readonly())
