@@ -15,6 +15,7 @@ use base64::Engine;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::{Method, Request, Response, StatusCode};
+use imgbt_test_servers::{D1Server, S3Server};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -52,7 +53,12 @@ fn main() -> Result<(), Error> {
     println!();
 
     sizes(&opts)?;
-    cold_starts(&opts, &api, template.path())?;
+    let cloudflare = if opts.cloudflare {
+        Some(Cloudflare::start()?)
+    } else {
+        None
+    };
+    cold_starts(&opts, &api, template.path(), cloudflare.as_ref())?;
     if !opts.skip_memory {
         memory(&opts, &api, template.path())?;
     }
@@ -70,6 +76,9 @@ struct Options {
     env: Vec<(String, String)>,
     /// Accept any status (`--any-status`): for stores the dev vault cannot be seeded on.
     any_status: bool,
+    /// `--cloudflare`: the production code path (D1 over REST, R2 over S3) against the test kit's
+    /// D1 and S3 servers, started in this process and reseeded before every run.
+    cloudflare: bool,
 }
 
 impl Options {
@@ -83,6 +92,7 @@ impl Options {
             skip_memory: false,
             env: Vec::new(),
             any_status: false,
+            cloudflare: false,
         };
         let mut args = std::env::args().skip(1);
         while let Some(arg) = args.next() {
@@ -99,6 +109,7 @@ impl Options {
                 }
                 "--skip-memory" => opts.skip_memory = true,
                 "--any-status" => opts.any_status = true,
+                "--cloudflare" => opts.cloudflare = true,
                 "--env-file" => {
                     let text = std::fs::read_to_string(value()?)?;
                     for line in text.lines().map(str::trim) {
@@ -113,7 +124,7 @@ impl Options {
                 }
                 "-h" | "--help" => {
                     println!(
-                        "imgbt-coldstart [--runs N] [--bin-dir DIR] [--events DIR] [--sizes-mib 1,4,10,100] [--skip-memory] [--env-file FILE] [--any-status]"
+                        "imgbt-coldstart [--runs N] [--bin-dir DIR] [--events DIR] [--sizes-mib 1,4,10,100] [--skip-memory] [--env-file FILE] [--any-status] [--cloudflare]"
                     );
                     std::process::exit(0);
                 }
@@ -202,12 +213,19 @@ fn sizes(opts: &Options) -> Result<(), Error> {
 // ---------------------------------------------------------------------------------------------
 // Cold starts
 
-fn cold_starts(opts: &Options, api: &RuntimeApi, template: &Path) -> Result<(), Error> {
+fn cold_starts(
+    opts: &Options,
+    api: &RuntimeApi,
+    template: &Path,
+    cloudflare: Option<&Cloudflare>,
+) -> Result<(), Error> {
     let extra: Vec<(&str, &str)> = opts
         .env
         .iter()
+        .chain(cloudflare.map(|c| c.env.as_slice()).unwrap_or_default())
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
+    let reseed = || cloudflare.map(Cloudflare::reseed).unwrap_or(Ok(()));
     let mut times: BTreeMap<&str, Vec<Duration>> = BTreeMap::new();
     let mut peaks: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
     let mut inits: BTreeMap<&str, Vec<Duration>> = BTreeMap::new();
@@ -229,12 +247,14 @@ fn cold_starts(opts: &Options, api: &RuntimeApi, template: &Path) -> Result<(), 
     // One unmeasured round, so that every binary is in the page cache, as the later runs find it.
     for (name, path, event, status) in &events {
         let data = fresh_data_dir(template)?;
+        reseed()?;
         run_once(api, name, path, data.path(), event.clone(), *status, &extra)?;
     }
     for _ in 0..opts.runs {
         // Interleaved: a drift in the machine's load spreads over every binary alike.
         for (name, path, event, status) in &events {
             let data = fresh_data_dir(template)?;
+            reseed()?;
             let run = run_once(api, name, path, data.path(), event.clone(), *status, &extra)?;
             times.entry(name).or_default().push(run.elapsed);
             inits.entry(name).or_default().push(run.init);
@@ -244,8 +264,12 @@ fn cold_starts(opts: &Options, api: &RuntimeApi, template: &Path) -> Result<(), 
     let floor = median_duration(&times["hello"]);
     let init_floor = median_duration(&inits["hello"]);
     println!(
-        "## Cold start: exec → first response POST ({} runs each, interleaved)",
-        opts.runs
+        "## Cold start: exec → first response POST ({} runs each, interleaved; store: {})",
+        opts.runs,
+        match cloudflare {
+            Some(_) => "D1 over REST and R2 over S3, the test kit's servers in this process",
+            None => "the embedded default",
+        }
     );
     println!(
         "| binary | event | median ms | min ms | max ms | × hello | init ms (exec → first `next`) | × hello | peak RSS MB |"
@@ -279,6 +303,65 @@ fn expected_status(name: &str, event: &str) -> u16 {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(200)
+}
+
+/// The test kit's D1 REST and S3 servers (`imgbt-test-servers`), served from a thread of this
+/// process, migrated, with the dev vault that the sample events use. Seeding D1 with the dev
+/// vault's well-known keys is what `imgbt dev seed` refuses for a real D1; these servers are
+/// throwaways on 127.0.0.1 that live as long as this process.
+struct Cloudflare {
+    runtime: tokio::runtime::Runtime,
+    deps: shared::Deps,
+    /// The variables that point a function at these servers.
+    env: Vec<(String, String)>,
+    _servers: (D1Server, S3Server),
+}
+
+impl Cloudflare {
+    fn start() -> Result<Self, Error> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()?;
+        let (d1, s3) =
+            runtime.block_on(async { tokio::join!(D1Server::start(), S3Server::start()) });
+        let env: Vec<(String, String)> = [
+            ("CLOUDFLARE_ACCOUNT_ID", d1.account_id().to_owned()),
+            ("CLOUDFLARE_API_TOKEN", d1.token().to_owned()),
+            ("IMGBT_D1_DATABASE_ID", d1.database_id().to_owned()),
+            ("IMGBT_D1_BASE_URL", d1.base_url()),
+            ("IMGBT_R2_BUCKET", s3.bucket().to_owned()),
+            ("IMGBT_R2_ACCESS_KEY_ID", s3.access_key_id().to_owned()),
+            (
+                "IMGBT_R2_SECRET_ACCESS_KEY",
+                s3.secret_access_key().to_owned(),
+            ),
+            ("IMGBT_R2_ENDPOINT", s3.endpoint()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        let config = shared::deps::Config::from_lookup(|name| {
+            env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+        })?;
+        let deps = shared::Deps::open(&config)?;
+        runtime.block_on(shared::migrations::apply(&*deps.db))?;
+        let stores = Cloudflare {
+            runtime,
+            deps,
+            env,
+            _servers: (d1, s3),
+        };
+        stores.reseed()?;
+        Ok(stores)
+    }
+
+    /// Back to the seed state (the sample asset, no upload of an earlier run), untimed.
+    fn reseed(&self) -> Result<(), Error> {
+        self.runtime
+            .block_on(shared::admin::seed_dev(&*self.deps.db, &*self.deps.blobs))?;
+        Ok(())
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
