@@ -19,9 +19,14 @@ fn copy_tree(from: &Path, to: &Path) {
         if entry.file_type().unwrap().is_dir() {
             copy_tree(&entry.path(), &target);
         } else {
-            std::fs::copy(entry.path(), target).unwrap();
+            std::fs::copy(entry.path(), &target).unwrap();
+            // Flushed, as imgbt-coldstart flushes its copies: the first write's fsync must not
+            // also write out this copy (ext4's data=ordered commits it with the same journal
+            // transaction).
+            std::fs::File::open(&target).unwrap().sync_all().unwrap();
         }
     }
+    std::fs::File::open(to).unwrap().sync_all().unwrap();
 }
 
 fn median(mut v: Vec<Duration>) -> Duration {

@@ -170,9 +170,16 @@ fn seed(dir: &Path) -> Result<(), Error> {
 
 /// A fresh directory for one run: `store/`, a copy of the seeded template (closed, so a plain
 /// copy is consistent), and the child's log.
+///
+/// The copy is flushed to disk before the child starts (untimed). Otherwise the child's first
+/// `fsync` (SQLite's, when its first write starts the WAL) would also write out the copy this
+/// harness just made: ext4 in its default `data=ordered` mode commits every file's pending
+/// blocks with the journal transaction an fsync forces. A store on a laptop was not copied a
+/// millisecond before the function started.
 fn fresh_data_dir(template: &Path) -> Result<tempfile::TempDir, Error> {
     let dir = tempfile::tempdir()?;
     copy_tree(template, &dir.path().join("store"))?;
+    std::fs::File::open(dir.path())?.sync_all()?;
     Ok(dir)
 }
 
@@ -184,10 +191,11 @@ fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
         if entry.file_type()?.is_dir() {
             copy_tree(&entry.path(), &target)?;
         } else {
-            std::fs::copy(entry.path(), target)?;
+            std::fs::copy(entry.path(), &target)?;
+            std::fs::File::open(&target)?.sync_all()?;
         }
     }
-    Ok(())
+    std::fs::File::open(to)?.sync_all()
 }
 
 // ---------------------------------------------------------------------------------------------
