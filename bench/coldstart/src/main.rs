@@ -237,6 +237,8 @@ fn cold_starts(
     let mut times: BTreeMap<&str, Vec<Duration>> = BTreeMap::new();
     let mut peaks: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
     let mut inits: BTreeMap<&str, Vec<Duration>> = BTreeMap::new();
+    let mut cpus: BTreeMap<&str, Vec<Duration>> = BTreeMap::new();
+    let mut faults: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
     let events: Vec<(&str, PathBuf, Bytes, u16)> = BINARIES
         .iter()
         .map(|(name, event)| {
@@ -267,6 +269,8 @@ fn cold_starts(
             times.entry(name).or_default().push(run.elapsed);
             inits.entry(name).or_default().push(run.init);
             peaks.entry(name).or_default().push(run.vm_hwm);
+            cpus.entry(name).or_default().push(run.cpu);
+            faults.entry(name).or_default().push(run.faults);
         }
     }
     let floor = median_duration(&times["hello"]);
@@ -280,20 +284,22 @@ fn cold_starts(
         }
     );
     println!(
-        "| binary | event | median ms | min ms | max ms | × hello | init ms (exec → first `next`) | × hello | peak RSS MB |"
+        "| binary | event | median ms | min ms | max ms | × hello | init ms (exec → first `next`) | × hello | on CPU ms | page faults | peak RSS MB |"
     );
-    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for (name, event) in BINARIES {
         let t = &times[name];
         let median = median_duration(t);
         println!(
-            "| {name} | {event} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.1} |",
+            "| {name} | {event} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {:.1} |",
             ms(median),
             ms(*t.iter().min().unwrap()),
             ms(*t.iter().max().unwrap()),
             median.as_secs_f64() / floor.as_secs_f64(),
             ms(median_duration(&inits[name])),
             median_duration(&inits[name]).as_secs_f64() / init_floor.as_secs_f64(),
+            ms(median_duration(&cpus[name])),
+            median_u64(&faults[name]),
             median_u64(&peaks[name]) as f64 / 1e6,
         );
     }
@@ -510,6 +516,10 @@ struct Run {
     /// Exec → the function's first `GET …/invocation/next`: its init.
     init: Duration,
     vm_hwm: u64,
+    /// Where the time went: the child's time on a CPU (`/proc/<pid>/schedstat`) and its minor
+    /// page faults (`/proc/<pid>/stat`), read when it has answered.
+    cpu: Duration,
+    faults: u64,
     /// The API Gateway response the function posted.
     response: serde_json::Value,
 }
@@ -548,6 +558,7 @@ fn run_once(
         Ok(_) => vm_hwm(child.id()),
         Err(_) => Ok(0),
     };
+    let (cpu, faults) = cpu_and_faults(child.id()).unwrap_or_default();
     let _ = child.kill();
     let _ = child.wait();
     let fail = |why: String| -> Error {
@@ -575,8 +586,23 @@ fn run_once(
         elapsed,
         init,
         vm_hwm: vm_hwm.map_err(|e| fail(e.to_string()))?,
+        cpu,
+        faults,
         response: got,
     })
+}
+
+/// The process's time on a CPU so far (all its threads' are summed by the kernel in the
+/// process's own entry) and its minor page faults.
+fn cpu_and_faults(pid: u32) -> Option<(Duration, u64)> {
+    let sched = std::fs::read_to_string(format!("/proc/{pid}/schedstat")).ok()?;
+    let cpu_ns: u64 = sched.split_whitespace().next()?.parse().ok()?;
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces: state is
+    // field 3, minflt field 10.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let minflt: u64 = rest.split_whitespace().nth(7)?.parse().ok()?;
+    Some((Duration::from_nanos(cpu_ns), minflt))
 }
 
 /// The process's peak resident set size, in bytes.
