@@ -164,7 +164,7 @@ impl Deps {
 
     /// Like [`Deps::from_env`], with `objects` building the object store on Cloudflare. A function
     /// that never touches objects passes [`no_objects`], so that its binary never references the
-    /// R2 client and the linker leaves the S3 SDK out.
+    /// R2 client and the linker leaves it (signer, XML reader, HMAC) out.
     pub async fn from_env_with(objects: ObjectStore) -> Result<Self, ConfigError> {
         let mut deps = match Config::from_env()? {
             #[cfg(feature = "embedded")]

@@ -211,7 +211,7 @@ async fn a_persistent_500_is_an_internal_error_without_the_upstream_body() {
 #[tokio::test]
 async fn a_failed_put_leaves_no_record() {
     let app = app().await;
-    // More failures than the S3 SDK's own retries.
+    // More failures than the R2 client's own retries.
     app.s3().unwrap().fail_next(10, "PUT", 500);
     let reply = app.upload(app.sk(), &Form::standard()).await;
     reply.error(500, "INTERNAL_ERROR");

@@ -12,7 +12,7 @@
 //!   running it). Exactly as many faults are armed as the client makes attempts, so none is left
 //!   over for the checks that follow; the request counts prove it. The second D1 request of an
 //!   upload is targeted by [`OnBatch`], which arms the server just before that batch is sent.
-//! - S3 errors come from the S3 server (`fail_next(n, method, status)`); the AWS SDK makes 3
+//! - S3 errors come from the S3 server (`fail_next(n, method, status)`); the R2 client makes 3
 //!   attempts, so 3 faults fail a step and 2 show its recovery.
 //! - A lost answer *after the work was done* (the request ran, the answer never came back: what a
 //!   timeout is at worst) cannot be made by the servers, which never run a faulted request, and a
@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 
 /// Attempts the D1 client makes (README: "retried up to four attempts").
 const D1_ATTEMPTS: usize = 4;
-/// Attempts the AWS SDK makes (its standard retry mode).
+/// Attempts the R2 client makes (shared/src/blobs/r2.rs).
 const S3_ATTEMPTS: usize = 3;
 
 const RATE_LIMITED: Fault = Fault::RateLimited {
@@ -404,7 +404,7 @@ async fn upload_2_put_500s_fail_and_store_nothing() {
     check(&app, State::clean(0, 0), State::clean(0, 0)).await;
 }
 
-/// R2 refusing for rate (503 SlowDown) after the SDK's retries: API.md's RATE_LIMITED is "the
+/// R2 refusing for rate (503 SlowDown) after the client's retries: API.md's RATE_LIMITED is "the
 /// backing store refused for rate, after retries".
 #[tokio::test]
 async fn upload_2_put_503_storm_is_rate_limited() {

@@ -104,7 +104,7 @@ pub fn r2_endpoint_for(account_id: &str) -> String {
 }
 
 /// The object store of a build without one (a function that never touches objects is built
-/// without the `r2` feature, so it does not carry the S3 SDK). Every call fails.
+/// without the `r2` feature, so it does not carry the R2 client). Every call fails.
 pub struct NoBlobs;
 
 impl NoBlobs {

@@ -137,7 +137,7 @@ async fn put_sends_plain_sized_body_without_checksums_or_aws_chunked() {
 async fn injected_put_failure_surfaces_as_an_error() {
     let server = S3Server::start().await;
     let blobs = blobs(&server);
-    // The SDK's standard retry mode makes 3 attempts at a 500.
+    // The client makes 3 attempts at a 500.
     server.fail_next(3, "PUT", 500);
     let err = blobs
         .put(KEY, body(), "image/png")
@@ -149,10 +149,10 @@ async fn injected_put_failure_surfaces_as_an_error() {
         .iter()
         .filter(|r| r.method == Method::PUT)
         .count();
-    assert_eq!(puts, 3, "the SDK's attempts");
+    assert_eq!(puts, 3, "the client's attempts");
     assert!(!err.to_string().contains(server.secret_access_key()));
 
-    // One 503 (SlowDown) is retried by the SDK and the object lands.
+    // One 503 (SlowDown) is retried by the client and the object lands.
     server.reset_requests();
     server.fail_next(1, "PUT", 503);
     blobs
