@@ -44,7 +44,6 @@ impl SqliteDb {
         // (writes still go through the WAL; SQLite keeps the map coherent across processes).
         conn.pragma_update(None, "mmap_size", MMAP_SIZE)
             .map_err(other)?;
-        persist_wal(&conn)?;
         conn.set_prepared_statement_cache_capacity(64);
         Ok(SqliteDb {
             conn: Mutex::new(conn),
@@ -175,39 +174,6 @@ fn cell(value: ValueRef<'_>) -> Cell {
     }
 }
 
-/// Keeps `imgbt.db-wal` and `imgbt.db-shm` when the last connection to the store closes
-/// (SQLite's `SQLITE_FCNTL_PERSIST_WAL`; each connection sets it, as it is the one that closes
-/// last whose setting counts). That close still checkpoints the WAL into `imgbt.db` and, with
-/// `journal_size_limit` 0, empties it, so `imgbt.db` alone stays a complete copy of the store.
-///
-/// What it saves is the next process's cold start: it opens the two files instead of creating
-/// them. Creating a file is the file system allocating an inode and journalling it; profiled
-/// under `imgbt-coldstart`, those two creations were most of the kernel time a cold `get` spent
-/// beyond hello's (BENCH.md).
-fn persist_wal(conn: &Connection) -> Result<(), DbError> {
-    conn.pragma_update(None, "journal_size_limit", 0)
-        .map_err(other)?;
-    let mut on: std::ffi::c_int = 1;
-    // SAFETY: `conn.handle()` is the open database handle of `conn`, which outlives this call;
-    // "main" is a NUL-terminated schema name; for this opcode SQLite reads and writes one `int`
-    // through the pointer, which points at `on`, alive for the whole call.
-    let rc = unsafe {
-        rusqlite::ffi::sqlite3_file_control(
-            conn.handle(),
-            c"main".as_ptr(),
-            rusqlite::ffi::SQLITE_FCNTL_PERSIST_WAL,
-            (&raw mut on).cast(),
-        )
-    };
-    if rc == rusqlite::ffi::SQLITE_OK {
-        Ok(())
-    } else {
-        Err(DbError::Other(format!(
-            "keeping the WAL file between processes: SQLite error {rc}"
-        )))
-    }
-}
-
 fn classify(err: rusqlite::Error) -> DbError {
     if let rusqlite::Error::SqliteFailure(code, message) = &err {
         let message = message.clone().unwrap_or_else(|| err.to_string());
@@ -235,35 +201,6 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = SqliteDb::open(&dir.path().join("t.db")).unwrap();
         (dir, db)
-    }
-
-    #[tokio::test]
-    async fn the_wal_files_stay_empty_after_the_last_close_and_the_file_alone_is_complete() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("t.db");
-        let db = SqliteDb::open(&path).unwrap();
-        run(
-            &db,
-            vec![
-                Stmt::new("CREATE TABLE t (k TEXT PRIMARY KEY)", vec![]),
-                Stmt::new("INSERT INTO t (k) VALUES ('kept')", vec![]),
-            ],
-        )
-        .await
-        .unwrap();
-        assert!(std::fs::metadata(dir.path().join("t.db-wal")).unwrap().len() > 0);
-        drop(db);
-        // Kept for the next process to open rather than create; the WAL emptied into the file.
-        assert_eq!(std::fs::metadata(dir.path().join("t.db-wal")).unwrap().len(), 0);
-        assert!(dir.path().join("t.db-shm").exists());
-        // The database file alone, copied without its WAL, holds every committed row.
-        let copy = tempfile::tempdir().unwrap();
-        std::fs::copy(&path, copy.path().join("t.db")).unwrap();
-        let alone = SqliteDb::open(&copy.path().join("t.db")).unwrap();
-        let rows = run(&alone, vec![Stmt::new("SELECT k FROM t", vec![])])
-            .await
-            .unwrap();
-        assert_eq!(rows[0].rows[0]["k"], "kept");
     }
 
     #[tokio::test]
