@@ -345,22 +345,10 @@ impl Cloudflare {
             .build()?;
         let (d1, s3) =
             runtime.block_on(async { tokio::join!(D1Server::start(), S3Server::start()) });
-        let env: Vec<(String, String)> = [
-            ("CLOUDFLARE_ACCOUNT_ID", d1.account_id().to_owned()),
-            ("CLOUDFLARE_API_TOKEN", d1.token().to_owned()),
-            ("IMGBT_D1_DATABASE_ID", d1.database_id().to_owned()),
-            ("IMGBT_D1_BASE_URL", d1.base_url()),
-            ("IMGBT_R2_BUCKET", s3.bucket().to_owned()),
-            ("IMGBT_R2_ACCESS_KEY_ID", s3.access_key_id().to_owned()),
-            (
-                "IMGBT_R2_SECRET_ACCESS_KEY",
-                s3.secret_access_key().to_owned(),
-            ),
-            ("IMGBT_R2_ENDPOINT", s3.endpoint()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v))
-        .collect();
+        let env: Vec<(String, String)> = imgbt_test_servers::cloudflare_env(&d1, &s3)
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect();
         let config = shared::deps::Config::from_lookup(|name| {
             env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
         })?;

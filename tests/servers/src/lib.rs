@@ -33,6 +33,24 @@ use std::net::SocketAddr;
 use tokio::net::TcpListener;
 use tokio::task::{JoinHandle, JoinSet};
 
+/// The variables that point imgbt (a function, `imgbt`, `Config::from_lookup`) at these two
+/// servers: the Cloudflare variables, with the D1 base URL and R2 endpoint overridden.
+pub fn cloudflare_env(d1: &D1Server, s3: &S3Server) -> Vec<(&'static str, String)> {
+    vec![
+        ("CLOUDFLARE_ACCOUNT_ID", d1.account_id().to_owned()),
+        ("CLOUDFLARE_API_TOKEN", d1.token().to_owned()),
+        ("IMGBT_D1_DATABASE_ID", d1.database_id().to_owned()),
+        ("IMGBT_D1_BASE_URL", d1.base_url()),
+        ("IMGBT_R2_BUCKET", s3.bucket().to_owned()),
+        ("IMGBT_R2_ACCESS_KEY_ID", s3.access_key_id().to_owned()),
+        (
+            "IMGBT_R2_SECRET_ACCESS_KEY",
+            s3.secret_access_key().to_owned(),
+        ),
+        ("IMGBT_R2_ENDPOINT", s3.endpoint()),
+    ]
+}
+
 /// `n` random bytes as lowercase hex.
 pub(crate) fn random_hex(bytes: usize) -> String {
     let mut buf = vec![0u8; bytes];

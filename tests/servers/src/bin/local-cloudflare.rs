@@ -13,19 +13,7 @@ use imgbt_test_servers::{D1Server, S3Server};
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
     let (d1, s3) = tokio::join!(D1Server::start(), S3Server::start());
-    let vars = [
-        ("CLOUDFLARE_ACCOUNT_ID", d1.account_id().to_owned()),
-        ("CLOUDFLARE_API_TOKEN", d1.token().to_owned()),
-        ("IMGBT_D1_DATABASE_ID", d1.database_id().to_owned()),
-        ("IMGBT_D1_BASE_URL", d1.base_url()),
-        ("IMGBT_R2_BUCKET", s3.bucket().to_owned()),
-        ("IMGBT_R2_ACCESS_KEY_ID", s3.access_key_id().to_owned()),
-        (
-            "IMGBT_R2_SECRET_ACCESS_KEY",
-            s3.secret_access_key().to_owned(),
-        ),
-        ("IMGBT_R2_ENDPOINT", s3.endpoint()),
-    ];
+    let vars = imgbt_test_servers::cloudflare_env(&d1, &s3);
     let text: String = vars
         .iter()
         .map(|(name, value)| format!("export {name}={value}\n"))
