@@ -16,8 +16,8 @@
 //!   attempts, so 3 faults fail a step and 2 show its recovery.
 //! - A lost answer *after the work was done* (the request ran, the answer never came back: what a
 //!   timeout is at worst) cannot be made by the servers, which never run a faulted request, and a
-//!   real timeout takes too long here (D1's client waits 20 s; the S3 client has no read timeout,
-//!   see `an_upload_answers_while_r2_stalls`). [`OnBatch`] (`LoseAnswer`) and [`LandedButLost`]
+//!   real timeout takes too long here (D1's client waits 20 s; the S3 client 8 s an attempt and
+//!   20 s in all, see `an_upload_answers_while_r2_stalls`). [`OnBatch`] (`LoseAnswer`) and [`LandedButLost`]
 //!   wrap the stores instead: the call runs, then reports an error. These cells also run on the
 //!   embedded backend.
 
