@@ -204,6 +204,35 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_compiled_in_sqlite_has_json_and_not_the_modules_left_out() {
+        // .cargo/config.toml builds SQLite without FTS3/FTS5, R*Tree and dbstat (a cold start
+        // pays for each module it has); the JSON functions the update function uses stay.
+        let (_dir, db) = db();
+        let merged = run(
+            &db,
+            vec![Stmt::new(
+                r#"SELECT json_patch('{"a":1,"b":2}', '{"b":null}') AS merged"#,
+                vec![],
+            )],
+        )
+        .await
+        .unwrap();
+        assert_eq!(merged[0].rows[0]["merged"], r#"{"a":1}"#);
+        for module in ["fts5(x)", "fts4(x)", "rtree(id, a, b)", "dbstat"] {
+            let made = run(
+                &db,
+                vec![Stmt::new(
+                    format!("CREATE VIRTUAL TABLE v USING {module}"),
+                    vec![],
+                )],
+            )
+            .await;
+            let err = made.expect_err(module).to_string();
+            assert!(err.contains("no such module"), "{module}: {err}");
+        }
+    }
+
+    #[tokio::test]
     async fn a_batch_is_atomic() {
         let (_dir, db) = db();
         run(
