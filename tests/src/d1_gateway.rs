@@ -345,22 +345,11 @@ impl Gateway {
     /// The bytes of workerd's local D1 files (SQLite database, WAL), to search for what must not
     /// be stored.
     pub fn database_bytes(&self) -> Vec<u8> {
-        fn walk(dir: &Path, out: &mut Vec<u8>) {
-            let Ok(entries) = std::fs::read_dir(dir) else {
-                return;
-            };
-            for entry in entries.flatten() {
-                let path = entry.path();
-                if path.is_dir() {
-                    walk(&path, out);
-                } else if let Ok(bytes) = std::fs::read(&path) {
-                    out.extend(bytes);
-                }
-            }
-        }
-        let mut out = Vec::new();
-        walk(&self.state.join("v3").join("d1"), &mut out);
-        out
+        crate::files_under(&self.state.join("v3").join("d1"))
+            .into_iter()
+            .filter_map(|path| std::fs::read(path).ok())
+            .flatten()
+            .collect()
     }
 }
 

@@ -380,25 +380,8 @@ impl TestApp {
     /// Everything the object store holds: on the embedded default every file under the objects
     /// directory (temporary files included: a leftover is a leftover), on S3 every key.
     pub fn object_files(&self) -> Vec<PathBuf> {
-        fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-            let Ok(entries) = std::fs::read_dir(dir) else {
-                return;
-            };
-            for entry in entries.flatten() {
-                let path = entry.path();
-                if path.is_dir() {
-                    walk(&path, out);
-                } else {
-                    out.push(path);
-                }
-            }
-        }
         match &self.store {
-            Store::Embedded => {
-                let mut out = Vec::new();
-                walk(&self.objects_dir(), &mut out);
-                out
-            }
+            Store::Embedded => files_under(&self.objects_dir()),
             Store::Cloudflare(cloud) => cloud.s3.objects().into_iter().map(PathBuf::from).collect(),
             Store::Gateway(stores) => stores.s3.objects().into_iter().map(PathBuf::from).collect(),
         }
@@ -1125,4 +1108,21 @@ pub fn gateway_config(gateway: &d1_gateway::Gateway, s3: &S3Server) -> Cloudflar
         r2_secret_access_key: Secret::new(s3.secret_access_key()),
         r2_endpoint: s3.endpoint(),
     }
+}
+
+/// Every file under `dir`, at any depth (none when `dir` cannot be read).
+pub(crate) fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(files_under(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
 }
