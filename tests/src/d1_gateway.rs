@@ -22,6 +22,7 @@
 //! pinned by its lock file), so `cargo test` sets a fresh clone up alone; when that fails, this
 //! panics saying why, rather than skipping.
 
+use imgbt_test_servers::{random_database_id, random_hex};
 use shared::db::d1::D1Db;
 use shared::db::{self, Stmt};
 use shared::deps::Secret;
@@ -111,13 +112,6 @@ fn install_packages() -> Result<(), String> {
     Ok(())
 }
 
-/// `n` random bytes as lowercase hex.
-fn random_hex(n: usize) -> String {
-    let mut bytes = vec![0u8; n];
-    shared::auth::fill_random(&mut bytes);
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 impl Gateway {
     /// The gateway of this test binary, started on first use.
     ///
@@ -145,15 +139,7 @@ impl Gateway {
             .map_err(|e| format!("temporary directory: {e}"))?;
         let state = tmp.path().join("state");
         let account_id = random_hex(16);
-        let uuid = random_hex(16);
-        let database_id = format!(
-            "{}-{}-{}-{}-{}",
-            &uuid[..8],
-            &uuid[8..12],
-            &uuid[12..16],
-            &uuid[16..20],
-            &uuid[20..]
-        );
+        let database_id = random_database_id();
         let token = random_hex(24);
         let previous_token = random_hex(24);
         let env_file = tmp.path().join("gateway.env");

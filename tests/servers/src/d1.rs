@@ -27,7 +27,7 @@
 //!
 //! Foreign keys are enforced, as on D1.
 
-use crate::{Running, random_hex, serve};
+use crate::{Running, random_database_id, random_hex, serve};
 use bytes::Bytes;
 use http::{HeaderValue, Method, StatusCode, header};
 use http_body_util::{BodyExt, Full};
@@ -120,17 +120,9 @@ impl D1Server {
         let conn = Connection::open_in_memory().expect("opening an in-memory SQLite database");
         conn.execute_batch("PRAGMA foreign_keys = ON;")
             .expect("enabling foreign keys");
-        let uuid = random_hex(16);
         let state = Arc::new(State {
             account_id: random_hex(16),
-            database_id: format!(
-                "{}-{}-{}-{}-{}",
-                &uuid[..8],
-                &uuid[8..12],
-                &uuid[12..16],
-                &uuid[16..20],
-                &uuid[20..]
-            ),
+            database_id: random_database_id(),
             token: random_hex(20),
             conn: Mutex::new(conn),
             requests: AtomicU64::new(0),

@@ -52,10 +52,23 @@ pub fn cloudflare_env(d1: &D1Server, s3: &S3Server) -> Vec<(&'static str, String
 }
 
 /// `n` random bytes as lowercase hex.
-pub(crate) fn random_hex(bytes: usize) -> String {
+pub fn random_hex(bytes: usize) -> String {
     let mut buf = vec![0u8; bytes];
     getrandom::fill(&mut buf).expect("the OS random source");
     buf.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A random D1 database id, shaped as Cloudflare's are (a UUID: 8-4-4-4-12 hex digits).
+pub fn random_database_id() -> String {
+    let hex = random_hex(16);
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    )
 }
 
 /// The accept loop of a running server; dropping it stops the loop and every open connection.
