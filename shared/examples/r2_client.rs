@@ -1,23 +1,37 @@
-//! What building the R2 client costs against its floor, building the bare reqwest client it
-//! wraps, as a cold start pays it: the first construction in a fresh process (TLS set-up and
-//! root store included), and warm, once the process has built one.
+//! What building the R2 client costs against a floor, building a bare reqwest client (what the D1
+//! client is), as a cold start pays it: the first construction in a fresh process (the SDK's
+//! configuration, TLS set-up and root store included), and warm, once the process has built one.
+//! The R2 side is `R2Blobs::new` and its first call, a presigned GET (it builds the SDK's client
+//! and signs one URL, sending nothing): the work that `Blobs::prepare` moves to a thread.
 //!
 //! `cargo run --release -p shared --example r2_client` prints the medians and their ratio. Each
 //! cold figure is one child process (this binary re-run with `child r2` or `child reqwest`),
 //! the two kinds interleaved, so that a noisy neighbour slows both alike.
 
 use shared::blobs::r2::R2Blobs;
+use shared::blobs::{Blobs, Validity};
 use shared::deps::Secret;
 use std::time::{Duration, Instant};
 
 const ENDPOINT: &str = "https://0123456789abcdef.r2.cloudflarestorage.com";
 
 fn build(kind: &str) -> Duration {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("a runtime");
+    let validity = Validity {
+        signed_at: std::time::SystemTime::now(),
+        expires_in: Duration::from_secs(300),
+    };
     let started = Instant::now();
     match kind {
         "r2" => {
             let blobs = R2Blobs::new(ENDPOINT, "bucket", "AKIDEXAMPLE", &Secret::new("secret"));
+            let url = runtime
+                .block_on(blobs.presign_get("k", "image/png", validity))
+                .expect("a presigned URL");
             let elapsed = started.elapsed();
+            drop(std::hint::black_box(url));
             drop(std::hint::black_box(blobs));
             elapsed
         }
@@ -79,7 +93,9 @@ fn main() {
             warm_r2.push(build("r2"));
         }
     }
-    println!("| R2 client construction | R2Blobs::new | reqwest::Client (floor) | ratio |");
+    println!(
+        "| R2 client construction | R2Blobs::new + first presign | reqwest::Client (floor) | ratio |"
+    );
     println!("|---|---|---|---|");
     for (what, r2, floor) in [
         (

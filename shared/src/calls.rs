@@ -52,6 +52,10 @@ impl Db for CountedDb {
 pub struct CountedBlobs(pub Arc<dyn Blobs>);
 
 impl Blobs for CountedBlobs {
+    fn prepare(&self) {
+        self.0.prepare();
+    }
+
     fn put<'a>(
         &'a self,
         key: &'a str,

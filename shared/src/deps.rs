@@ -164,7 +164,7 @@ impl Deps {
 
     /// Like [`Deps::from_env`], with `objects` building the object store on Cloudflare. A function
     /// that never touches objects passes [`no_objects`], so that its binary never references the
-    /// R2 client and the linker leaves it (signer, XML reader, HMAC) out.
+    /// R2 client and the linker leaves it (the AWS SDK) out.
     pub async fn from_env_with(objects: ObjectStore) -> Result<Self, ConfigError> {
         let mut deps = match Config::from_env()? {
             #[cfg(feature = "embedded")]
@@ -261,15 +261,17 @@ fn embedded_failure(data_dir: &Path) -> impl Fn(String) -> ConfigError + '_ {
 /// Builds the object store for a Cloudflare configuration.
 pub type ObjectStore = fn(&CloudflareConfig) -> Arc<dyn Blobs>;
 
-/// R2 over S3.
+/// R2 over S3, its client already being built on a thread of its own ([`Blobs::prepare`]).
 #[cfg(feature = "r2")]
 pub fn r2_objects(config: &CloudflareConfig) -> Arc<dyn Blobs> {
-    Arc::new(crate::blobs::r2::R2Blobs::new(
+    let blobs = crate::blobs::r2::R2Blobs::new(
         &config.r2_endpoint,
         &config.r2_bucket,
         &config.r2_access_key_id,
         &config.r2_secret_access_key,
-    ))
+    );
+    blobs.prepare();
+    Arc::new(blobs)
 }
 
 /// No object store: for functions that never touch objects.

@@ -16,7 +16,7 @@ use std::time::{Duration, SystemTime};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Presigned {
     pub url: String,
-    /// Header names in lowercase, in the order the signer gave them.
+    /// Header names in lowercase, sorted.
     pub headers: Vec<(String, String)>,
 }
 
@@ -47,6 +47,10 @@ pub enum BlobError {
 }
 
 pub trait Blobs: Send + Sync {
+    /// Builds now what the first call would otherwise build (R2: the S3 client), so that a
+    /// handler can pay for it while it waits on another request. Sends nothing; cheap when done.
+    fn prepare(&self) {}
+
     /// Stores `body` under `key`, replacing nothing: keys carry a fresh asset id.
     fn put<'a>(
         &'a self,

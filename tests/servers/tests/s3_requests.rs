@@ -1,7 +1,7 @@
-//! Our R2 client's own SigV4 signing, checked by the S3 stand-in (s3s verifies every signature,
-//! in the `Authorization` header and in presigned URLs): awkward keys, list pages and their
-//! continuation tokens, presigned URLs that expire or are tampered with, retries and the text of
-//! errors.
+//! Our R2 client (the AWS SDK as `shared::blobs::r2` configures it) against the S3 stand-in, which
+//! verifies every signature, in the `Authorization` header and in presigned URLs: awkward keys,
+//! list pages and their continuation tokens, presigned URLs that expire or are tampered with,
+//! retries (429 included, which the SDK alone does not retry) and the text of errors.
 
 mod common;
 
