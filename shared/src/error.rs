@@ -92,7 +92,7 @@ impl ApiError {
         }
     }
 
-    /// The JSON envelope of API.md: `{"error":{"code","message","status"}}`.
+    /// The JSON envelope of docs/API.md#errors: `{"error":{"code","message","status"}}`.
     pub fn envelope(&self) -> serde_json::Value {
         serde_json::json!({
             "error": {

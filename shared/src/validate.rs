@@ -1,5 +1,5 @@
-//! Typed inputs. Each type has one constructor that checks its rule from API.md, so a value that
-//! exists is valid. Errors are [`ApiError::InvalidParams`] naming the field.
+//! Typed inputs. Each type has one constructor that checks its rule (docs/API.md#validation-rules),
+//! so a value that exists is valid. Errors are [`ApiError::InvalidParams`] naming the field.
 
 use crate::ApiError;
 use serde_json::{Map, Value};
