@@ -1,4 +1,6 @@
 //! The one error type of the API, and the envelope every error response uses.
+//!
+//! Contract: docs/API.md#error-codes and docs/API.md#messages.
 
 use lambda_http::http::StatusCode;
 
