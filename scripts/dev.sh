@@ -5,7 +5,7 @@
 #
 # Installs cargo-lambda if it is missing, migrates the store, creates a `dev` vault once (its keys
 # are saved to $IMGBT_DATA_DIR/dev-vault.json, local only), prints ready-to-run curl lines, then
-# runs `cargo lambda watch`, which serves the five functions on http://localhost:$IMGBT_PORT.
+# runs `cargo lambda watch`, which serves every function on http://localhost:$IMGBT_PORT.
 #
 #   ./scripts/dev.sh --local-cloudflare
 #

@@ -21,7 +21,7 @@
 #   counts tags after repeats are removed; metadata is limited in serialised bytes), so some inputs
 #   the document admits are rightly 400.
 # - unsupported_method: it expects 405; the API answers a method a path does not serve with its
-#   404 NOT_FOUND envelope (README, Decisions), which API Gateway's routing also gives.
+#   404 NOT_FOUND envelope (docs/API.md#route-matching), which API Gateway's routing also gives.
 # negative_data_rejection is off for the multipart upload only: its fields are text, so a "wrong
 # type" such as the integer 0 for `partition` is sent as the valid text "0".
 set -euo pipefail

@@ -1,4 +1,4 @@
-//! The asset record of API.md, as stored and as returned.
+//! The asset record (docs/API.md#the-asset-record), as stored and as returned.
 
 use crate::ApiError;
 use crate::db::{Cell, Row};

@@ -5,6 +5,8 @@
 //! indexed equality. Authentication never costs a request of its own: [`Credential::lookup`] is the
 //! first statement of each handler's batch, and every write carries [`write_guard!`](crate::write_guard)
 //! so that it cannot happen for a key that may not write to that vault.
+//!
+//! Contract: docs/API.md#authentication.
 
 use crate::ApiError;
 use crate::db::{Row, Stmt, Value};

@@ -2,6 +2,8 @@
 //!
 //! Fixed width means the text order of stored times is their time order, which the list's
 //! keyset pagination and `updated_at`'s forward step in SQL rely on.
+//!
+//! Contract: docs/API.md#times.
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

@@ -1,6 +1,8 @@
 //! The list cursor: the position after the last asset of a page, `(created_at, id)`, as base64url
 //! of `{"created_at":…,"id":…}`. Opaque to clients; anything that does not decode to exactly that is
 //! refused, so a cursor can never smuggle anything into SQL.
+//!
+//! Contract: docs/API.md#cursor.
 
 use crate::ApiError;
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};

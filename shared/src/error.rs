@@ -1,4 +1,6 @@
 //! The one error type of the API, and the envelope every error response uses.
+//!
+//! Contract: docs/API.md#error-codes and docs/API.md#messages.
 
 use lambda_http::http::StatusCode;
 
@@ -92,7 +94,7 @@ impl ApiError {
         }
     }
 
-    /// The JSON envelope of API.md: `{"error":{"code","message","status"}}`.
+    /// The JSON envelope of docs/API.md#errors: `{"error":{"code","message","status"}}`.
     pub fn envelope(&self) -> serde_json::Value {
         serde_json::json!({
             "error": {

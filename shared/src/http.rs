@@ -12,7 +12,8 @@ use std::time::Instant;
 pub const JSON: &str = "application/json";
 
 /// Runs one request of `function` through `run`, and turns its outcome into exactly one response
-/// and one log line. Errors become the envelope of API.md; internal causes go to the log only.
+/// and one log line. Errors become the envelope of docs/API.md#errors; internal causes go to the
+/// log only.
 pub async fn serve<F, Fut>(
     function: &'static str,
     req: Request,

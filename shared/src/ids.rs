@@ -3,6 +3,8 @@
 //! A ULID's first 48 bits are its creation time in milliseconds, so ids created with the same clock
 //! as `created_at` sort the same way; the list order (`created_at`, `id`) relies on that only as a
 //! tie-break.
+//!
+//! Contract: docs/API.md#ids.
 
 use ulid::Ulid;
 

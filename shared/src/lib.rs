@@ -3,7 +3,7 @@
 //! - [`error`]: [`ApiError`], the one error type, and its JSON envelope.
 //! - [`http`]: reading requests (path targets, bearer keys, JSON) and writing responses; [`http::serve`]
 //!   wraps every handler so that each request gets exactly one response and one log line.
-//! - [`routes`]: the route table of API.md, the one source of truth for paths.
+//! - [`routes`]: the route table of docs/API.md#routes, the one source of truth for paths.
 //! - [`ids`], [`clock`]: `asset_`/`vault_` ULIDs and RFC 3339 times.
 //! - [`validate`], [`cursor`]: typed inputs; a value that exists is valid.
 //! - [`auth`]: keys, their hashes, and the SQL that folds authentication into each request's batch.

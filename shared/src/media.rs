@@ -4,6 +4,8 @@
 //! the upload declared, else from the filename's extension, else `application/octet-stream`.
 //! A declared `application/octet-stream` says nothing, so it does not stop the extension from
 //! answering.
+//!
+//! Contract: docs/API.md#mime-type-and-pixel-size.
 
 pub const OCTET_STREAM: &str = "application/octet-stream";
 

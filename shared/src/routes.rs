@@ -1,4 +1,5 @@
-//! The route table of API.md, and how a handler finds its vault, asset and upload ids in a request.
+//! The route table of docs/API.md#routes, and how a handler finds its vault, asset and upload ids
+//! in a request.
 //!
 //! API Gateway and `cargo lambda watch`'s router fill in `pathParameters`; a request that arrives
 //! without them (a function URL, an ALB, `/lambda-url/<fn>/…`) is resolved from its raw path, whose

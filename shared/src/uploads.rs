@@ -5,6 +5,8 @@
 //! A row fixes everything the asset record will say except what the bytes tell (MIME type,
 //! pixel size): the asset id and object key are chosen when the upload starts, so the PUT lands
 //! on the object the record will name, and `complete` moves no bytes.
+//!
+//! Contract: docs/API.md#direct-uploads.
 
 use crate::ApiError;
 use crate::auth;

@@ -1,11 +1,12 @@
-//! Typed inputs. Each type has one constructor that checks its rule from API.md, so a value that
-//! exists is valid. Errors are [`ApiError::InvalidParams`] naming the field.
+//! Typed inputs. Each type has one constructor that checks its rule (docs/API.md#validation-rules),
+//! so a value that exists is valid. Errors are [`ApiError::InvalidParams`] naming the field.
 
 use crate::ApiError;
 use serde_json::{Map, Value};
 use unicode_normalization::UnicodeNormalization;
 
-/// A partition, collection or channel: `^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$`.
+/// A partition, collection or channel: `^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$`
+/// (docs/API.md#path-components).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PathSegment(String);
 
@@ -31,7 +32,8 @@ impl PathSegment {
     }
 }
 
-/// A stored filename: 1–255 bytes of UTF-8, no `/`, `\` or control character, not `.` or `..`.
+/// A stored filename: 1–255 bytes of UTF-8, no `/`, `\` or control character, not `.` or `..`
+/// (docs/API.md#filenames).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Filename(String);
 
@@ -73,7 +75,8 @@ impl Filename {
     }
 }
 
-/// Metadata: a JSON object, at most 16 KiB when serialised. Kept in its compact serialisation.
+/// Metadata: a JSON object, at most 16 KiB when serialised. Kept in its compact serialisation
+/// (docs/API.md#metadata).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Metadata(String);
 
@@ -114,7 +117,8 @@ impl Metadata {
     }
 }
 
-/// Tags: at most 64 strings of 1–64 characters; repeats are kept once, in first order.
+/// Tags: at most 64 strings of 1–64 characters; repeats are kept once, in first order
+/// (docs/API.md#tags).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tags(Vec<String>);
 
@@ -169,7 +173,7 @@ impl Tags {
 }
 
 /// A list page size: an integer from 1 to 200, in plain decimal (no sign, no leading zero); 50
-/// when absent.
+/// when absent (docs/API.md#limit).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limit(u8);
 
@@ -203,7 +207,7 @@ impl Limit {
 pub const MAX_JSON_BODY_BYTES: usize = 64 * 1024;
 
 /// A JSON request body: an object whose members are all in `known`. The size is checked before
-/// parsing; the content type must be `application/json` or one of `also`.
+/// parsing; the content type must be `application/json` or one of `also` (docs/API.md#json-bodies).
 pub fn json_object(
     content_type: Option<&str>,
     also: &[&str],

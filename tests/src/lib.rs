@@ -53,7 +53,7 @@ pub async fn dispatch(deps: &Deps, function: &str, req: Request) -> Response<Bod
         "content" => content::handle(deps, req).await,
         other => panic!("no function {other}"),
     };
-    // API.md: errors are responses. An Err here would reach the client as a gateway 502.
+    // docs/API.md#errors: errors are responses. An Err would reach the client as a gateway 502.
     result.unwrap_or_else(|e| panic!("{function} returned Err instead of an error response: {e}"))
 }
 
@@ -672,8 +672,9 @@ impl Reply {
         self.json()
     }
 
-    /// Asserts an error response of API.md: `status`, `code`, `content-type: application/json`, and
-    /// the envelope `{"error":{"code","message","status"}}` with nothing else in it. Returns the message.
+    /// Asserts an error response (docs/API.md#errors): `status`, `code`, `content-type:
+    /// application/json`, and the envelope `{"error":{"code","message","status"}}` alone.
+    /// Returns the message.
     pub fn error(&self, status: u16, code: &str) -> String {
         assert_eq!(
             self.status.as_u16(),

@@ -1,6 +1,6 @@
 //! What only the Cloudflare backend can show: round trips counted by the D1 test server, the wire
 //! form of the PUT the R2 client sends, and what the API answers when D1 or R2 fail. The rules of
-//! API.md themselves run on this backend in `contract.rs`.
+//! docs/API.md themselves run on this backend in `contract.rs`.
 
 use imgbt_test_servers::d1::Fault;
 use imgbt_tests::{Backend, Form, TestApp, UPSTREAM_SECRET};

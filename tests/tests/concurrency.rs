@@ -1,7 +1,7 @@
 //! Concurrent PATCHes from separate function instances: each instance has dependencies of its own
 //! over the same stores (its own SQLite connection, or its own D1 and S3 clients, as separate
-//! function processes have), on a multi-thread runtime, all released at once. API.md: the merge happens
-//! atomically in the store, so PATCHes touching different keys all survive.
+//! function processes have), on a multi-thread runtime, all released at once. The merge happens
+//! atomically in the store, so PATCHes of different keys all survive (docs/API.md#merge-rules).
 
 use imgbt_tests::{Backend, Form, Reply, TestApp, dispatch};
 use serde_json::{Map, Value, json};

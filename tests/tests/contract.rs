@@ -1,4 +1,4 @@
-//! API.md, rule by rule, on every backend. Each test calls the five handlers as the Lambda runtime
+//! docs/API.md, rule by rule, on every backend. Each test calls the handlers as the Lambda runtime
 //! would (a `lambda_http::Request` with API Gateway's path parameters), over a fresh store, and its
 //! name says the rule it proves. The rules live in `contract/rules.rs`, included unchanged once per
 //! backend: the embedded default; D1 over REST plus R2 over S3 against the test servers; and D1

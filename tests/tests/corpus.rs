@@ -1,5 +1,5 @@
 //! The bad-request corpus: every file under `tests/corpus/` (format in `tests/corpus/README.md`) is
-//! one bad request and the 4xx that API.md gives it. Each is sent to its function on an app seeded
+//! one bad request and the 4xx docs/API.md gives it. Each is sent to its function on an app seeded
 //! with one asset in each vault, and must come back with exactly its status and code, in the error
 //! envelope, as `application/json`, with a short message that names the field (when the file says
 //! which) and leaks nothing internal. No request may get a 5xx or panic, and none may change what

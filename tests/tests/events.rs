@@ -1,7 +1,7 @@
 //! The sample events in `events/`: every file is an API Gateway HTTP API (payload 2.0) event named
 //! `<function>.<status>.<case>.json`. Each one, on a freshly seeded dev vault
 //! (`shared::admin::seed_dev`), must get exactly the status its name declares from the function its
-//! name declares, and an error status must carry the code API.md gives it. A file that does not
+//! name declares, and an error must carry its code (docs/API.md#error-codes). A file that does not
 //! follow the naming rule fails the suite. `scripts/invoke-events.sh` replays the same files through
 //! `cargo lambda watch`.
 
@@ -62,7 +62,7 @@ fn parse_name(file_name: &str) -> Result<Declared, String> {
     })
 }
 
-/// The error code API.md gives each error status of `function`.
+/// The error code docs/API.md#error-codes gives each error status of `function`.
 fn code_for(function: &str, status: u16) -> Option<&'static str> {
     let upload_route = matches!(function, "receive" | "complete");
     Some(match status {
@@ -210,7 +210,7 @@ async fn check(path: &Path) -> Result<(), String> {
         }
         (status, None) => {
             return Err(format!(
-                "{name}: {status} is not a status the API answers (see API.md)"
+                "{name}: {status} is not a status the API answers (see docs/API.md#error-codes)"
             ));
         }
     }

@@ -404,8 +404,8 @@ async fn upload_2_put_500s_fail_and_store_nothing() {
     check(&app, State::clean(0, 0), State::clean(0, 0)).await;
 }
 
-/// R2 refusing for rate (503 SlowDown) after the client's retries: API.md's RATE_LIMITED is "the
-/// backing store refused for rate, after retries".
+/// R2 refusing for rate (503 SlowDown) after the client's retries: RATE_LIMITED, as
+/// docs/API.md#error-codes gives a store that kept refusing for rate after the retries.
 #[tokio::test]
 async fn upload_2_put_503_storm_is_rate_limited() {
     let app = cloudflare().await;

@@ -3,7 +3,7 @@
 //! Two kinds of property:
 //! - Handlers (upload, list, update, get, and the Authorization header on list): whatever arrives,
 //!   the answer is a 2xx or a 4xx in the error envelope, never a 5xx or a panic. Where the input
-//!   is generated with structure, an independent model of API.md's rules says which: accepted
+//!   is generated with structure, an independent model of docs/API.md's rules says which: accepted
 //!   exactly when every rule holds.
 //! - Validators (`PathSegment`, `Filename`, `Cursor`, `Limit`, `Tags`, `Metadata`): never panic,
 //!   and accept exactly what the rule, checked here independently, allows.
@@ -210,7 +210,7 @@ fn well_formed(reply: &Reply) -> Result<(), TestCaseError> {
     Ok(())
 }
 
-/// `well_formed`, and exactly `status` with the code API.md gives it.
+/// `well_formed`, and exactly `status` with the code docs/API.md#error-codes gives it.
 fn answered(reply: &Reply, status: u16) -> Result<(), TestCaseError> {
     well_formed(reply)?;
     prop_assert_eq!(reply.status.as_u16(), status, "{}", reply.snippet());
@@ -218,13 +218,13 @@ fn answered(reply: &Reply, status: u16) -> Result<(), TestCaseError> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The rules of API.md, checked independently of shared::validate
+// The rules of docs/API.md#validation-rules, checked independently of shared::validate
 
 fn segment_rule() -> regex_lite::Regex {
     regex_lite::Regex::new(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$").expect("regex")
 }
 
-/// API.md's filename rule, on the name as stored: Unicode NFC (README "Decisions").
+/// The filename rule (docs/API.md#filenames), on the name as stored: Unicode NFC.
 fn filename_ok(name: &str) -> bool {
     let name = nfc(name);
     let name = name.as_str();
@@ -520,7 +520,7 @@ fn form_bytes(parts: &[Part]) -> Vec<u8> {
     out
 }
 
-/// API.md's upload rules, applied to the parts as sent.
+/// The upload rules (docs/API.md#the-multipart-form), applied to the parts as sent.
 fn upload_is_valid(parts: &[Part]) -> bool {
     let mut seen = HashSet::new();
     for part in parts {

@@ -333,7 +333,7 @@ fn the_asset_schema_has_exactly_the_records_fields() {
         .map(str_of)
         .collect();
     assert_eq!(properties, fields.into_iter().collect());
-    // API.md: metadata and tags are JSON text, not objects.
+    // docs/API.md#the-asset-record: metadata and tags are JSON text, not objects.
     for field in ["metadata", "tags"] {
         assert_eq!(str_of(&asset["properties"][field]["type"]), "string");
     }

@@ -8,6 +8,8 @@
 //! them. The second D1 request inserts the record, guarded by the key and by the upload still
 //! being open (so `imgbt gc`, which removes an expired upload's row before its object, can never
 //! leave a record without bytes), and marks the upload completed in the same batch.
+//!
+//! Contract: docs/API.md#complete.
 
 use lambda_http::{Body, Request, Response, http::StatusCode};
 use shared::asset::Asset;

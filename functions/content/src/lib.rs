@@ -8,6 +8,8 @@
 //! larger than one invocation's response can carry is refused with 413 and a message that says
 //! where the bytes are: `cargo lambda watch` does not answer such a response at all (the client
 //! waits until it gives up).
+//!
+//! Contract: docs/API.md#content.
 
 use lambda_http::http::header;
 use lambda_http::{Body, Request, Response, http::StatusCode};

@@ -8,6 +8,8 @@
 //! at one D1 request. The same batch also reads up to two pending deletions older than a minute
 //! (left by a failed object delete elsewhere); this request retries them after its own, so
 //! later requests finish what failed, without waiting for `imgbt gc`.
+//!
+//! Contract: docs/API.md#delete.
 
 use lambda_http::{Body, Request, Response};
 use shared::admin::forget_pending;

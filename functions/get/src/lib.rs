@@ -1,5 +1,7 @@
 //! `GET /api/v1/vaults/{vaultId}/assets/{assetId}`: one asset. One batch: the key lookup and the
 //! asset, so authentication costs no round trip of its own.
+//!
+//! Contract: docs/API.md#get.
 
 use lambda_http::{Body, Request, Response, http::StatusCode};
 use shared::asset::Asset;

@@ -3,6 +3,8 @@
 //! Keyset pagination on `(created_at, id)`: the cursor is the position of the page's last asset, so
 //! a page at any depth is one index range scan, and assets uploaded during a walk (which sort
 //! before the cursor) never shift later pages. One batch: the key lookup and the page.
+//!
+//! Contract: docs/API.md#list (filters, limit, cursor, order and paging).
 
 use lambda_http::{Body, Request, Response, http::StatusCode};
 use serde::Serialize;

@@ -7,6 +7,8 @@
 //! before the body is looked at; then the body is written to the upload's object (replacing any
 //! earlier PUT, as S3 does). The size is checked by `complete`, except that a body over the
 //! declared size (or the contract's limit) is refused here.
+//!
+//! Contract: docs/API.md#send-the-bytes.
 
 use lambda_http::{Body, Request, Response, http::StatusCode};
 use shared::db;

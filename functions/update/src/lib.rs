@@ -4,6 +4,8 @@
 //! so concurrent PATCHes touching different keys all survive and there is no read-modify-write.
 //! One batch: the key lookup, the guarded UPDATE … RETURNING, and (when metadata is patched) a
 //! probe that tells "no such asset" from "the merged metadata would be too large".
+//!
+//! Contract: docs/API.md#update, and its merge rules (docs/API.md#merge-rules).
 
 use lambda_http::{Body, Request, Response, http::StatusCode};
 use shared::asset::Asset;

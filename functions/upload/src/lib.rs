@@ -6,6 +6,8 @@
 //! key so that a key revoked in between writes nothing. If the insert fails (a duplicate filename
 //! included) the object is removed again, so a failed upload leaves nothing behind. The object key
 //! carries the new asset id, so a losing upload can never overwrite a winner's bytes.
+//!
+//! Contract: docs/API.md#upload (fields, uniqueness, size limits).
 
 mod form;
 

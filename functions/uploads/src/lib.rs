@@ -6,6 +6,8 @@
 //! keeps. One D1 request: the key lookup, a probe for an asset of the same name (409), and the
 //! upload row's insert, guarded by the key and by that probe. The URL is signed before the
 //! request (signing is local computation); if the insert does not happen, nobody ever sees it.
+//!
+//! Contract: docs/API.md#start-an-upload.
 
 use lambda_http::{Body, Request, Response, http::StatusCode};
 use serde_json::{Map, Value as Json, json};

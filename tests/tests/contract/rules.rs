@@ -1,4 +1,5 @@
-// The rules of API.md. Included once per backend by `../contract.rs`, where `app()` is defined.
+// The rules of docs/API.md. Included once per backend by `../contract.rs`, where `app()` is
+// defined.
 
 use imgbt_tests::{
     Call, FaultyBlobs, FaultyDb, Form, TestApp, UPSTREAM_SECRET, fixture, is_api_time, is_ulid,
@@ -343,7 +344,7 @@ async fn keys_are_random_and_stored_only_as_a_hash() {
         let random = key
             .strip_prefix(prefix)
             .unwrap_or_else(|| panic!("{key} starts with {prefix}"));
-        // 48 hex digits: 192 bits, at least the 128 that API.md asks for.
+        // 48 hex digits: 192 bits, at least the 128 that docs/API.md#keys promises.
         assert_eq!(random.len(), 48, "{key}");
         assert!(random.bytes().all(|b| b.is_ascii_hexdigit()), "{key}");
     }
@@ -601,7 +602,7 @@ async fn upload_returns_201_and_the_full_record() {
     expected.sort_unstable();
     let mut got = fields.clone();
     got.sort_unstable();
-    assert_eq!(got, expected, "exactly the 15 fields of API.md");
+    assert_eq!(got, expected, "exactly the 15 fields of docs/API.md#the-asset-record");
 
     let asset = id(&record);
     let vault = &app.vault.vault_id;
