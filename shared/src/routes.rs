@@ -1,4 +1,5 @@
-//! The routes of the registry (`functions.toml`), and how a handler finds its vault, asset and upload ids in a request.
+//! The routes of the registry (`functions.toml`), and how a handler finds its vault, asset and
+//! upload ids in a request.
 //!
 //! API Gateway and `cargo lambda watch`'s router fill in `pathParameters`; a request that arrives
 //! without them (a function URL, an ALB, `/lambda-url/<fn>/…`) is resolved from its raw path, whose
@@ -57,11 +58,13 @@ pub fn resolve(req: &Request, route: Route) -> Result<Target, ApiError> {
     let later = !LENIENT_PATHS.contains(&route.path);
     // A first-five route never takes a request shaped like a later one; a later route takes only
     // requests of its own shape, with or without path parameters.
-    let shaped_like_a_later_route = ROUTES
-        .iter()
-        .filter(|r| !LENIENT_PATHS.contains(&r.path))
-        .any(|r| match_path(path, r.path).is_some());
-    if !later && shaped_like_a_later_route {
+    let shaped_like_a_later_route = || {
+        ROUTES
+            .iter()
+            .filter(|r| !LENIENT_PATHS.contains(&r.path))
+            .any(|r| match_path(path, r.path).is_some())
+    };
+    if !later && shaped_like_a_later_route() {
         return Err(ApiError::NotFound);
     }
     let params = req.path_parameters();
