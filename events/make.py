@@ -10,10 +10,24 @@ The files are committed; run this again only to change them. Output is determini
 
 import base64
 import json
+import tomllib
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 FIXTURES = HERE.parent / "tests" / "fixtures"
+
+# The registry of functions: each event takes its method and route from its function's entry.
+with open(HERE.parent / "functions.toml", "rb") as registry:
+    FUNCTIONS = {f["name"]: f for f in tomllib.load(registry)["function"]}
+
+
+def route_of(function):
+    """(method, path) of the one route `function` serves."""
+    routes = FUNCTIONS[function]["routes"]
+    if len(routes) != 1:
+        raise SystemExit(f"{function} serves {len(routes)} routes; say which one")
+    method, path = routes[0].split(" ", 1)
+    return method, path
 
 # shared::admin::{DEV_VAULT_ID, DEV_PUBLIC_KEY, DEV_SECRET_KEY, DEV_ASSET_ID}
 VAULT = "vault_01DEVDEVDEVDEVDEVDEVDEVDEV"
@@ -26,13 +40,6 @@ UNKNOWN_KEY = "sk_0123456789abcdef0123456789abcdef0123456789abcdef"
 UNKNOWN_ASSET = "asset_01DEVDEVDEVDEVDEVDEVN0NE00"
 # A well-formed vault id that is not the dev vault.
 OTHER_VAULT = "vault_01DEVDEVDEVDEVDEVDEV0THER0"
-
-ASSETS = "/api/v1/vaults/{vaultId}/assets"
-ASSET_ROUTE = "/api/v1/vaults/{vaultId}/assets/{assetId}"
-ASSET_CONTENT = "/api/v1/vaults/{vaultId}/assets/{assetId}/content"
-UPLOADS = "/api/v1/vaults/{vaultId}/uploads"
-UPLOAD_CONTENT = "/api/v1/vaults/{vaultId}/uploads/{uploadId}/content"
-UPLOAD_COMPLETE = "/api/v1/vaults/{vaultId}/uploads/{uploadId}/complete"
 
 # shared::admin::{DEV_UPLOAD_ID, DEV_UPLOAD_TOKEN, DEV_UPLOAD_BYTES}: the dev vault's open direct
 # upload, its receive URL's token, and its bytes.
@@ -62,9 +69,11 @@ def multipart(fields, file_name, content_type, data):
     return out
 
 
-def event(n, method, route, vault=VAULT, asset=None, key=None, query="", body=None,
+def event(n, function, vault=VAULT, asset=None, key=None, query="", body=None,
           content_type=None, binary=False, upload=None):
-    """One payload-2.0 event. `n` makes the request id and time unique per file."""
+    """One payload-2.0 event for `function`'s route. `n` makes the request id and time unique
+    per file."""
+    method, route = route_of(function)
     path = (route.replace("{vaultId}", vault).replace("{assetId}", asset or "")
             .replace("{uploadId}", upload or ""))
     headers = {
@@ -127,22 +136,22 @@ def event(n, method, route, vault=VAULT, asset=None, key=None, query="", body=No
 def upload(n, key, fields, file_name="hello.txt", content_type="text/plain",
            data=b"Hello again!\n"):
     body = multipart(fields, file_name, content_type, data)
-    return event(n, "POST", ASSETS, key=key, body=body,
+    return event(n, "upload", key=key, body=body,
                  content_type=f"multipart/form-data; boundary={BOUNDARY}", binary=True)
 
 
 def patch(n, key, doc, asset=ASSET):
-    return event(n, "PATCH", ASSET_ROUTE, asset=asset, key=key, body=json.dumps(doc),
+    return event(n, "update", asset=asset, key=key, body=json.dumps(doc),
                  content_type="application/json")
 
 
 def start(n, key, doc):
-    return event(n, "POST", UPLOADS, key=key, body=json.dumps(doc),
+    return event(n, "uploads", key=key, body=json.dumps(doc),
                  content_type="application/json")
 
 
 def receive(n, body, upload=DEV_UPLOAD, token=DEV_UPLOAD_TOKEN):
-    return event(n, "PUT", UPLOAD_CONTENT, upload=upload, query=f"token={token}", body=body,
+    return event(n, "receive", upload=upload, query=f"token={token}", body=body,
                  content_type="text/plain")
 
 
@@ -158,22 +167,22 @@ EVENTS = {
     "upload.400.bad-partition": upload(2, SK, [
         ("partition", "Bad_Partition"), ("collection", "readme"), ("channel", "main"),
     ]),
-    "upload.400.not-multipart": event(3, "POST", ASSETS, key=SK, body='{"file":"hello"}',
+    "upload.400.not-multipart": event(3, "upload", key=SK, body='{"file":"hello"}',
                                       content_type="application/json"),
     "upload.401.unknown-key": upload(4, UNKNOWN_KEY, SAMPLE_PLACE),
     "upload.403.public-key": upload(5, PK, SAMPLE_PLACE, "new.txt"),
     "upload.409.duplicate": upload(6, SK, SAMPLE_PLACE, "hello.txt"),
     # list
-    "list.200.first-page": event(10, "GET", ASSETS, key=PK, query="limit=10"),
-    "list.200.filtered": event(11, "GET", ASSETS, key=PK,
+    "list.200.first-page": event(10, "list", key=PK, query="limit=10"),
+    "list.200.filtered": event(11, "list", key=PK,
                                query="partition=docs&collection=readme&channel=main"),
-    "list.400.limit-500": event(12, "GET", ASSETS, key=PK, query="limit=500"),
-    "list.400.bad-cursor": event(13, "GET", ASSETS, key=PK, query="cursor=not-a-cursor"),
-    "list.403.other-vault": event(14, "GET", ASSETS, vault=OTHER_VAULT, key=PK),
+    "list.400.limit-500": event(12, "list", key=PK, query="limit=500"),
+    "list.400.bad-cursor": event(13, "list", key=PK, query="cursor=not-a-cursor"),
+    "list.403.other-vault": event(14, "list", vault=OTHER_VAULT, key=PK),
     # get
-    "get.200.sample": event(20, "GET", ASSET_ROUTE, asset=ASSET, key=PK),
-    "get.401.missing-auth": event(21, "GET", ASSET_ROUTE, asset=ASSET),
-    "get.404.unknown-asset": event(22, "GET", ASSET_ROUTE, asset=UNKNOWN_ASSET, key=PK),
+    "get.200.sample": event(20, "get", asset=ASSET, key=PK),
+    "get.401.missing-auth": event(21, "get", asset=ASSET),
+    "get.404.unknown-asset": event(22, "get", asset=UNKNOWN_ASSET, key=PK),
     # update
     "update.200.merge": patch(30, SK, {"metadata": {"caption": "Hello, world", "alt": None},
                                        "tags": ["sample", "updated"]}),
@@ -181,9 +190,9 @@ EVENTS = {
     "update.403.public-key": patch(32, PK, {"tags": ["nope"]}),
     "update.404.unknown-asset": patch(33, SK, {"tags": ["x"]}, asset=UNKNOWN_ASSET),
     # delete
-    "delete.204.sample": event(40, "DELETE", ASSET_ROUTE, asset=ASSET, key=SK),
-    "delete.403.public-key": event(41, "DELETE", ASSET_ROUTE, asset=ASSET, key=PK),
-    "delete.404.unknown-asset": event(42, "DELETE", ASSET_ROUTE, asset=UNKNOWN_ASSET, key=SK),
+    "delete.204.sample": event(40, "delete", asset=ASSET, key=SK),
+    "delete.403.public-key": event(41, "delete", asset=ASSET, key=PK),
+    "delete.404.unknown-asset": event(42, "delete", asset=UNKNOWN_ASSET, key=SK),
     # uploads (start a direct upload)
     "uploads.201.start": start(50, SK, {
         "partition": "docs", "collection": "readme", "channel": "large", "filename": "video.mp4",
@@ -212,14 +221,14 @@ EVENTS = {
     "receive.404.unknown-upload": receive(62, "x", upload=UNKNOWN_UPLOAD),
     "receive.413.over-declared-size": receive(63, DEV_UPLOAD_BYTES.decode() * 2),
     # complete
-    "complete.201.dev-upload": event(70, "POST", UPLOAD_COMPLETE, upload=DEV_UPLOAD, key=SK),
-    "complete.403.public-key": event(71, "POST", UPLOAD_COMPLETE, upload=DEV_UPLOAD, key=PK),
-    "complete.404.unknown-upload": event(72, "POST", UPLOAD_COMPLETE, upload=UNKNOWN_UPLOAD,
+    "complete.201.dev-upload": event(70, "complete", upload=DEV_UPLOAD, key=SK),
+    "complete.403.public-key": event(71, "complete", upload=DEV_UPLOAD, key=PK),
+    "complete.404.unknown-upload": event(72, "complete", upload=UNKNOWN_UPLOAD,
                                          key=SK),
     # content (download)
-    "content.200.sample": event(80, "GET", ASSET_CONTENT, asset=ASSET, key=PK),
-    "content.401.missing-auth": event(81, "GET", ASSET_CONTENT, asset=ASSET),
-    "content.404.unknown-asset": event(82, "GET", ASSET_CONTENT, asset=UNKNOWN_ASSET, key=PK),
+    "content.200.sample": event(80, "content", asset=ASSET, key=PK),
+    "content.401.missing-auth": event(81, "content", asset=ASSET),
+    "content.404.unknown-asset": event(82, "content", asset=UNKNOWN_ASSET, key=PK),
 }
 
 

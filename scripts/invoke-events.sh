@@ -3,8 +3,10 @@
 # binaries, the Lambda runtime emulator, and the embedded store in a temporary directory.
 #
 #   ./scripts/invoke-events.sh
+#   ./scripts/invoke-events.sh --list-functions    # prints the functions it builds, and stops
 #
-# For each events/<function>.<status>.<case>.json, in name order: `imgbt dev seed` resets the dev
+# It builds every function of the registry (functions.toml). For each
+# events/<function>.<status>.<case>.json, in name order: `imgbt dev seed` resets the dev
 # vault, `cargo lambda invoke <function> --data-file <file>` sends the event, and the statusCode of
 # the response must be the status the name declares. One line per event; exit 1 on any mismatch.
 #
@@ -13,6 +15,20 @@
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+# --- the functions: every one of the registry (functions.toml) ---------------------------------
+functions=()
+while IFS= read -r name; do functions+=("$name"); done < <(python3 -c '
+import sys, tomllib
+with open(sys.argv[1], "rb") as registry:
+    for function in tomllib.load(registry)["function"]:
+        print(function["name"])
+' functions.toml)
+[[ ${#functions[@]} -gt 0 ]] || { echo "functions.toml lists no function" >&2; exit 1; }
+if [[ "${1:-}" == "--list-functions" ]]; then
+    printf '%s\n' "${functions[@]}"
+    exit 0
+fi
 
 # --- cargo-lambda -----------------------------------------------------------------------------
 if ! cargo lambda --version >/dev/null 2>&1; then
@@ -54,8 +70,9 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 echo "==> Building imgbt and the functions"
-cargo build -q -p imgbt-cli -p upload -p list -p get -p update -p delete \
-    -p uploads -p receive -p complete -p content
+packages=(-p imgbt-cli)
+for name in "${functions[@]}"; do packages+=(-p "$name"); done
+cargo build -q "${packages[@]}"
 imgbt() { cargo run -q -p imgbt-cli -- "$@"; }
 imgbt migrate >/dev/null
 
@@ -92,8 +109,10 @@ failed=0
 for file in "${events[@]}"; do
     name="$(basename "$file" .json)"
     IFS=. read -r function expected _ <<<"$name"
-    if [[ ! "$name" =~ ^(upload|list|get|update|delete|uploads|receive|complete|content)\.[0-9]{3}\.[a-z0-9]+(-[a-z0-9]+)*$ ]]; then
-        printf 'FAIL  %-36s the name is not <function>.<status>.<case>.json\n' "$name"
+    known=0
+    for f in "${functions[@]}"; do [[ "$f" == "$function" ]] && known=1; done
+    if [[ $known -eq 0 || ! "$name" =~ ^[a-z0-9_]+\.[0-9]{3}\.[a-z0-9]+(-[a-z0-9]+)*$ ]]; then
+        printf 'FAIL  %-36s the name is not <function>.<status>.<case>.json, with a function of functions.toml\n' "$name"
         failed=$((failed + 1))
         continue
     fi

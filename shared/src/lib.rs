@@ -3,7 +3,9 @@
 //! - [`error`]: [`ApiError`], the one error type, and its JSON envelope.
 //! - [`http`]: reading requests (path targets, bearer keys, JSON) and writing responses; [`http::serve`]
 //!   wraps every handler so that each request gets exactly one response and one log line.
-//! - [`routes`]: the route table of docs/API.md#routes, the one source of truth for paths.
+//! - [`functions`]: the registry of functions (`functions.toml`), the one list of functions.
+//! - [`routes`]: the registry's routes (docs/API.md#routes), and how a request's ids are found in
+//!   its path.
 //! - [`ids`], [`clock`]: `asset_`/`vault_` ULIDs and RFC 3339 times.
 //! - [`validate`], [`cursor`]: typed inputs; a value that exists is valid.
 //! - [`auth`]: keys, their hashes, and the SQL that folds authentication into each request's batch.
@@ -27,6 +29,7 @@ pub mod cursor;
 pub mod db;
 pub mod deps;
 pub mod error;
+pub mod functions;
 pub mod http;
 pub mod ids;
 pub mod ingest;

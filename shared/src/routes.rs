@@ -1,5 +1,5 @@
-//! The route table of docs/API.md#routes, and how a handler finds its vault, asset and upload ids
-//! in a request.
+//! The routes of the registry (`functions.toml`; the contract is docs/API.md#routes), and how a
+//! handler finds its vault, asset and upload ids in a request.
 //!
 //! API Gateway and `cargo lambda watch`'s router fill in `pathParameters`; a request that arrives
 //! without them (a function URL, an ALB, `/lambda-url/<fn>/…`) is resolved from its raw path, whose
@@ -10,7 +10,7 @@
 use crate::ApiError;
 use lambda_http::{Request, RequestExt, http::Method};
 
-/// One row of the route table.
+/// One route of a function of the registry (`functions.toml`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Route {
     pub method: &'static str,
@@ -22,50 +22,23 @@ pub struct Route {
     pub local_only: bool,
 }
 
+pub use crate::functions::ROUTES;
+
+/// The paths of the first five functions. With path parameters present they take any raw path
+/// that is not shaped like another route's; every path added since takes only its own shape.
 pub const ASSETS: &str = "/api/v1/vaults/{vaultId}/assets";
 pub const ASSET: &str = "/api/v1/vaults/{vaultId}/assets/{assetId}";
-pub const ASSET_CONTENT: &str = "/api/v1/vaults/{vaultId}/assets/{assetId}/content";
-pub const UPLOADS: &str = "/api/v1/vaults/{vaultId}/uploads";
-pub const UPLOAD_CONTENT: &str = "/api/v1/vaults/{vaultId}/uploads/{uploadId}/content";
-pub const UPLOAD_COMPLETE: &str = "/api/v1/vaults/{vaultId}/uploads/{uploadId}/complete";
+const LENIENT_PATHS: [&str; 2] = [ASSETS, ASSET];
 
-/// Paths added after the first five: a request of their shape is never one of the first five's.
-const LATER_PATHS: [&str; 4] = [ASSET_CONTENT, UPLOADS, UPLOAD_CONTENT, UPLOAD_COMPLETE];
-
-const fn route(method: &'static str, path: &'static str, function: &'static str) -> Route {
-    Route {
-        method,
-        path,
-        function,
-        local_only: false,
-    }
-}
-
-/// Every route of the API. `Cargo.toml`'s watch router serves all of them; the deployment
-/// template serves those that are not [`Route::local_only`].
-pub const ROUTES: [Route; 9] = [
-    route("POST", ASSETS, "upload"),
-    route("GET", ASSETS, "list"),
-    route("GET", ASSET, "get"),
-    route("PATCH", ASSET, "update"),
-    route("DELETE", ASSET, "delete"),
-    route("POST", UPLOADS, "uploads"),
-    Route {
-        method: "PUT",
-        path: UPLOAD_CONTENT,
-        function: "receive",
-        local_only: true,
-    },
-    route("POST", UPLOAD_COMPLETE, "complete"),
-    route("GET", ASSET_CONTENT, "content"),
-];
-
-/// The route served by `function`.
+/// The one route served by `function`. Panics for a function the registry does not have, or
+/// one that serves several routes (its handler then resolves each of them itself).
 pub fn route_of(function: &str) -> Route {
-    ROUTES
-        .into_iter()
-        .find(|r| r.function == function)
-        .unwrap_or_else(|| panic!("no route for function {function}"))
+    let entry = crate::functions::find(function)
+        .unwrap_or_else(|| panic!("functions.toml has no function {function}"));
+    match entry.routes {
+        [route] => *route,
+        _ => panic!("{function} serves several routes; resolve them one by one"),
+    }
 }
 
 /// The ids a request addresses.
@@ -82,10 +55,16 @@ pub fn resolve(req: &Request, route: Route) -> Result<Target, ApiError> {
         return Err(ApiError::NotFound);
     }
     let path = req.uri().path();
-    let later = LATER_PATHS.contains(&route.path);
+    let later = !LENIENT_PATHS.contains(&route.path);
     // A first-five route never takes a request shaped like a later one; a later route takes only
     // requests of its own shape, with or without path parameters.
-    if !later && LATER_PATHS.iter().any(|p| match_path(path, p).is_some()) {
+    let shaped_like_a_later_route = || {
+        ROUTES
+            .iter()
+            .filter(|r| !LENIENT_PATHS.contains(&r.path))
+            .any(|r| match_path(path, r.path).is_some())
+    };
+    if !later && shaped_like_a_later_route() {
         return Err(ApiError::NotFound);
     }
     let params = req.path_parameters();
@@ -170,13 +149,25 @@ mod tests {
         assert!(match_path("/api/v2/vaults/v/assets", ASSETS).is_none());
         let t = match_path(
             "/api/v1/vaults/v/uploads/upload_1/complete",
-            UPLOAD_COMPLETE,
+            route_of("complete").path,
         )
         .unwrap();
         assert_eq!(t.upload_id.as_deref(), Some("upload_1"));
-        assert!(match_path("/api/v1/vaults/v/uploads/upload_1/content", UPLOAD_COMPLETE).is_none());
+        assert!(
+            match_path(
+                "/api/v1/vaults/v/uploads/upload_1/content",
+                route_of("complete").path
+            )
+            .is_none()
+        );
         assert!(match_path("/api/v1/vaults/v/assets/a/content", ASSET).is_none());
-        assert!(match_path("/api/v1/vaults/v/assets/a/content", ASSET_CONTENT).is_some());
+        assert!(
+            match_path(
+                "/api/v1/vaults/v/assets/a/content",
+                route_of("content").path
+            )
+            .is_some()
+        );
     }
 
     #[test]
@@ -215,12 +206,9 @@ mod tests {
     }
 
     #[test]
-    fn every_function_has_one_route() {
-        for f in [
-            "upload", "list", "get", "update", "delete", "uploads", "receive", "complete",
-            "content",
-        ] {
-            assert_eq!(ROUTES.iter().filter(|r| r.function == f).count(), 1);
+    fn the_lenient_paths_are_routes_of_the_registry() {
+        for path in LENIENT_PATHS {
+            assert!(ROUTES.iter().any(|r| r.path == path), "{path}");
         }
     }
 }

@@ -39,23 +39,25 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use tempfile::TempDir;
 
-/// Hands `req` to the handler of `function`, the way each function's `main` does.
-pub async fn dispatch(deps: &Deps, function: &str, req: Request) -> Response<Body> {
-    let result = match function {
-        "upload" => upload::handle(deps, req).await,
-        "list" => list::handle(deps, req).await,
-        "get" => get::handle(deps, req).await,
-        "update" => update::handle(deps, req).await,
-        "delete" => delete::handle(deps, req).await,
-        "uploads" => uploads::handle(deps, req).await,
-        "receive" => receive::handle(deps, req).await,
-        "complete" => complete::handle(deps, req).await,
-        "content" => content::handle(deps, req).await,
-        other => panic!("no function {other}"),
+/// `dispatch`, with one arm for each function of the registry (`functions.toml`): a function
+/// added there is dispatched to once this crate depends on its crate.
+macro_rules! dispatch_to {
+    ($($function:ident)*) => {
+        /// Hands `req` to the handler of `function`, the way each function's `main` does.
+        pub async fn dispatch(deps: &Deps, function: &str, req: Request) -> Response<Body> {
+            let result = match function {
+                $(stringify!($function) => $function::handle(deps, req).await,)*
+                other => panic!("functions.toml has no function {other}"),
+            };
+            // docs/API.md#errors: errors are responses. An Err would reach the client as a
+            // gateway 502.
+            result.unwrap_or_else(|e| {
+                panic!("{function} returned Err instead of an error response: {e}")
+            })
+        }
     };
-    // docs/API.md#errors: errors are responses. An Err would reach the client as a gateway 502.
-    result.unwrap_or_else(|e| panic!("{function} returned Err instead of an error response: {e}"))
 }
+shared::each_function!(dispatch_to);
 
 /// Which stores a [`TestApp`] runs on. The contract suite runs on each.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,0 +1,21 @@
+//! Compiles `functions.toml`, the registry of functions at the workspace root, into
+//! `$OUT_DIR/functions.rs`, which `shared::functions` includes. A faulty registry stops the build
+//! with the registry's own words for what is wrong.
+
+#[path = "build/registry.rs"]
+mod registry;
+
+use std::path::Path;
+
+fn main() {
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("../functions.toml");
+    println!("cargo::rerun-if-changed={}", source.display());
+    println!("cargo::rerun-if-changed=build/registry.rs");
+    let text =
+        std::fs::read_to_string(&source).unwrap_or_else(|e| panic!("{}: {e}", source.display()));
+    let entries = registry::parse(&text)
+        .unwrap_or_else(|faults| panic!("functions.toml is refused:\n{faults}"));
+    let out = Path::new(&std::env::var("OUT_DIR").expect("OUT_DIR")).join("functions.rs");
+    std::fs::write(&out, registry::render(&entries))
+        .unwrap_or_else(|e| panic!("{}: {e}", out.display()));
+}
