@@ -7,6 +7,7 @@
 //! so that it cannot happen for a key that may not write to that vault.
 
 use crate::ApiError;
+use crate::random;
 use crate::db::{Row, Stmt, Value};
 use sha2::{Digest, Sha256};
 
@@ -66,16 +67,10 @@ pub enum Access {
 
 const KEY_RANDOM_BYTES: usize = 24;
 
-/// Fills `buf` from the operating system's random source.
-pub fn fill_random(buf: &mut [u8]) {
-    // The OS generator failing is not something a request can recover from.
-    getrandom::fill(buf).expect("the operating system's random source failed");
-}
-
 /// A new random key of `kind`, to be shown once.
 pub fn generate_key(kind: KeyKind) -> String {
     let mut bytes = [0u8; KEY_RANDOM_BYTES];
-    fill_random(&mut bytes);
+    random::fill(&mut bytes);
     format!("{}{}", kind.prefix(), hex(&bytes))
 }
 

@@ -15,11 +15,15 @@
 //! - [`migrations`]: the schema, in wrangler's format, and how it is applied.
 //! - [`admin`]: vaults and keys, for the CLI and the test kit.
 //! - [`deps`]: configuration from the environment, and the clients built once per cold start.
+//! - [`backoff`]: the one retry policy of every client (D1, R2, the CLI's).
 //! - [`calls`]: counts of D1 and R2 calls per request, for its log line.
+//! - [`secret`], [`random`]: leaf modules (they import nothing from this crate): a value that never
+//!   prints itself, and the operating system's randomness.
 
 pub mod admin;
 pub mod asset;
 pub mod auth;
+pub mod backoff;
 pub mod blobs;
 pub mod calls;
 pub mod clock;
@@ -32,7 +36,9 @@ pub mod ids;
 pub mod ingest;
 pub mod media;
 pub mod migrations;
+pub mod random;
 pub mod routes;
+pub mod secret;
 pub mod uploads;
 pub mod validate;
 

@@ -113,7 +113,7 @@ impl UploadRow {
 /// A new token for a receive URL, and the hash that is stored. 192 random bits, as keys have.
 pub fn new_token() -> (String, String) {
     let mut bytes = [0u8; 24];
-    auth::fill_random(&mut bytes);
+    crate::random::fill(&mut bytes);
     let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
     let hash = auth::hash_key(&token);
     (token, hash)
