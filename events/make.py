@@ -4,7 +4,7 @@
     python3 events/make.py
 
 Each event is what API Gateway sends to the function for one request, against the dev vault that
-`imgbt dev seed` creates (fixed id, well-known keys, one sample asset: see shared::admin::seed_dev).
+`imgbt dev seed` creates (fixed id, well-known keys, one sample asset: see imgbt_cli::dev::seed_dev).
 The files are committed; run this again only to change them. Output is deterministic.
 """
 
@@ -15,7 +15,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 FIXTURES = HERE.parent / "tests" / "fixtures"
 
-# shared::admin::{DEV_VAULT_ID, DEV_PUBLIC_KEY, DEV_SECRET_KEY, DEV_ASSET_ID}
+# imgbt_cli::dev::{DEV_VAULT_ID, DEV_PUBLIC_KEY, DEV_SECRET_KEY, DEV_ASSET_ID}
 VAULT = "vault_01DEVDEVDEVDEVDEVDEVDEVDEV"
 PK = "pk_facadefacadefacadefacadefacadefacadefacadefacade"
 SK = "sk_decadedecadedecadedecadedecadedecadedecadedecade"
@@ -34,7 +34,7 @@ UPLOADS = "/api/v1/vaults/{vaultId}/uploads"
 UPLOAD_CONTENT = "/api/v1/vaults/{vaultId}/uploads/{uploadId}/content"
 UPLOAD_COMPLETE = "/api/v1/vaults/{vaultId}/uploads/{uploadId}/complete"
 
-# shared::admin::{DEV_UPLOAD_ID, DEV_UPLOAD_TOKEN, DEV_UPLOAD_BYTES}: the dev vault's open direct
+# imgbt_cli::dev::{DEV_UPLOAD_ID, DEV_UPLOAD_TOKEN, DEV_UPLOAD_BYTES}: the dev vault's open direct
 # upload, its receive URL's token, and its bytes.
 DEV_UPLOAD = "upload_01DEVDEVDEVDEVDEVDEV0XFER0"
 DEV_UPLOAD_TOKEN = "feedfacefeedfacefeedfacefeedfacefeedfacefeedface"

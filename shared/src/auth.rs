@@ -7,8 +7,8 @@
 //! so that it cannot happen for a key that may not write to that vault.
 
 use crate::ApiError;
-use crate::random;
 use crate::db::{Row, Stmt, Value};
+use crate::random;
 use sha2::{Digest, Sha256};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

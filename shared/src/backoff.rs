@@ -102,7 +102,10 @@ mod tests {
         let policy = Backoff::D1;
         assert_eq!(policy.jittered(2, 0), Duration::ZERO);
         let top = policy.jittered(2, u64::MAX);
-        assert!(top <= policy.ceiling(2) && top > Duration::from_millis(399), "{top:?}");
+        assert!(
+            top <= policy.ceiling(2) && top > Duration::from_millis(399),
+            "{top:?}"
+        );
         let middle = policy.jittered(2, u64::MAX / 2);
         assert!(middle.abs_diff(Duration::from_millis(200)) < Duration::from_millis(1));
     }
@@ -112,7 +115,10 @@ mod tests {
         let policy = Backoff::R2;
         for retry in 1..12 {
             let waits: Vec<Duration> = (0..50).map(|_| policy.wait(retry, None).unwrap()).collect();
-            assert!(waits.iter().all(|w| *w <= policy.ceiling(retry)), "{waits:?}");
+            assert!(
+                waits.iter().all(|w| *w <= policy.ceiling(retry)),
+                "{waits:?}"
+            );
             assert!(waits.iter().any(|w| *w != waits[0]), "jittered: {waits:?}");
         }
     }

@@ -86,9 +86,21 @@ pub async fn discard(deps: &Deps, r2_key: &str) {
 pub async fn leave_pending(deps: &Deps, r2_key: &str) {
     let pending = Stmt::new(
         PENDING,
-        vec![r2_key.into(), clock::format_ms(clock::now_ms()).into()],
+        vec![r2_key.into(), clock::format_ms(deps.clock.now_ms()).into()],
     );
     if let Err(err) = db::run(&*deps.db, vec![pending]).await {
         tracing::error!(error = %err, r2_key, "an unrecorded object could not be left pending; imgbt fsck lists it");
     }
+}
+
+/// The statement that clears pending-deletion rows whose objects are known to be gone.
+pub fn forget_pending(keys: &[String]) -> Stmt {
+    let placeholders: Vec<String> = (1..=keys.len()).map(|i| format!("?{i}")).collect();
+    Stmt::new(
+        format!(
+            "DELETE FROM pending_deletions WHERE r2_key IN ({})",
+            placeholders.join(", ")
+        ),
+        keys.iter().map(|k| Value::from(k.as_str())).collect(),
+    )
 }

@@ -20,7 +20,9 @@ fn no_module_of_shared_imports_a_module_that_imports_it_back() {
     assert!(files.len() > 10, "read {} files under {src:?}", files.len());
     let graph = graph(&files);
     assert!(
-        graph.get("crate::db::d1").is_some_and(|to| to.contains("crate::db")),
+        graph
+            .get("crate::db::d1")
+            .is_some_and(|to| to.contains("crate::db")),
         "the reader must see d1's `use super::…`: {graph:#?}"
     );
     let cycles = cycles(&graph);
@@ -41,7 +43,11 @@ fn collect(root: &Path, dir: &Path, out: &mut Vec<(String, String)>) {
         if path.is_dir() {
             collect(root, &path, out);
         } else if path.extension().is_some_and(|e| e == "rs") {
-            let relative = path.strip_prefix(root).unwrap().to_string_lossy().replace('\\', "/");
+            let relative = path
+                .strip_prefix(root)
+                .unwrap()
+                .to_string_lossy()
+                .replace('\\', "/");
             out.push((relative, std::fs::read_to_string(&path).unwrap()));
         }
     }
@@ -241,7 +247,10 @@ fn graph(files: &[(String, String)]) -> Graph {
                 inline.push(name);
                 known.insert(inline);
             }
-            Item::Use { public: true, paths } if at.is_empty() => {
+            Item::Use {
+                public: true,
+                paths,
+            } if at.is_empty() => {
                 for path in paths {
                     if let Some(last) = path.last() {
                         reexports.insert(last.clone(), path.clone());
@@ -266,10 +275,10 @@ fn graph(files: &[(String, String)]) -> Graph {
                 return;
             }
             for path in paths {
-                if let Some(target) = resolve(at, &path, &known, &reexports) {
-                    if target != at {
-                        graph.entry(name(at)).or_default().insert(name(&target));
-                    }
+                if let Some(target) = resolve(at, &path, &known, &reexports)
+                    && target != at
+                {
+                    graph.entry(name(at)).or_default().insert(name(&target));
                 }
             }
         });
@@ -279,7 +288,10 @@ fn graph(files: &[(String, String)]) -> Graph {
 
 enum Item {
     InlineMod(String),
-    Use { public: bool, paths: Vec<Vec<String>> },
+    Use {
+        public: bool,
+        paths: Vec<Vec<String>>,
+    },
     Path(Vec<String>),
 }
 
@@ -302,7 +314,8 @@ fn walk(file_module: &[String], toks: &[Tok], mut visit: impl FnMut(&[String], I
                 }
             }
             Tok::Ident(word) if word == "mod" => {
-                if let (Some(Tok::Ident(name)), Some(Tok::Open)) = (toks.get(i + 1), toks.get(i + 2))
+                if let (Some(Tok::Ident(name)), Some(Tok::Open)) =
+                    (toks.get(i + 1), toks.get(i + 2))
                 {
                     let mut path = here.clone();
                     path.push(name.clone());
@@ -379,13 +392,13 @@ fn resolve(
         }
     };
     full.extend(rest.iter().cloned());
-    if let Some(first) = full.first() {
-        if let (false, Some(target)) = (known.contains(&vec![first.clone()]), reexports.get(first))
-        {
-            let mut through = target.clone();
-            through.extend(full[1..].iter().cloned());
-            return resolve(&[], &through, known, &BTreeMap::new());
-        }
+    if let Some(first) = full.first()
+        && !known.contains(&vec![first.clone()])
+        && let Some(target) = reexports.get(first)
+    {
+        let mut through = target.clone();
+        through.extend(full[1..].iter().cloned());
+        return resolve(&[], &through, known, &BTreeMap::new());
     }
     (0..=full.len())
         .rev()
@@ -447,12 +460,27 @@ fn files(list: &[(&str, &str)]) -> Vec<(String, String)> {
 #[test]
 fn the_reader_sees_every_way_of_naming_a_module() {
     let graph = graph(&files(&[
-        ("lib.rs", "pub mod a; pub mod b; pub use error::Error; pub mod error;"),
-        ("a.rs", "use crate::{b::{self, B}, c};\nfn f() -> crate::Error { todo!() }"),
+        (
+            "lib.rs",
+            "pub mod a; pub mod b; pub use error::Error; pub mod error;",
+        ),
+        (
+            "a.rs",
+            "use crate::{b::{self, B}, c};\nfn f() -> crate::Error { todo!() }",
+        ),
         ("b/mod.rs", "pub mod inner; fn g() { inner::go(); }"),
-        ("b/inner.rs", "use super::super::c::C;\n#[cfg(test)] mod tests { use super::*; }"),
-        ("c.rs", "// use crate::a; is a comment\nconst S: &str = \"crate::a::x\"; fn h() { self::d(); }"),
-        ("d.rs", "fn k() { let _ = crate::BoxFuture; let _ = std::mem::take; }"),
+        (
+            "b/inner.rs",
+            "use super::super::c::C;\n#[cfg(test)] mod tests { use super::*; }",
+        ),
+        (
+            "c.rs",
+            "// use crate::a; is a comment\nconst S: &str = \"crate::a::x\"; fn h() { self::d(); }",
+        ),
+        (
+            "d.rs",
+            "fn k() { let _ = crate::BoxFuture; let _ = std::mem::take; }",
+        ),
         ("error.rs", "pub struct Error;"),
     ]));
     let to = |m: &str| -> Vec<&str> { graph[m].iter().map(String::as_str).collect() };
@@ -460,9 +488,17 @@ fn the_reader_sees_every_way_of_naming_a_module() {
     assert_eq!(to("crate::b"), ["crate::b::inner"]);
     assert_eq!(to("crate::b::inner"), ["crate::c"]);
     assert_eq!(to("crate::b::inner::tests"), ["crate::b::inner"]);
-    assert!(to("crate::c").is_empty(), "comments and strings: {:?}", to("crate::c"));
+    assert!(
+        to("crate::c").is_empty(),
+        "comments and strings: {:?}",
+        to("crate::c")
+    );
     assert_eq!(to("crate::d"), ["crate"]);
-    assert!(to("crate").is_empty(), "the root's re-exports: {:?}", to("crate"));
+    assert!(
+        to("crate").is_empty(),
+        "the root's re-exports: {:?}",
+        to("crate")
+    );
 }
 
 #[test]
@@ -489,5 +525,8 @@ fn the_finder_names_each_cycle() {
         ("db/mod.rs", "pub mod d1;"),
         ("db/d1.rs", "use crate::deps::Secret;"),
     ]));
-    assert_eq!(cycles(&graph), ["crate::db::d1 → crate::deps → crate::db::d1"]);
+    assert_eq!(
+        cycles(&graph),
+        ["crate::db::d1 → crate::deps → crate::db::d1"]
+    );
 }

@@ -10,10 +10,10 @@
 //! later requests finish what failed, without waiting for `imgbt gc`.
 
 use lambda_http::{Body, Request, Response};
-use shared::admin::forget_pending;
 use shared::auth::{Access, Credential};
 use shared::db::{self, Stmt};
 use shared::http::{begin, no_content, serve};
+use shared::ingest::forget_pending;
 use shared::{ApiError, Deps, clock, routes};
 
 pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, lambda_http::Error> {
@@ -45,7 +45,7 @@ const STALE_AFTER_MS: u64 = 60_000;
 async fn run(deps: &Deps, req: Request) -> Result<Response<Body>, ApiError> {
     let (target, credential) = begin(&req, routes::route_of("delete"))?;
     let asset_id = target.asset_id.unwrap_or_default();
-    let now = clock::now_ms();
+    let now = deps.clock.now_ms();
     let params = vec![
         asset_id.into(),
         target.vault_id.as_str().into(),

@@ -81,7 +81,7 @@ async fn run(deps: &Deps, req: Request) -> Result<Response<Body>, ApiError> {
             vec![
                 metadata.clone(),
                 Value::from(patch.tags.as_ref().map(Tags::to_json)),
-                clock::format_ms(clock::now_ms()).into(),
+                clock::format_ms(deps.clock.now_ms()).into(),
                 asset_id.as_str().into(),
                 target.vault_id.as_str().into(),
                 credential.hash_param(),

@@ -48,7 +48,7 @@ async fn run(deps: &Deps, req: Request) -> Result<Response<Body>, ApiError> {
     }
     let upload = parse_form(content_type.as_deref(), body)?;
 
-    let ms = clock::now_ms();
+    let ms = deps.clock.now_ms();
     let now = clock::format_ms(ms);
     let asset_id = ids::new_asset_id(ms);
     let sniffed = media::sniff(
