@@ -7,6 +7,7 @@
 //! so that it cannot happen for a key that may not write to that vault.
 
 use crate::ApiError;
+use crate::batch::Query;
 use crate::db::{Row, Stmt, Value};
 use crate::random;
 use sha2::{Digest, Sha256};
@@ -131,10 +132,13 @@ impl Credential {
     }
 
     /// The statement that starts every batch: the key's vault and kind, if it exists and is live.
-    pub fn lookup(&self) -> Stmt {
-        Stmt::new(
-            "SELECT vault_id, kind FROM api_keys WHERE key_hash = ?1 AND revoked_at IS NULL",
-            vec![Value::from(self.hash.as_str())],
+    pub fn lookup(&self) -> Query<KeyOnFile> {
+        Query::new(
+            Stmt::new(
+                "SELECT vault_id, kind FROM api_keys WHERE key_hash = ?1 AND revoked_at IS NULL",
+                vec![Value::from(self.hash.as_str())],
+            ),
+            |result| Ok(KeyOnFile(result.rows)),
         )
     }
 
@@ -165,6 +169,17 @@ impl Credential {
             )),
             (_, None) => Err(ApiError::internal("api_keys row has an unknown kind")),
         }
+    }
+}
+
+/// What [`Credential::lookup`] found; [`KeyOnFile::check`] decides the request with it.
+#[derive(Debug)]
+pub struct KeyOnFile(Vec<Row>);
+
+impl KeyOnFile {
+    /// See [`Credential::check`].
+    pub fn check(&self, vault_id: &str, access: Access) -> Result<(), ApiError> {
+        Credential::check(&self.0, vault_id, access)
     }
 }
 

@@ -11,6 +11,7 @@
 //! - [`ingest`]: a new asset's record insert, and objects no record will name.
 //! - [`uploads`]: direct uploads: their rows, their lifetime, their URLs' tokens.
 //! - [`media`]: MIME type and pixel size from a file's first bytes.
+//! - [`batch`]: typed batches: each statement with the reader of its result, in order.
 //! - [`db`], [`blobs`]: the two I/O seams (a batch of SQL; bytes by key) and their implementations.
 //! - [`migrations`]: the schema, in wrangler's format, and how it is applied.
 //! - [`admin`]: what the CLI does to a store (vaults and keys, gc, fsck), for the CLI and the test kit.
@@ -24,6 +25,7 @@ pub mod admin;
 pub mod asset;
 pub mod auth;
 pub mod backoff;
+pub mod batch;
 pub mod blobs;
 pub mod calls;
 pub mod clock;

@@ -8,6 +8,7 @@
 
 use crate::ApiError;
 use crate::auth;
+use crate::batch::Query;
 use crate::db::{Row, Stmt};
 use std::time::Duration;
 
@@ -28,10 +29,13 @@ pub const COLUMNS: &str = "id, vault_id, asset_id, partition, collection, channe
 
 /// The statement that reads upload `upload_id` of vault `vault_id` (no row: not found, which
 /// includes another vault's upload).
-pub fn select(upload_id: &str, vault_id: &str) -> Stmt {
-    Stmt::new(
-        format!("SELECT {COLUMNS} FROM uploads WHERE id = ?1 AND vault_id = ?2"),
-        vec![upload_id.into(), vault_id.into()],
+pub fn select(upload_id: &str, vault_id: &str) -> Query<Option<UploadRow>> {
+    Query::new(
+        Stmt::new(
+            format!("SELECT {COLUMNS} FROM uploads WHERE id = ?1 AND vault_id = ?2"),
+            vec![upload_id.into(), vault_id.into()],
+        ),
+        |result| UploadRow::first(result.rows),
     )
 }
 
