@@ -17,7 +17,7 @@
 //!
 //! The same batch with its statements swapped no longer compiles against the same reading:
 //!
-//! ```compile_fail
+//! ```compile_fail,E0308
 //! # use shared::batch::{self, Query};
 //! # use shared::db::{Db, Row, Stmt};
 //! # async fn example(db: &dyn Db) -> Result<(), shared::ApiError> {

@@ -33,6 +33,48 @@ fn no_module_of_shared_imports_a_module_that_imports_it_back() {
     );
 }
 
+#[test]
+fn no_request_handler_imports_admin_code() {
+    let functions = Path::new(env!("CARGO_MANIFEST_DIR")).join("../functions");
+    let mut files = Vec::new();
+    collect(&functions, &functions, &mut files);
+    assert!(
+        files.iter().any(|(f, _)| f == "delete/src/lib.rs"),
+        "read {} files under {functions:?}",
+        files.len()
+    );
+    let offenders: Vec<&str> = files
+        .iter()
+        .filter(|(_, source)| names_shared_admin(source))
+        .map(|(file, _)| file.as_str())
+        .collect();
+    assert!(
+        offenders.is_empty(),
+        "handlers importing shared::admin: {offenders:?}"
+    );
+    assert!(names_shared_admin("use shared::{Deps, admin::gc};"));
+    assert!(names_shared_admin("fn f() { shared::admin::fsck(); }"));
+    assert!(!names_shared_admin(
+        "// shared::admin::gc\nuse shared::ingest;"
+    ));
+}
+
+/// True when `source` names a path into `shared::admin`, in a `use` or in code.
+fn names_shared_admin(source: &str) -> bool {
+    let mut found = false;
+    walk(&[], &tokens(source), |_, item, _| {
+        let paths = match item {
+            Item::Use { paths, .. } => paths,
+            Item::Path(path) => vec![path],
+            Item::InlineMod(_) => return,
+        };
+        found |= paths
+            .iter()
+            .any(|p| p.len() >= 2 && p[0] == "shared" && p[1] == "admin");
+    });
+    found
+}
+
 fn collect(root: &Path, dir: &Path, out: &mut Vec<(String, String)>) {
     let mut entries: Vec<_> = std::fs::read_dir(dir)
         .unwrap()
