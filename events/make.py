@@ -4,7 +4,7 @@
     python3 events/make.py
 
 Each event is what API Gateway sends to the function for one request, against the dev vault that
-`imgbt dev seed` creates (fixed id, well-known keys, one sample asset: see shared::admin::seed_dev).
+`imgbt dev seed` creates (fixed id, well-known keys, one sample asset: see imgbt_cli::dev::seed_dev).
 The files are committed; run this again only to change them. Output is deterministic.
 """
 
@@ -29,7 +29,7 @@ def route_of(function):
     method, path = routes[0].split(" ", 1)
     return method, path
 
-# shared::admin::{DEV_VAULT_ID, DEV_PUBLIC_KEY, DEV_SECRET_KEY, DEV_ASSET_ID}
+# imgbt_cli::dev::{DEV_VAULT_ID, DEV_PUBLIC_KEY, DEV_SECRET_KEY, DEV_ASSET_ID}
 VAULT = "vault_01DEVDEVDEVDEVDEVDEVDEVDEV"
 PK = "pk_facadefacadefacadefacadefacadefacadefacadefacade"
 SK = "sk_decadedecadedecadedecadedecadedecadedecadedecade"
@@ -41,7 +41,7 @@ UNKNOWN_ASSET = "asset_01DEVDEVDEVDEVDEVDEVN0NE00"
 # A well-formed vault id that is not the dev vault.
 OTHER_VAULT = "vault_01DEVDEVDEVDEVDEVDEV0THER0"
 
-# shared::admin::{DEV_UPLOAD_ID, DEV_UPLOAD_TOKEN, DEV_UPLOAD_BYTES}: the dev vault's open direct
+# imgbt_cli::dev::{DEV_UPLOAD_ID, DEV_UPLOAD_TOKEN, DEV_UPLOAD_BYTES}: the dev vault's open direct
 # upload, its receive URL's token, and its bytes.
 DEV_UPLOAD = "upload_01DEVDEVDEVDEVDEVDEV0XFER0"
 DEV_UPLOAD_TOKEN = "feedfacefeedfacefeedfacefeedfacefeedfacefeedface"

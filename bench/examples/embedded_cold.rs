@@ -39,7 +39,7 @@ async fn main() {
     let template = tempfile::tempdir().unwrap();
     {
         let deps = shared::Deps::embedded(template.path()).await.unwrap();
-        shared::admin::seed_dev(&*deps.db, &*deps.blobs)
+        imgbt_cli::dev::seed_dev(&*deps.db, &deps.clock, &*deps.blobs)
             .await
             .unwrap();
     }
@@ -65,7 +65,7 @@ async fn main() {
         took.push(t.elapsed());
 
         let t = Instant::now();
-        let key_hash = shared::auth::hash_key(shared::admin::DEV_SECRET_KEY);
+        let key_hash = shared::auth::hash_key(imgbt_cli::dev::DEV_SECRET_KEY);
         let rows = db::run(
             &*deps.db,
             vec![Stmt::new(
@@ -86,7 +86,7 @@ async fn main() {
                     "UPDATE assets SET metadata = ?1 WHERE id = ?2",
                     vec![
                         Value::from(format!("{{\"n\":{n}}}")),
-                        Value::from(shared::admin::DEV_ASSET_ID),
+                        Value::from(imgbt_cli::dev::DEV_ASSET_ID),
                     ],
                 )],
             )

@@ -15,9 +15,10 @@
 mod client;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use imgbt_cli::dev::{self, DevSeed};
 use serde_json::json;
 use shared::Deps;
-use shared::admin::{self, DevSeed, GcReport, KeyInfo, NewKey, NewVault, VaultInfo};
+use shared::admin::{self, GcReport, KeyInfo, NewKey, NewVault, VaultInfo};
 use shared::auth::KeyKind;
 use shared::deps::Config;
 use shared::migrations;
@@ -298,7 +299,7 @@ async fn vault_create(deps: &Deps, name: &str) -> Result<Output, Failure> {
     if name.is_empty() {
         return Err(fail("--name must not be empty"));
     }
-    let vault: NewVault = admin::create_vault(&*deps.db, name).await?;
+    let vault: NewVault = admin::create_vault(&*deps.db, &deps.clock, name).await?;
     let text = format!(
         "Created vault {id} ({name}).\n\
          \x20 public key (read-only):       {pk}\n\
@@ -337,7 +338,7 @@ async fn key_create(
     kind: KeyKind,
     label: &str,
 ) -> Result<Output, Failure> {
-    let key: NewKey = admin::create_key(&*deps.db, vault_id, kind, label)
+    let key: NewKey = admin::create_key(&*deps.db, &deps.clock, vault_id, kind, label)
         .await?
         .ok_or_else(|| fail(format!("no vault {vault_id}")))?;
     let text = format!(
@@ -388,7 +389,7 @@ async fn key_list(deps: &Deps, vault_id: &str) -> Result<Output, Failure> {
 }
 
 async fn key_revoke(deps: &Deps, vault_id: &str, key_id: &str) -> Result<Output, Failure> {
-    if !admin::revoke_key(&*deps.db, vault_id, key_id).await? {
+    if !admin::revoke_key(&*deps.db, &deps.clock, vault_id, key_id).await? {
         return Err(fail(format!("no live key {key_id} in vault {vault_id}")));
     }
     Ok(Output {
@@ -398,7 +399,7 @@ async fn key_revoke(deps: &Deps, vault_id: &str, key_id: &str) -> Result<Output,
 }
 
 async fn gc(deps: &Deps) -> Result<Output, Failure> {
-    let report: GcReport = admin::gc(&*deps.db, &*deps.blobs).await?;
+    let report: GcReport = admin::gc(&*deps.db, &deps.clock, &*deps.blobs).await?;
     let mut text = String::new();
     if !report.expired_uploads.is_empty() {
         text.push_str(&format!(
@@ -435,7 +436,7 @@ async fn gc(deps: &Deps) -> Result<Output, Failure> {
 }
 
 async fn dev_seed(deps: &Deps) -> Result<Output, Failure> {
-    let seed: DevSeed = admin::seed_dev(&*deps.db, &*deps.blobs).await?;
+    let seed: DevSeed = dev::seed_dev(&*deps.db, &deps.clock, &*deps.blobs).await?;
     let mut text = format!(
         "Reset the dev vault {id}: one sample asset, {asset} ({key}).\n\
          \x20 public key (read-only):       {pk}\n\

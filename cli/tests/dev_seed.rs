@@ -1,10 +1,10 @@
 //! `imgbt dev seed`: resets the dev vault (fixed id, well-known keys, one sample asset) on the
 //! embedded store, every time to the same state, and refuses a Cloudflare configuration outright.
 
-use serde_json::Value;
-use shared::admin::{
+use imgbt_cli::dev::{
     DEV_ASSET_BYTES, DEV_ASSET_ID, DEV_PUBLIC_KEY, DEV_SECRET_KEY, DEV_VAULT_ID, dev_asset_r2_key,
 };
+use serde_json::Value;
 use shared::db::{self, Stmt};
 use shared::deps::{OPTIONAL_CLOUDFLARE_VARS, REQUIRED_CLOUDFLARE_VARS};
 use std::net::TcpListener;

@@ -10,7 +10,7 @@
 
 use shared::blobs::r2::R2Blobs;
 use shared::blobs::{Blobs, Validity};
-use shared::deps::Secret;
+use shared::secret::Secret;
 use std::time::{Duration, Instant};
 
 const ENDPOINT: &str = "https://0123456789abcdef.r2.cloudflarestorage.com";

@@ -1,7 +1,8 @@
 //! The asset record (docs/API.md#the-asset-record), as stored and as returned.
 
 use crate::ApiError;
-use crate::db::{Cell, Row};
+use crate::batch::Query;
+use crate::db::{Cell, Row, Stmt};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
@@ -175,6 +176,16 @@ pub fn r2_key(
     filename: &str,
 ) -> String {
     format!("{vault_id}/{partition}/{collection}/{channel}/{asset_id}_{filename}")
+}
+
+/// A statement that selects (or returns) at most one record as [`COLUMNS`].
+pub fn one(stmt: Stmt) -> Query<Option<Asset>> {
+    Query::new(stmt, |result| Asset::first(result.rows))
+}
+
+/// A statement that selects records as [`COLUMNS`].
+pub fn many(stmt: Stmt) -> Query<Vec<Asset>> {
+    Query::new(stmt, |result| Asset::all(result.rows))
 }
 
 #[cfg(test)]

@@ -9,7 +9,9 @@
 //! Contract: docs/API.md#authentication.
 
 use crate::ApiError;
+use crate::batch::Query;
 use crate::db::{Row, Stmt, Value};
+use crate::random;
 use sha2::{Digest, Sha256};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,16 +70,10 @@ pub enum Access {
 
 const KEY_RANDOM_BYTES: usize = 24;
 
-/// Fills `buf` from the operating system's random source.
-pub fn fill_random(buf: &mut [u8]) {
-    // The OS generator failing is not something a request can recover from.
-    getrandom::fill(buf).expect("the operating system's random source failed");
-}
-
 /// A new random key of `kind`, to be shown once.
 pub fn generate_key(kind: KeyKind) -> String {
     let mut bytes = [0u8; KEY_RANDOM_BYTES];
-    fill_random(&mut bytes);
+    random::fill(&mut bytes);
     format!("{}{}", kind.prefix(), hex(&bytes))
 }
 
@@ -138,10 +134,13 @@ impl Credential {
     }
 
     /// The statement that starts every batch: the key's vault and kind, if it exists and is live.
-    pub fn lookup(&self) -> Stmt {
-        Stmt::new(
-            "SELECT vault_id, kind FROM api_keys WHERE key_hash = ?1 AND revoked_at IS NULL",
-            vec![Value::from(self.hash.as_str())],
+    pub fn lookup(&self) -> Query<KeyOnFile> {
+        Query::new(
+            Stmt::new(
+                "SELECT vault_id, kind FROM api_keys WHERE key_hash = ?1 AND revoked_at IS NULL",
+                vec![Value::from(self.hash.as_str())],
+            ),
+            |result| Ok(KeyOnFile(result.rows)),
         )
     }
 
@@ -172,6 +171,17 @@ impl Credential {
             )),
             (_, None) => Err(ApiError::internal("api_keys row has an unknown kind")),
         }
+    }
+}
+
+/// What [`Credential::lookup`] found; [`KeyOnFile::check`] decides the request with it.
+#[derive(Debug)]
+pub struct KeyOnFile(Vec<Row>);
+
+impl KeyOnFile {
+    /// See [`Credential::check`].
+    pub fn check(&self, vault_id: &str, access: Access) -> Result<(), ApiError> {
+        Credential::check(&self.0, vault_id, access)
     }
 }
 

@@ -12,16 +12,18 @@ use time::{OffsetDateTime, format_description::BorrowedFormatItem, macros::forma
 const FORMAT: &[BorrowedFormatItem<'static>] =
     format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
 
-/// Milliseconds since the Unix epoch, now.
-pub fn now_ms() -> u64 {
+/// Milliseconds since the Unix epoch, by the system's clock. Private: everything reads time
+/// through a [`Clock`], so that a test that moves one moves all that the code under test sees.
+fn system_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
 }
 
-/// The time a process's handlers see: the system's, moved by an offset that only tests set (to
-/// sign URLs that are already expired, or uploads that expired long ago, without waiting).
+/// The one clock: the system's, moved by an offset that only tests set (to sign URLs that are
+/// already expired, or uploads that expired long ago, without waiting). Handlers read the one in
+/// their `Deps`; the CLI's commands and the test kit pass theirs.
 #[derive(Debug, Default)]
 pub struct Clock {
     offset_ms: AtomicI64,
@@ -29,7 +31,7 @@ pub struct Clock {
 
 impl Clock {
     pub fn now_ms(&self) -> u64 {
-        now_ms().saturating_add_signed(self.offset_ms.load(Ordering::Relaxed))
+        system_ms().saturating_add_signed(self.offset_ms.load(Ordering::Relaxed))
     }
 
     /// The same instant as [`Clock::now_ms`], for signers that take a `SystemTime`.
@@ -71,10 +73,10 @@ mod tests {
     fn a_clock_moves_by_its_offset() {
         let clock = Clock::default();
         clock.set_offset_ms(-3_600_000);
-        let behind = now_ms() - clock.now_ms();
+        let behind = system_ms() - clock.now_ms();
         assert!((3_600_000..3_700_000).contains(&behind), "{behind}");
         clock.set_offset_ms(0);
-        assert!(clock.now_ms().abs_diff(now_ms()) < 1000);
+        assert!(clock.now_ms().abs_diff(system_ms()) < 1000);
     }
 
     #[test]

@@ -7,6 +7,7 @@
 use crate::blobs::{Blobs, r2_endpoint_for};
 use crate::calls::{CountedBlobs, CountedDb};
 use crate::db::{Db, d1::D1Db};
+pub use crate::secret::Secret;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 #[cfg(feature = "embedded")]
@@ -30,26 +31,6 @@ pub const REQUIRED_CLOUDFLARE_VARS: [&str; 6] = [
 ];
 /// Optional overrides; setting one also selects the Cloudflare backend.
 pub const OPTIONAL_CLOUDFLARE_VARS: [&str; 2] = ["IMGBT_D1_BASE_URL", "IMGBT_R2_ENDPOINT"];
-
-/// A secret value: its Debug and Display are redacted, so it cannot reach a log by accident.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Secret(value.into())
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Secret(<redacted>)")
-    }
-}
 
 /// Which stores a process uses.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -3,7 +3,18 @@
 //! the deployment template, openapi.yaml, the READMEs) is derived from it or checked against it
 //! by `tests/tests/registry.rs`.
 
-use crate::routes::Route;
+/// One route of a function. Defined here, with the registry, so that `routes` (which resolves
+/// requests against them) depends on the registry and never the other way round.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Route {
+    pub method: &'static str,
+    pub path: &'static str,
+    /// The function (binary and crate) that serves it.
+    pub function: &'static str,
+    /// Served by `cargo lambda watch` only, never deployed: the embedded default's stand-in for
+    /// a presigned R2 URL.
+    pub local_only: bool,
+}
 
 /// One function: a crate under `functions/`, its binary, and a Lambda function.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -10,7 +10,7 @@ use ulid::Ulid;
 
 fn make(prefix: &str, ms: u64) -> String {
     let mut random = [0u8; 16];
-    crate::auth::fill_random(&mut random);
+    crate::random::fill(&mut random);
     let ulid = Ulid::from_parts(ms, u128::from_le_bytes(random));
     format!("{prefix}{ulid}")
 }

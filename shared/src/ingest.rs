@@ -3,8 +3,9 @@
 //! upload's `complete`.
 
 use crate::Deps;
-use crate::asset::Asset;
+use crate::asset::{self, Asset};
 use crate::auth::Credential;
+use crate::batch::Query;
 use crate::clock;
 use crate::db::{self, Stmt, Value};
 
@@ -36,16 +37,20 @@ const PENDING: &str =
     "INSERT OR IGNORE INTO pending_deletions (r2_key, requested_at) VALUES (?1, ?2)";
 
 /// The statement that inserts `record` if `credential` may write to its vault; it returns the
-/// inserted row, or no row when the key may not write.
-pub fn insert(record: &Asset, credential: &Credential) -> Stmt {
-    Stmt::new(INSERT, params(record, credential))
+/// inserted record, or none when the key may not write.
+pub fn insert(record: &Asset, credential: &Credential) -> Query<Option<Asset>> {
+    asset::one(Stmt::new(INSERT, params(record, credential)))
 }
 
 /// Like [`insert`], and only while the upload `upload_id` exists and is not completed.
-pub fn insert_for_upload(record: &Asset, credential: &Credential, upload_id: &str) -> Stmt {
+pub fn insert_for_upload(
+    record: &Asset,
+    credential: &Credential,
+    upload_id: &str,
+) -> Query<Option<Asset>> {
     let mut params = params(record, credential);
     params.push(upload_id.into());
-    Stmt::new(INSERT_FOR_UPLOAD, params)
+    asset::one(Stmt::new(INSERT_FOR_UPLOAD, params))
 }
 
 fn params(record: &Asset, credential: &Credential) -> Vec<Value> {
@@ -86,9 +91,21 @@ pub async fn discard(deps: &Deps, r2_key: &str) {
 pub async fn leave_pending(deps: &Deps, r2_key: &str) {
     let pending = Stmt::new(
         PENDING,
-        vec![r2_key.into(), clock::format_ms(clock::now_ms()).into()],
+        vec![r2_key.into(), clock::format_ms(deps.clock.now_ms()).into()],
     );
     if let Err(err) = db::run(&*deps.db, vec![pending]).await {
         tracing::error!(error = %err, r2_key, "an unrecorded object could not be left pending; imgbt fsck lists it");
     }
+}
+
+/// The statement that clears pending-deletion rows whose objects are known to be gone.
+pub fn forget_pending(keys: &[String]) -> Stmt {
+    let placeholders: Vec<String> = (1..=keys.len()).map(|i| format!("?{i}")).collect();
+    Stmt::new(
+        format!(
+            "DELETE FROM pending_deletions WHERE r2_key IN ({})",
+            placeholders.join(", ")
+        ),
+        keys.iter().map(|k| Value::from(k.as_str())).collect(),
+    )
 }

@@ -13,15 +13,21 @@
 //! - [`ingest`]: a new asset's record insert, and objects no record will name.
 //! - [`uploads`]: direct uploads: their rows, their lifetime, their URLs' tokens.
 //! - [`media`]: MIME type and pixel size from a file's first bytes.
+//! - [`batch`]: typed batches: each statement with the reader of its result, in order.
 //! - [`db`], [`blobs`]: the two I/O seams (a batch of SQL; bytes by key) and their implementations.
 //! - [`migrations`]: the schema, in wrangler's format, and how it is applied.
-//! - [`admin`]: vaults and keys, for the CLI and the test kit.
+//! - [`admin`]: what the CLI does to a store (vaults and keys, gc, fsck), for the CLI and the test kit.
 //! - [`deps`]: configuration from the environment, and the clients built once per cold start.
+//! - [`backoff`]: the one retry policy of every client (D1, R2, the CLI's).
 //! - [`calls`]: counts of D1 and R2 calls per request, for its log line.
+//! - [`secret`], [`random`]: leaf modules (they import nothing from this crate): a value that never
+//!   prints itself, and the operating system's randomness.
 
 pub mod admin;
 pub mod asset;
 pub mod auth;
+pub mod backoff;
+pub mod batch;
 pub mod blobs;
 pub mod calls;
 pub mod clock;
@@ -35,7 +41,9 @@ pub mod ids;
 pub mod ingest;
 pub mod media;
 pub mod migrations;
+pub mod random;
 pub mod routes;
+pub mod secret;
 pub mod uploads;
 pub mod validate;
 

@@ -10,19 +10,7 @@
 use crate::ApiError;
 use lambda_http::{Request, RequestExt, http::Method};
 
-/// One route of a function of the registry (`functions.toml`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Route {
-    pub method: &'static str,
-    pub path: &'static str,
-    /// The function (binary and crate) that serves it.
-    pub function: &'static str,
-    /// Served by `cargo lambda watch` only, never deployed: the embedded default's stand-in for
-    /// a presigned R2 URL.
-    pub local_only: bool,
-}
-
-pub use crate::functions::ROUTES;
+pub use crate::functions::{ROUTES, Route};
 
 /// The paths of the first five functions. With path parameters present they take any raw path
 /// that is not shaped like another route's; every path added since takes only its own shape.

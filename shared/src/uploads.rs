@@ -10,6 +10,7 @@
 
 use crate::ApiError;
 use crate::auth;
+use crate::batch::Query;
 use crate::db::{Row, Stmt};
 use std::time::Duration;
 
@@ -30,10 +31,13 @@ pub const COLUMNS: &str = "id, vault_id, asset_id, partition, collection, channe
 
 /// The statement that reads upload `upload_id` of vault `vault_id` (no row: not found, which
 /// includes another vault's upload).
-pub fn select(upload_id: &str, vault_id: &str) -> Stmt {
-    Stmt::new(
-        format!("SELECT {COLUMNS} FROM uploads WHERE id = ?1 AND vault_id = ?2"),
-        vec![upload_id.into(), vault_id.into()],
+pub fn select(upload_id: &str, vault_id: &str) -> Query<Option<UploadRow>> {
+    Query::new(
+        Stmt::new(
+            format!("SELECT {COLUMNS} FROM uploads WHERE id = ?1 AND vault_id = ?2"),
+            vec![upload_id.into(), vault_id.into()],
+        ),
+        |result| UploadRow::first(result.rows),
     )
 }
 
@@ -115,7 +119,7 @@ impl UploadRow {
 /// A new token for a receive URL, and the hash that is stored. 192 random bits, as keys have.
 pub fn new_token() -> (String, String) {
     let mut bytes = [0u8; 24];
-    auth::fill_random(&mut bytes);
+    crate::random::fill(&mut bytes);
     let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
     let hash = auth::hash_key(&token);
     (token, hash)

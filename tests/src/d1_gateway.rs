@@ -25,7 +25,7 @@
 use imgbt_test_servers::{random_database_id, random_hex};
 use shared::db::d1::D1Db;
 use shared::db::{self, Stmt};
-use shared::deps::Secret;
+use shared::secret::Secret;
 use std::io::{BufRead, BufReader, Read};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};

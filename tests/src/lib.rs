@@ -150,10 +150,10 @@ impl TestApp {
         shared::migrations::apply(&*app_deps.db)
             .await
             .expect("migrations");
-        let vault = admin::create_vault(&*app_deps.db, "main")
+        let vault = admin::create_vault(&*app_deps.db, &app_deps.clock, "main")
             .await
             .expect("vault");
-        let other = admin::create_vault(&*app_deps.db, "other")
+        let other = admin::create_vault(&*app_deps.db, &app_deps.clock, "other")
             .await
             .expect("second vault");
         TestApp {

@@ -1,14 +1,14 @@
 //! The sample events in `events/`: every file is an API Gateway HTTP API (payload 2.0) event named
 //! `<function>.<status>.<case>.json`. Each one, on a freshly seeded dev vault
-//! (`shared::admin::seed_dev`), must get exactly the status its name declares from the function its
-//! name declares, and an error must carry its code (docs/API.md#error-codes). A file that does not
+//! (`imgbt_cli::dev::seed_dev`), must get exactly the status its name declares from the function
+//! its name declares, and an error must carry its code (docs/API.md#error-codes). A file that does not
 //! follow the naming rule fails the suite. `scripts/invoke-events.sh` replays the same files through
 //! `cargo lambda watch`.
 
+use imgbt_cli::dev::{self, DEV_ASSET_ID, DEV_VAULT_ID};
 use imgbt_tests::{Reply, dispatch};
 use serde_json::Value;
 use shared::Deps;
-use shared::admin::{self, DEV_ASSET_ID, DEV_VAULT_ID};
 use shared::db::{self, Stmt};
 use shared::functions;
 use std::path::{Path, PathBuf};
@@ -107,7 +107,9 @@ fn file_name(path: &Path) -> String {
 async fn seeded() -> (tempfile::TempDir, Deps) {
     let dir = tempfile::tempdir().unwrap();
     let deps = Deps::embedded(dir.path()).await.unwrap();
-    admin::seed_dev(&*deps.db, &*deps.blobs).await.unwrap();
+    dev::seed_dev(&*deps.db, &deps.clock, &*deps.blobs)
+        .await
+        .unwrap();
     (dir, deps)
 }
 
@@ -169,7 +171,7 @@ async fn check(path: &Path) -> Result<(), String> {
         }
         // The embedded default serves an asset's bytes.
         (200, _) if declared.function == "content" => {
-            if reply.body != admin::DEV_ASSET_BYTES {
+            if reply.body != dev::DEV_ASSET_BYTES {
                 return Err(format!(
                     "{name}: not the sample's bytes: {}",
                     reply.snippet()
@@ -330,13 +332,15 @@ async fn seeding_again_undoes_what_the_events_did() {
     );
     assert_eq!(files(&objects), 3);
     let completed = replay(&deps, &event("complete.201.dev-upload.json"), "complete").await;
-    assert_eq!(completed.ok(201)["id"], admin::DEV_UPLOAD_ASSET_ID);
+    assert_eq!(completed.ok(201)["id"], dev::DEV_UPLOAD_ASSET_ID);
     replay(&deps, &event("delete.204.sample.json"), "delete").await;
     replay(&deps, &event("get.200.sample.json"), "get")
         .await
         .error(404, "ASSET_NOT_FOUND");
 
-    let seed = admin::seed_dev(&*deps.db, &*deps.blobs).await.unwrap();
+    let seed = dev::seed_dev(&*deps.db, &deps.clock, &*deps.blobs)
+        .await
+        .unwrap();
     assert_eq!(
         seed.removed_assets, 2,
         "the uploaded asset and the completed upload's"
@@ -358,7 +362,9 @@ async fn seeding_again_undoes_what_the_events_did() {
     assert_eq!(count(&deps, "SELECT 1 FROM pending_deletions").await, 0);
     assert_eq!(count(&deps, "SELECT 1 FROM assets").await, 2);
     replay(&deps, &event("delete.204.sample.json"), "delete").await;
-    admin::seed_dev(&*deps.db, &*deps.blobs).await.unwrap();
+    dev::seed_dev(&*deps.db, &deps.clock, &*deps.blobs)
+        .await
+        .unwrap();
     assert_eq!(count(&deps, "SELECT 1 FROM assets").await, 1);
     let listed = replay(&deps, &event("list.200.first-page.json"), "list")
         .await
@@ -381,7 +387,7 @@ async fn seeding_again_undoes_what_the_events_did() {
     assert_eq!(sample["width"], Value::Null);
     assert_eq!(
         std::fs::read(objects.join(sample["r2_key"].as_str().unwrap())).unwrap(),
-        admin::DEV_ASSET_BYTES
+        dev::DEV_ASSET_BYTES
     );
 }
 
@@ -392,12 +398,16 @@ async fn seeding_again_undoes_what_the_events_did() {
 async fn seed_dev_sql_runs_on_d1() {
     let app = imgbt_tests::TestApp::on(imgbt_tests::Backend::Cloudflare).await;
     let deps = &app.deps;
-    admin::seed_dev(&*deps.db, &*deps.blobs).await.unwrap();
+    dev::seed_dev(&*deps.db, &deps.clock, &*deps.blobs)
+        .await
+        .unwrap();
     replay(deps, &event("upload.201.multipart.json"), "upload")
         .await
         .ok(201);
     replay(deps, &event("delete.204.sample.json"), "delete").await;
-    let seed = admin::seed_dev(&*deps.db, &*deps.blobs).await.unwrap();
+    let seed = dev::seed_dev(&*deps.db, &deps.clock, &*deps.blobs)
+        .await
+        .unwrap();
     assert_eq!((seed.removed_assets, seed.pending_objects), (1, 0));
     let sample = replay(deps, &event("get.200.sample.json"), "get")
         .await
@@ -405,7 +415,7 @@ async fn seed_dev_sql_runs_on_d1() {
     assert_eq!(sample["id"], DEV_ASSET_ID);
     assert_eq!(
         app.object_len(sample["r2_key"].as_str().unwrap()),
-        Some(admin::DEV_ASSET_BYTES.len() as u64)
+        Some(dev::DEV_ASSET_BYTES.len() as u64)
     );
     let listed = replay(deps, &event("list.200.first-page.json"), "list")
         .await

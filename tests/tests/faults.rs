@@ -273,7 +273,7 @@ async fn fsck(app: &TestApp) -> FsckReport {
 async fn check(app: &TestApp, now: State, after_gc: State) -> (FsckReport, FsckReport) {
     let before = fsck(app).await;
     assert_eq!(State::from(&before), now, "fsck before gc: {before:#?}");
-    let gc = admin::gc(&*app.deps.db, &*app.deps.blobs)
+    let gc = admin::gc(&*app.deps.db, &app.deps.clock, &*app.deps.blobs)
         .await
         .expect("gc");
     assert!(gc.failed.is_empty(), "gc failed: {gc:?}");

@@ -34,7 +34,7 @@ async fn fsck(app: &TestApp) -> admin::FsckReport {
 }
 
 async fn gc(app: &TestApp) {
-    let report = admin::gc(&*app.deps.db, &*app.deps.blobs)
+    let report = admin::gc(&*app.deps.db, &app.deps.clock, &*app.deps.blobs)
         .await
         .expect("gc");
     assert!(report.failed.is_empty(), "{report:?}");

@@ -186,7 +186,7 @@ fn seed(dir: &Path) -> Result<(), Error> {
     let runtime = tokio::runtime::Builder::new_current_thread().build()?;
     runtime.block_on(async {
         let deps = shared::Deps::embedded(dir).await?;
-        shared::admin::seed_dev(&*deps.db, &*deps.blobs).await?;
+        imgbt_cli::dev::seed_dev(&*deps.db, &deps.clock, &*deps.blobs).await?;
         Ok::<_, Error>(())
     })
 }
@@ -394,8 +394,11 @@ impl Cloudflare {
 
     /// Back to the seed state (the sample asset, no upload of an earlier run), untimed.
     fn reseed(&self) -> Result<(), Error> {
-        self.runtime
-            .block_on(shared::admin::seed_dev(&*self.deps.db, &*self.deps.blobs))?;
+        self.runtime.block_on(imgbt_cli::dev::seed_dev(
+            &*self.deps.db,
+            &self.deps.clock,
+            &*self.deps.blobs,
+        ))?;
         Ok(())
     }
 }

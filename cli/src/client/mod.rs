@@ -21,6 +21,7 @@ use clap::Args;
 use reqwest::header::{AUTHORIZATION, HeaderValue, RETRY_AFTER};
 use reqwest::{Method, RequestBuilder, Response, StatusCode, Url};
 use serde_json::{Value, json};
+use shared::backoff::Backoff;
 use std::future::Future;
 use std::time::{Duration, SystemTime};
 
@@ -138,7 +139,7 @@ pub struct Api {
     http: reqwest::Client,
     base: Url,
     authorization: HeaderValue,
-    policy: retry::Policy,
+    policy: Backoff,
 }
 
 impl Api {
@@ -193,7 +194,7 @@ impl Api {
             http,
             base,
             authorization,
-            policy: retry::Policy::new(conn.retries),
+            policy: Backoff::cli(conn.retries),
         })
     }
 
@@ -232,7 +233,7 @@ impl Api {
         Fut: Future<Output = Result<RequestBuilder, ClientError>>,
     {
         let mut ambiguous = false;
-        let attempts = self.policy.retries.saturating_add(1);
+        let attempts = self.policy.attempts;
         for attempt in 1..=attempts {
             let request = build().await?;
             let last = attempt == attempts;
@@ -289,7 +290,7 @@ impl Api {
             };
             let wait = self
                 .policy
-                .wait(attempt - 1, retry_after)
+                .wait(attempt, retry_after)
                 .expect("longer waits returned above");
             // On stderr, so also with --json: a slow command says why it is slow.
             eprintln!(

@@ -1,63 +1,11 @@
-//! When to try a request again, and how long to wait first.
+//! Which answers are worth another try, and what their `Retry-After` asks for.
 //!
-//! 429 and 5xx answers and connection failures are retried, up to a bounded number of attempts,
-//! after an exponential backoff with jitter (half of each step fixed, half random, so that clients
-//! that failed together do not come back together). A `Retry-After` header (seconds or an HTTP
-//! date) replaces the backoff: the server knows better when it will take the request again. A wait
-//! longer than [`Policy::max_wait`] is not waited for: the command fails and says so.
+//! 429 and 5xx answers and connection failures are retried; how often and after how long is
+//! [`shared::backoff`]'s policy, the same as the functions' own clients. A `Retry-After` header
+//! (seconds or an HTTP date) replaces the backoff; one longer than the policy's `max_wait` is not
+//! waited for: the command fails and says so.
 
 use std::time::{Duration, SystemTime};
-
-/// The retry rules of one command.
-#[derive(Debug, Clone, Copy)]
-pub struct Policy {
-    /// Retries after the first attempt (so `retries + 1` attempts at most).
-    pub retries: u32,
-    /// The first backoff step; each retry doubles it.
-    pub base: Duration,
-    /// The largest backoff step.
-    pub cap: Duration,
-    /// The longest `Retry-After` the client waits for.
-    pub max_wait: Duration,
-}
-
-impl Policy {
-    pub fn new(retries: u32) -> Self {
-        Policy {
-            retries,
-            base: Duration::from_millis(250),
-            cap: Duration::from_secs(8),
-            max_wait: Duration::from_secs(60),
-        }
-    }
-
-    /// The backoff before retry number `retry` (0 for the first retry), with `random` a uniformly
-    /// random number: half of the step is fixed, the other half is `random` scaled into it.
-    pub fn backoff(&self, retry: u32, random: u64) -> Duration {
-        let step = self
-            .base
-            .saturating_mul(1u32.checked_shl(retry.min(20)).unwrap_or(u32::MAX))
-            .min(self.cap);
-        let half = step / 2;
-        let half_ms = half.as_millis() as u64;
-        let jitter = if half_ms == 0 {
-            0
-        } else {
-            random % (half_ms + 1)
-        };
-        half + Duration::from_millis(jitter)
-    }
-
-    /// How long to wait before retry number `retry`: what `Retry-After` asked for, else the backoff.
-    /// `None` when the server asked for longer than the client waits.
-    pub fn wait(&self, retry: u32, retry_after: Option<Duration>) -> Option<Duration> {
-        match retry_after {
-            Some(after) if after > self.max_wait => None,
-            Some(after) => Some(after),
-            None => Some(self.backoff(retry, random())),
-        }
-    }
-}
 
 /// Whether an answer with `status` may succeed when sent again.
 pub fn retryable(status: u16) -> bool {
@@ -75,42 +23,9 @@ pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     Some(at.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
-fn random() -> u64 {
-    // Jitter needs no cryptographic quality; if the OS source fails, no jitter is still correct.
-    getrandom::u64().unwrap_or(0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn backoff_doubles_up_to_the_cap_with_half_of_it_random() {
-        let policy = Policy::new(10);
-        assert_eq!(policy.backoff(0, 0), Duration::from_millis(125));
-        assert_eq!(policy.backoff(0, 125), Duration::from_millis(250));
-        assert_eq!(policy.backoff(0, 126), Duration::from_millis(125));
-        assert_eq!(policy.backoff(1, 0), Duration::from_millis(250));
-        assert_eq!(policy.backoff(2, 0), Duration::from_millis(500));
-        assert_eq!(policy.backoff(10, 0), Duration::from_secs(4));
-        assert_eq!(policy.backoff(10, 4000), Duration::from_secs(8));
-        assert_eq!(policy.backoff(1000, 4001), Duration::from_secs(4));
-        for retry in 0..40 {
-            let d = policy.backoff(retry, random());
-            assert!(d <= policy.cap, "{retry}: {d:?}");
-        }
-    }
-
-    #[test]
-    fn retry_after_wins_over_backoff_but_not_beyond_the_longest_wait() {
-        let policy = Policy::new(3);
-        assert_eq!(
-            policy.wait(0, Some(Duration::from_secs(3))),
-            Some(Duration::from_secs(3))
-        );
-        assert_eq!(policy.wait(0, Some(Duration::from_secs(61))), None);
-        assert!(policy.wait(0, None).unwrap() <= Duration::from_millis(250));
-    }
 
     #[test]
     fn retry_after_reads_seconds_and_http_dates() {

@@ -12,13 +12,14 @@
 //! Contract: docs/API.md#complete.
 
 use lambda_http::{Body, Request, Response, http::StatusCode};
-use shared::asset::Asset;
-use shared::auth::{Access, Credential};
-use shared::db::{self, Stmt};
+use shared::asset::{self, Asset};
+use shared::auth::Access;
+use shared::batch::{self, Query};
+use shared::db::Stmt;
 use shared::error::FILE_TOO_LARGE;
 use shared::http::{begin, json_response, serve};
 use shared::ingest::insert_for_upload;
-use shared::uploads::{self, SNIFF_BYTES, UploadRow};
+use shared::uploads::{self, SNIFF_BYTES};
 use shared::{ApiError, Deps, MAX_FILE_BYTES, clock, media, routes};
 
 pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, lambda_http::Error> {
@@ -44,22 +45,21 @@ async fn run(deps: &Deps, req: Request) -> Result<Response<Body>, ApiError> {
     let (target, credential) = begin(&req, routes::route_of("complete"))?;
     let upload_id = target.upload_id.unwrap_or_default();
     let vault_id = target.vault_id.as_str();
-    let mut results = db::run(
+    let (key, upload, recorded) = batch::run(
         &*deps.db,
-        vec![
+        (
             credential.lookup(),
             uploads::select(&upload_id, vault_id),
-            Stmt::new(
+            asset::one(Stmt::new(
                 ASSET_OF_UPLOAD,
                 vec![upload_id.as_str().into(), vault_id.into()],
-            ),
-        ],
+            )),
+        ),
     )
     .await?;
-    Credential::check(&results[0].rows, vault_id, Access::Write)?;
-    let upload =
-        UploadRow::first(std::mem::take(&mut results[1].rows))?.ok_or(ApiError::UploadNotFound)?;
-    if let Some(asset) = Asset::first(std::mem::take(&mut results[2].rows))? {
+    key.check(vault_id, Access::Write)?;
+    let upload = upload.ok_or(ApiError::UploadNotFound)?;
+    if let Some(asset) = recorded {
         return json_response(StatusCode::OK, &asset);
     }
     if upload.completed_at.is_some() {
@@ -116,32 +116,35 @@ async fn run(deps: &Deps, req: Request) -> Result<Response<Body>, ApiError> {
         created_at: now.clone(),
         updated_at: now.clone(),
     };
-    let batch = vec![
+    let batch = (
         credential.lookup(),
         insert_for_upload(&record, &credential, &upload_id),
-        Stmt::new(
-            MARK_COMPLETED,
-            vec![
-                now.as_str().into(),
-                upload_id.as_str().into(),
-                record.id.as_str().into(),
-            ],
+        Query::new(
+            Stmt::new(
+                MARK_COMPLETED,
+                vec![
+                    now.as_str().into(),
+                    upload_id.as_str().into(),
+                    record.id.as_str().into(),
+                ],
+            ),
+            batch::ignore,
         ),
-        Stmt::new(
+        asset::one(Stmt::new(
             ASSET_OF_UPLOAD,
             vec![upload_id.as_str().into(), vault_id.into()],
-        ),
-    ];
+        )),
+    );
     // A conflict is the name taken since the upload started (409 CONFLICT): the object stays
     // with the open upload (whose name cannot change), and `imgbt gc` removes both once it
     // expired. On a lost answer the insert may have landed: the object stays, and a retry finds
     // the record.
-    let mut results = db::run(&*deps.db, batch).await?;
-    Credential::check(&results[0].rows, vault_id, Access::Write)?;
-    if let Some(asset) = Asset::first(std::mem::take(&mut results[1].rows))? {
+    let (key, inserted, (), recorded) = batch::run(&*deps.db, batch).await?;
+    key.check(vault_id, Access::Write)?;
+    if let Some(asset) = inserted {
         return json_response(StatusCode::CREATED, &asset);
     }
-    if let Some(asset) = Asset::first(std::mem::take(&mut results[3].rows))? {
+    if let Some(asset) = recorded {
         // Another complete of the same upload (or a retried request) got there first.
         return json_response(StatusCode::OK, &asset);
     }

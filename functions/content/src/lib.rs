@@ -13,10 +13,11 @@
 
 use lambda_http::http::header;
 use lambda_http::{Body, Request, Response, http::StatusCode};
-use shared::auth::{Access, Credential};
+use shared::auth::Access;
+use shared::batch::{self, Query};
 use shared::blobs::Validity;
 use shared::clock::Clock;
-use shared::db::{self, Stmt};
+use shared::db::{Stmt, StmtResult};
 use shared::http::{begin, serve};
 use shared::uploads::DOWNLOAD_TTL;
 use shared::{ApiError, Deps, MAX_FILE_BYTES, routes};
@@ -31,6 +32,32 @@ const TOO_LARGE_TO_SERVE: &str = "this file is larger than one Lambda response c
 
 const SELECT: &str = "SELECT r2_key, size, mime_type FROM assets WHERE id = ?1 AND vault_id = ?2";
 
+/// The columns of [`SELECT`].
+struct Stored {
+    r2_key: String,
+    size: u64,
+    mime_type: String,
+}
+
+impl Stored {
+    fn read(result: StmtResult) -> Result<Option<Self>, ApiError> {
+        let Some(row) = result.rows.into_iter().next() else {
+            return Ok(None);
+        };
+        let text = |column: &str| {
+            row.get(column)
+                .and_then(|v| v.as_str())
+                .map(str::to_owned)
+                .ok_or_else(|| ApiError::internal(format!("asset row has no {column}")))
+        };
+        Ok(Some(Stored {
+            r2_key: text("r2_key")?,
+            size: row.get("size").and_then(|v| v.as_u64()).unwrap_or(0),
+            mime_type: text("mime_type")?,
+        }))
+    }
+}
+
 async fn run(deps: &Deps, req: Request) -> Result<Response<Body>, ApiError> {
     let (target, credential) = begin(&req, routes::route_of("content"))?;
     let asset_id = target.asset_id.unwrap_or_default();
@@ -38,17 +65,17 @@ async fn run(deps: &Deps, req: Request) -> Result<Response<Body>, ApiError> {
         SELECT,
         vec![asset_id.into(), target.vault_id.as_str().into()],
     );
-    let results = db::run(&*deps.db, vec![credential.lookup(), select]).await?;
-    Credential::check(&results[0].rows, &target.vault_id, Access::Read)?;
-    let row = results[1].rows.first().ok_or(ApiError::AssetNotFound)?;
-    let text = |column: &str| {
-        row.get(column)
-            .and_then(|v| v.as_str())
-            .map(str::to_owned)
-            .ok_or_else(|| ApiError::internal(format!("asset row has no {column}")))
-    };
-    let (r2_key, mime_type) = (text("r2_key")?, text("mime_type")?);
-    let size = row.get("size").and_then(|v| v.as_u64()).unwrap_or(0);
+    let (key, stored) = batch::run(
+        &*deps.db,
+        (credential.lookup(), Query::new(select, Stored::read)),
+    )
+    .await?;
+    key.check(&target.vault_id, Access::Read)?;
+    let Stored {
+        r2_key,
+        size,
+        mime_type,
+    } = stored.ok_or(ApiError::AssetNotFound)?;
 
     let validity = Validity {
         signed_at: Clock::at(deps.clock.now_ms()),

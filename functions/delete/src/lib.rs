@@ -12,10 +12,11 @@
 //! Contract: docs/API.md#delete.
 
 use lambda_http::{Body, Request, Response};
-use shared::admin::forget_pending;
-use shared::auth::{Access, Credential};
-use shared::db::{self, Stmt};
+use shared::auth::Access;
+use shared::batch::{self, Query};
+use shared::db::{Stmt, StmtResult};
 use shared::http::{begin, no_content, serve};
+use shared::ingest::forget_pending;
 use shared::{ApiError, Deps, clock, routes};
 
 pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, lambda_http::Error> {
@@ -47,7 +48,7 @@ const STALE_AFTER_MS: u64 = 60_000;
 async fn run(deps: &Deps, req: Request) -> Result<Response<Body>, ApiError> {
     let (target, credential) = begin(&req, routes::route_of("delete"))?;
     let asset_id = target.asset_id.unwrap_or_default();
-    let now = clock::now_ms();
+    let now = deps.clock.now_ms();
     let params = vec![
         asset_id.into(),
         target.vault_id.as_str().into(),
@@ -55,42 +56,28 @@ async fn run(deps: &Deps, req: Request) -> Result<Response<Body>, ApiError> {
         clock::format_ms(now).into(),
     ];
     let settled = take_settled(deps);
-    let mut batch = vec![
-        credential.lookup(),
-        Stmt::new(JOURNAL, params.clone()),
-        Stmt::new(DELETE, params[..3].to_vec()),
-    ];
-    if !settled.is_empty() {
-        batch.push(forget_pending(&settled));
-    }
     let cutoff = clock::format_ms(now.saturating_sub(STALE_AFTER_MS));
-    batch.push(Stmt::new(STALE, vec![cutoff.into()]));
-    let results = match db::run(&*deps.db, batch).await {
-        Ok(results) => results,
+    let batch = (
+        credential.lookup(),
+        Query::new(Stmt::new(JOURNAL, params.clone()), batch::ignore),
+        Query::new(Stmt::new(DELETE, params[..3].to_vec()), r2_keys),
+        (!settled.is_empty()).then(|| Query::new(forget_pending(&settled), batch::ignore)),
+        Query::new(Stmt::new(STALE, vec![cutoff.into()]), r2_keys),
+    );
+    let (key, (), deleted, _, stale) = match batch::send(&*deps.db, batch).await {
+        Ok(results) => results.read()?,
         Err(err) => {
             give_back_settled(deps, settled);
             return Err(err.into());
         }
     };
-    Credential::check(&results[0].rows, &target.vault_id, Access::Write)?;
-    let Some(key) = results[2]
-        .rows
-        .first()
-        .and_then(|row| row.get("r2_key"))
-        .and_then(|v| v.as_str())
-    else {
+    key.check(&target.vault_id, Access::Write)?;
+    let Some(deleted) = deleted.into_iter().next() else {
         return Err(ApiError::AssetNotFound);
     };
-    let stale = results
-        .last()
-        .map(|r| r.rows.as_slice())
-        .unwrap_or_default();
-    let stale = stale
-        .iter()
-        .filter_map(|row| row.get("r2_key").and_then(|v| v.as_str()));
-    for key in std::iter::once(key).chain(stale) {
-        match deps.blobs.delete(key).await {
-            Ok(()) => give_back_settled(deps, vec![key.to_owned()]),
+    for key in std::iter::once(deleted).chain(stale) {
+        match deps.blobs.delete(&key).await {
+            Ok(()) => give_back_settled(deps, vec![key]),
             Err(err) => lambda_http::tracing::warn!(
                 error = %err,
                 "object delete failed; it stays in pending_deletions for a later request or imgbt gc"
@@ -98,6 +85,19 @@ async fn run(deps: &Deps, req: Request) -> Result<Response<Body>, ApiError> {
         }
     }
     no_content()
+}
+
+/// The `r2_key` of each row (DELETE … RETURNING r2_key, and the stale pending deletions).
+fn r2_keys(result: StmtResult) -> Result<Vec<String>, ApiError> {
+    Ok(result
+        .rows
+        .iter()
+        .filter_map(|row| {
+            row.get("r2_key")
+                .and_then(|v| v.as_str())
+                .map(str::to_owned)
+        })
+        .collect())
 }
 
 fn take_settled(deps: &Deps) -> Vec<String> {

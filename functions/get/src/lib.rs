@@ -4,9 +4,10 @@
 //! Contract: docs/API.md#get.
 
 use lambda_http::{Body, Request, Response, http::StatusCode};
-use shared::asset::Asset;
-use shared::auth::{Access, Credential};
-use shared::db::{self, Stmt};
+use shared::asset;
+use shared::auth::Access;
+use shared::batch;
+use shared::db::Stmt;
 use shared::http::{begin, json_response, serve};
 use shared::{ApiError, Deps, routes};
 
@@ -27,9 +28,9 @@ async fn run(deps: &Deps, req: Request) -> Result<Response<Body>, ApiError> {
         SELECT,
         vec![asset_id.into(), target.vault_id.as_str().into()],
     );
-    let mut results = db::run(&*deps.db, vec![credential.lookup(), select]).await?;
-    Credential::check(&results[0].rows, &target.vault_id, Access::Read)?;
-    match Asset::first(std::mem::take(&mut results[1].rows))? {
+    let (key, asset) = batch::run(&*deps.db, (credential.lookup(), asset::one(select))).await?;
+    key.check(&target.vault_id, Access::Read)?;
+    match asset {
         Some(asset) => json_response(StatusCode::OK, &asset),
         None => Err(ApiError::AssetNotFound),
     }

@@ -8,10 +8,11 @@
 
 use lambda_http::{Body, Request, Response, http::StatusCode};
 use serde::Serialize;
-use shared::asset::Asset;
-use shared::auth::{Access, Credential};
+use shared::asset::{self, Asset};
+use shared::auth::Access;
+use shared::batch;
 use shared::cursor::Cursor;
-use shared::db::{self, Stmt, Value};
+use shared::db::{Stmt, Value};
 use shared::http::{JSON, begin, query_pairs, serve};
 use shared::validate::{Limit, PathSegment};
 use shared::{ApiError, Deps, routes};
@@ -105,14 +106,14 @@ async fn run(deps: &Deps, req: Request) -> Result<Response<Body>, ApiError> {
     let (target, credential) = begin(&req, routes::route_of("list"))?;
     // A bad query is reported only after the key is checked: authentication comes first.
     let query = ListQuery::parse(&query_pairs(&req));
-    let mut batch = vec![credential.lookup()];
-    if let Ok(query) = &query {
-        batch.push(query.statement(&target.vault_id));
-    }
-    let mut results = db::run(&*deps.db, batch).await?;
-    Credential::check(&results[0].rows, &target.vault_id, Access::Read)?;
+    let page = query
+        .as_ref()
+        .ok()
+        .map(|query| asset::many(query.statement(&target.vault_id)));
+    let (key, page) = batch::run(&*deps.db, (credential.lookup(), page)).await?;
+    key.check(&target.vault_id, Access::Read)?;
     let query = query?;
-    let mut data = Asset::all(std::mem::take(&mut results[1].rows))?;
+    let mut data = page.ok_or_else(|| ApiError::internal("a valid query selects a page"))?;
     let has_more = data.len() > query.limit();
     data.truncate(query.limit());
     let cursor = match data.last() {

@@ -11,10 +11,10 @@
 //! Contract: docs/API.md#send-the-bytes.
 
 use lambda_http::{Body, Request, Response, http::StatusCode};
-use shared::db;
+use shared::batch;
 use shared::error::FILE_TOO_LARGE;
 use shared::http::{json_response, query_pairs, serve};
-use shared::uploads::{self, UploadRow, token_matches};
+use shared::uploads::{self, token_matches};
 use shared::{ApiError, Deps, MAX_FILE_BYTES, clock, routes};
 
 pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, lambda_http::Error> {
@@ -35,13 +35,9 @@ async fn run(deps: &Deps, req: Request) -> Result<Response<Body>, ApiError> {
     let [token] = tokens.as_slice() else {
         return Err(ApiError::Forbidden(BAD_TOKEN));
     };
-    let mut results = db::run(
-        &*deps.db,
-        vec![uploads::select(&upload_id, &target.vault_id)],
-    )
-    .await?;
-    let upload =
-        UploadRow::first(std::mem::take(&mut results[0].rows))?.ok_or(ApiError::UploadNotFound)?;
+    let upload = batch::run(&*deps.db, uploads::select(&upload_id, &target.vault_id))
+        .await?
+        .ok_or(ApiError::UploadNotFound)?;
     if !token_matches(token, upload.token_hash.as_deref()) {
         return Err(ApiError::Forbidden(BAD_TOKEN));
     }

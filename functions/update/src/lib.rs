@@ -8,9 +8,10 @@
 //! Contract: docs/API.md#update, and its merge rules (docs/API.md#merge-rules).
 
 use lambda_http::{Body, Request, Response, http::StatusCode};
-use shared::asset::Asset;
-use shared::auth::{Access, Credential};
-use shared::db::{self, Stmt, Value};
+use shared::asset;
+use shared::auth::Access;
+use shared::batch::{self, Query};
+use shared::db::{Stmt, Value};
 use shared::http::{begin, body_bytes, content_type, json_response, serve};
 use shared::validate::{self, MAX_METADATA_BYTES, Metadata, Tags};
 use shared::{ApiError, Deps, clock, routes};
@@ -75,40 +76,46 @@ async fn run(deps: &Deps, req: Request) -> Result<Response<Body>, ApiError> {
     // A bad body is reported only after the key is checked: authentication comes first.
     let patch = Patch::parse(content_type(&req).as_deref(), body_bytes(&req));
     let asset_id = target.asset_id.unwrap_or_default();
-    let mut batch = vec![credential.lookup()];
-    if let Ok(patch) = &patch {
+    let change = patch.as_ref().ok().map(|patch| {
         let metadata = Value::from(patch.metadata.as_ref().map(|m| m.as_json()));
-        batch.push(Stmt::new(
+        let update = asset::one(Stmt::new(
             UPDATE,
             vec![
                 metadata.clone(),
                 Value::from(patch.tags.as_ref().map(Tags::to_json)),
-                clock::format_ms(clock::now_ms()).into(),
+                clock::format_ms(deps.clock.now_ms()).into(),
                 asset_id.as_str().into(),
                 target.vault_id.as_str().into(),
                 credential.hash_param(),
             ],
         ));
-        if patch.metadata.is_some() {
-            batch.push(Stmt::new(
-                MERGED_SIZE,
-                vec![
-                    metadata,
-                    asset_id.as_str().into(),
-                    target.vault_id.as_str().into(),
-                ],
-            ));
-        }
-    }
-    let mut results = db::run(&*deps.db, batch).await?;
-    Credential::check(&results[0].rows, &target.vault_id, Access::Write)?;
+        // Run only when metadata is merged: a row here means the asset exists, so an update that
+        // changed nothing was refused for the merged size.
+        let merged_size = patch.metadata.is_some().then(|| {
+            Query::new(
+                Stmt::new(
+                    MERGED_SIZE,
+                    vec![
+                        metadata,
+                        asset_id.as_str().into(),
+                        target.vault_id.as_str().into(),
+                    ],
+                ),
+                batch::any_row,
+            )
+        });
+        (update, merged_size)
+    });
+    let (key, change) = batch::run(&*deps.db, (credential.lookup(), change)).await?;
+    key.check(&target.vault_id, Access::Write)?;
     patch?;
-    if let Some(asset) = Asset::first(std::mem::take(&mut results[1].rows))? {
+    let (updated, exists) =
+        change.ok_or_else(|| ApiError::internal("a valid patch is sent with its update"))?;
+    if let Some(asset) = updated {
         return json_response(StatusCode::OK, &asset);
     }
     // Nothing was updated: either there is no such asset, or the merge would exceed the limit.
-    let exists = results.get(2).is_some_and(|probe| !probe.rows.is_empty());
-    if exists {
+    if exists == Some(true) {
         return Err(ApiError::invalid(
             "metadata",
             format_args!(

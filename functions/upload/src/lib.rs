@@ -14,8 +14,9 @@ mod form;
 use bytes::Bytes;
 use lambda_http::{Body, Request, Response, http::StatusCode};
 use shared::asset::{self, Asset};
-use shared::auth::{Access, Credential};
-use shared::db::{self, DbError};
+use shared::auth::Access;
+use shared::batch;
+use shared::db::DbError;
 use shared::error::REQUEST_TOO_LARGE;
 use shared::http::{begin, json_response, serve};
 use shared::ingest::{discard, insert, leave_pending};
@@ -29,8 +30,8 @@ pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, lambda_
 
 async fn run(deps: &Deps, req: Request) -> Result<Response<Body>, ApiError> {
     let (target, credential) = begin(&req, routes::route_of("upload"))?;
-    let results = db::run(&*deps.db, vec![credential.lookup()]).await?;
-    Credential::check(&results[0].rows, &target.vault_id, Access::Write)?;
+    let key = batch::run(&*deps.db, credential.lookup()).await?;
+    key.check(&target.vault_id, Access::Write)?;
 
     let content_type = req
         .headers()
@@ -50,7 +51,7 @@ async fn run(deps: &Deps, req: Request) -> Result<Response<Body>, ApiError> {
     }
     let upload = parse_form(content_type.as_deref(), body)?;
 
-    let ms = clock::now_ms();
+    let ms = deps.clock.now_ms();
     let now = clock::format_ms(ms);
     let asset_id = ids::new_asset_id(ms);
     let sniffed = media::sniff(
@@ -96,9 +97,9 @@ async fn run(deps: &Deps, req: Request) -> Result<Response<Body>, ApiError> {
         leave_pending(deps, &record.r2_key).await;
         return Err(err.into());
     }
-    let inserted = db::run(&*deps.db, vec![insert(&record, &credential)]).await;
+    let inserted = batch::send(&*deps.db, insert(&record, &credential)).await;
     let outcome = match inserted {
-        Ok(mut results) => match Asset::first(std::mem::take(&mut results[0].rows)) {
+        Ok(results) => match results.read() {
             Ok(Some(asset)) => return json_response(StatusCode::CREATED, &asset),
             // The guard refused: the key was revoked between the two requests.
             Ok(None) => ApiError::Unauthorized,

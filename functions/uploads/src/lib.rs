@@ -11,10 +11,11 @@
 
 use lambda_http::{Body, Request, Response, http::StatusCode};
 use serde_json::{Map, Value as Json, json};
-use shared::auth::{Access, Credential};
+use shared::auth::Access;
+use shared::batch::{self, Query};
 use shared::blobs::Validity;
 use shared::clock::{self, Clock};
-use shared::db::{self, Stmt, Value};
+use shared::db::{Stmt, Value};
 use shared::error::FILE_TOO_LARGE;
 use shared::http::{begin, body_bytes, content_type, json_response, serve};
 use shared::uploads::{UPLOAD_TTL, new_token};
@@ -133,8 +134,8 @@ async fn run(deps: &Deps, req: Request) -> Result<Response<Body>, ApiError> {
     // lookup shares the batch with the insert, so a bad body costs the lookup alone.
     let parsed = NewUpload::parse(content_type(&req).as_deref(), body_bytes(&req));
     let Ok(upload) = parsed else {
-        let results = db::run(&*deps.db, vec![credential.lookup()]).await?;
-        Credential::check(&results[0].rows, &target.vault_id, Access::Write)?;
+        let key = batch::run(&*deps.db, credential.lookup()).await?;
+        key.check(&target.vault_id, Access::Write)?;
         return Err(parsed.err().unwrap_or_else(|| ApiError::internal("parse")));
     };
 
@@ -198,20 +199,20 @@ async fn run(deps: &Deps, req: Request) -> Result<Response<Body>, ApiError> {
         clock::format_ms(expires_ms).into(),
         credential.hash_param(),
     ]);
-    let results = db::run(
+    let (key, taken, inserted) = batch::run(
         &*deps.db,
-        vec![
+        (
             credential.lookup(),
-            Stmt::new(TAKEN, taken),
-            Stmt::new(INSERT, insert),
-        ],
+            Query::new(Stmt::new(TAKEN, taken), batch::any_row),
+            Query::new(Stmt::new(INSERT, insert), batch::changes),
+        ),
     )
     .await?;
-    Credential::check(&results[0].rows, &target.vault_id, Access::Write)?;
-    if !results[1].rows.is_empty() {
+    key.check(&target.vault_id, Access::Write)?;
+    if taken {
         return Err(ApiError::Conflict);
     }
-    if results[2].changes != 1 {
+    if inserted != 1 {
         // The guard refused: the key was revoked between the lookup and the insert.
         return Err(ApiError::Unauthorized);
     }

@@ -83,7 +83,7 @@ impl LocalBlobs {
             std::fs::create_dir_all(parent).map_err(io)?;
         }
         let mut suffix = [0u8; 8];
-        crate::auth::fill_random(&mut suffix);
+        crate::random::fill(&mut suffix);
         let tmp = path.with_file_name(format!(".tmp-{}", u64::from_le_bytes(suffix)));
         let mut written = std::fs::write(&tmp, body);
         if written

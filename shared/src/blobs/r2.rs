@@ -10,14 +10,15 @@
 //! (a refused key, a bad form) should not pay. A handler that will reach R2 after its D1 request
 //! calls [`Blobs::prepare`] while that request is in flight (BENCH.md: "R2 client").
 //!
-//! Each call makes at most [`ATTEMPTS`] attempts (the SDK's standard retry: 5xx, 429,
-//! `SlowDown`, timeouts and transport failures), waiting with jitter under the project's one
-//! backoff ceiling. Connecting may take 3 s, an attempt 8 s and the whole call 20 s; a PUT gets a
+//! Each call makes at most [`Backoff::R2`]'s attempts, with its base and cap (the project's one
+//! backoff policy, applied by the SDK's standard retry with its own full jitter: 5xx, 429,
+//! `SlowDown`, timeouts and transport failures). Connecting may take 3 s, an attempt 8 s and the whole call 20 s; a PUT gets a
 //! second more of each per 10^6 bytes.
 
 use super::{BlobError, Blobs, Presigned, Validity};
 use crate::BoxFuture;
-use crate::deps::Secret;
+use crate::backoff::Backoff;
+use crate::secret::Secret;
 use aws_sdk_s3::config::interceptors::InterceptorContext;
 use aws_sdk_s3::config::retry::{ClassifyRetry, RetryAction, RetryConfig};
 use aws_sdk_s3::config::timeout::TimeoutConfig;
@@ -39,9 +40,6 @@ const ATTEMPT: Duration = Duration::from_secs(8);
 const OPERATION: Duration = Duration::from_secs(20);
 /// S3's longest presigned validity (SigV4 query authentication).
 const MAX_PRESIGNED_VALIDITY: Duration = Duration::from_secs(7 * 24 * 3600);
-const ATTEMPTS: u32 = 3;
-const BACKOFF_BASE: Duration = Duration::from_millis(100);
-const BACKOFF_CAP: Duration = Duration::from_secs(3);
 /// The longest error code or message kept from an answer.
 const QUOTE: usize = 200;
 
@@ -159,9 +157,9 @@ impl Recipe {
             .http_client(https::client())
             .retry_config(
                 RetryConfig::standard()
-                    .with_max_attempts(ATTEMPTS)
-                    .with_initial_backoff(BACKOFF_BASE)
-                    .with_max_backoff(BACKOFF_CAP),
+                    .with_max_attempts(Backoff::R2.attempts)
+                    .with_initial_backoff(Backoff::R2.base)
+                    .with_max_backoff(Backoff::R2.cap),
             )
             .retry_classifier(TooManyRequests)
             .timeout_config(

@@ -1,13 +1,14 @@
 //! Cloudflare D1 over its REST API: `POST {base}/accounts/{account}/d1/database/{db}/query`.
 //!
 //! A batch is sent as one request, `{"batch":[{"sql","params"},…]}`, which D1 runs atomically and
-//! answers with one result per statement. 429 and 5xx answers are retried with capped, jittered
-//! exponential backoff that honours `retry-after`; other 4xx answers never are. The API token is
-//! only ever placed in the `Authorization` header: no log line or error carries it.
+//! answers with one result per statement. 429 and 5xx answers are retried as [`crate::backoff`]
+//! says (capped, jittered, honouring `retry-after`); other 4xx answers never are. The API token
+//! is only ever placed in the `Authorization` header: no log line or error carries it.
 
 use super::{Cell, Db, DbError, Row, Stmt, StmtResult, Value};
 use crate::BoxFuture;
-use crate::deps::Secret;
+use crate::backoff::Backoff;
+use crate::secret::Secret;
 use reqwest::StatusCode;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
@@ -19,46 +20,11 @@ use std::time::Duration;
 pub const MAX_BOUND_PARAMS: usize = 100;
 pub const MAX_STATEMENT_BYTES: usize = 100_000;
 
-/// How a client retries refusals for rate (429) and transient failures (5xx, connection refused).
-#[derive(Debug, Clone, Copy)]
-pub struct RetryPolicy {
-    /// Attempts in all, the first included.
-    pub attempts: u32,
-    pub base: Duration,
-    pub cap: Duration,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        RetryPolicy {
-            attempts: 4,
-            base: Duration::from_millis(100),
-            cap: Duration::from_secs(2),
-        }
-    }
-}
-
-impl RetryPolicy {
-    /// The wait before retry number `retry` (1-based): full jitter over an exponential step, but
-    /// never less than what the server asked for in `retry-after` (itself capped).
-    fn delay(&self, retry: u32, retry_after: Option<Duration>) -> Duration {
-        let step = self.base.saturating_mul(1 << retry.min(16)).min(self.cap);
-        let mut random = [0u8; 8];
-        crate::auth::fill_random(&mut random);
-        let fraction = (u64::from_le_bytes(random) >> 11) as f64 / (1u64 << 53) as f64;
-        let jittered = step.mul_f64(0.5 + fraction / 2.0);
-        match retry_after {
-            Some(asked) => jittered.max(asked.min(self.cap * 4)),
-            None => jittered,
-        }
-    }
-}
-
 pub struct D1Db {
     client: reqwest::Client,
     url: String,
     token: Secret,
-    retry: RetryPolicy,
+    retry: Backoff,
 }
 
 #[derive(Serialize)]
@@ -136,11 +102,11 @@ impl D1Db {
             client,
             url,
             token,
-            retry: RetryPolicy::default(),
+            retry: Backoff::D1,
         })
     }
 
-    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
+    pub fn with_retry(mut self, retry: Backoff) -> Self {
         self.retry = retry;
         self
     }
@@ -195,7 +161,11 @@ impl D1Db {
             if retry >= self.retry.attempts {
                 return Err(failure.0);
             }
-            tokio::time::sleep(self.retry.delay(retry, failure.1)).await;
+            match self.retry.wait(retry, failure.1) {
+                Some(wait) => tokio::time::sleep(wait).await,
+                // D1 asked for a longer pause than a request can afford: report the refusal now.
+                None => return Err(failure.0),
+            }
         }
     }
 }
@@ -620,15 +590,5 @@ mod tests {
         ] {
             assert!(rows_of(bad).is_err(), "{bad}");
         }
-    }
-
-    #[test]
-    fn backoff_is_capped_and_honours_retry_after() {
-        let policy = RetryPolicy::default();
-        for retry in 1..10 {
-            assert!(policy.delay(retry, None) <= policy.cap);
-        }
-        assert!(policy.delay(1, Some(Duration::from_secs(3))) >= Duration::from_secs(3));
-        assert!(policy.delay(1, Some(Duration::from_secs(3600))) <= policy.cap * 4);
     }
 }

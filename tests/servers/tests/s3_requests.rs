@@ -11,7 +11,7 @@ use http::Method;
 use imgbt_test_servers::S3Server;
 use shared::blobs::r2::R2Blobs;
 use shared::blobs::{BlobError, Blobs, Validity};
-use shared::deps::Secret;
+use shared::secret::Secret;
 use std::time::{Duration, SystemTime};
 
 /// Keys with every character the path encoding has to get right.

@@ -10,8 +10,8 @@
 //! Request bodies are limited as on Lambda (4,718,592 bytes) unless `--max-request-bytes` says
 //! otherwise (0: no limit).
 
+use imgbt_cli::dev;
 use shared::Deps;
-use shared::admin;
 use std::path::PathBuf;
 use std::rc::Rc;
 use tokio::net::TcpListener;
@@ -72,7 +72,7 @@ async fn run(options: Options) {
         std::process::exit(1);
     });
     deps.max_request_bytes = (options.max_request_bytes > 0).then_some(options.max_request_bytes);
-    let seed = admin::seed_dev(&*deps.db, &*deps.blobs)
+    let seed = dev::seed_dev(&*deps.db, &deps.clock, &*deps.blobs)
         .await
         .unwrap_or_else(|e| {
             eprintln!("local-api: seeding the dev vault: {e}");
@@ -89,9 +89,9 @@ async fn run(options: Options) {
         "{}",
         serde_json::json!({
             "url": format!("http://{addr}"),
-            "vault_id": admin::DEV_VAULT_ID,
-            "public_key": admin::DEV_PUBLIC_KEY,
-            "secret_key": admin::DEV_SECRET_KEY,
+            "vault_id": dev::DEV_VAULT_ID,
+            "public_key": dev::DEV_PUBLIC_KEY,
+            "secret_key": dev::DEV_SECRET_KEY,
             "asset_id": seed.asset_id,
         })
     );

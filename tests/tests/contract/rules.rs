@@ -149,20 +149,20 @@ async fn unknown_key_is_401_on_every_endpoint() {
 async fn revoked_key_is_401_on_every_endpoint() {
     let app = app().await;
     let asset = id(&app.create(&Form::standard()).await);
-    let db = &*app.deps.db;
+    let (db, clock) = (&*app.deps.db, &app.deps.clock);
     let vault = &app.vault.vault_id;
-    let secret = admin::create_key(db, vault, KeyKind::Secret, "temp")
+    let secret = admin::create_key(db, clock, vault, KeyKind::Secret, "temp")
         .await
         .unwrap()
         .unwrap();
-    let public = admin::create_key(db, vault, KeyKind::Public, "temp")
+    let public = admin::create_key(db, clock, vault, KeyKind::Public, "temp")
         .await
         .unwrap()
         .unwrap();
     app.get(&secret.key, &asset).await.ok(200);
     app.get(&public.key, &asset).await.ok(200);
-    assert!(admin::revoke_key(db, vault, &secret.key_id).await.unwrap());
-    assert!(admin::revoke_key(db, vault, &public.key_id).await.unwrap());
+    assert!(admin::revoke_key(db, clock, vault, &secret.key_id).await.unwrap());
+    assert!(admin::revoke_key(db, clock, vault, &public.key_id).await.unwrap());
     let before = state(&app).await;
     for key in [&secret.key, &public.key] {
         for call in every_endpoint(&app, &app.deps, &asset) {
@@ -1940,12 +1940,12 @@ async fn delete_when_the_object_store_fails_is_finished_later_by_gc() {
     );
 
     // While the store keeps failing, gc keeps the row.
-    let report = admin::gc(&*app.deps.db, &*faulty).await.unwrap();
+    let report = admin::gc(&*app.deps.db, &app.deps.clock, &*faulty).await.unwrap();
     let failed: Vec<&str> = report.failed.iter().map(|f| f.r2_key.as_str()).collect();
     assert_eq!(failed, vec![key.as_str()]);
     assert_eq!(app.pending_deletions().await, vec![key.clone()]);
 
-    let report = admin::gc(&*app.deps.db, &*app.blobs()).await.unwrap();
+    let report = admin::gc(&*app.deps.db, &app.deps.clock, &*app.blobs()).await.unwrap();
     assert_eq!(report.deleted, vec![key.clone()]);
     assert_eq!(app.read_object(&key), None);
     assert!(app.object_files().is_empty());
@@ -2057,7 +2057,7 @@ async fn fsck_finds_records_without_objects_and_objects_without_records() {
         vec![kept["r2_key"].as_str().unwrap().to_owned()]
     );
     assert_eq!(report.objects_without_records, vec![stray]);
-    admin::gc(&*app.deps.db, &*app.blobs()).await.unwrap();
+    admin::gc(&*app.deps.db, &app.deps.clock, &*app.blobs()).await.unwrap();
     let report = admin::fsck(&*app.deps.db, &*app.blobs()).await.unwrap();
     assert!(report.pending_deletions.is_empty());
     assert_eq!(report.objects, 1, "only the stray object is left");

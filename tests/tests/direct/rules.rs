@@ -60,7 +60,7 @@ async fn the_whole_flow_stores_what_a_multipart_upload_stores() {
     assert_eq!(ticket["headers"], put_headers(&app, "image/png"));
     let expires_at = ticket["expires_at"].as_str().unwrap();
     assert!(is_api_time(expires_at), "{expires_at}");
-    let in_15_minutes = shared::clock::format_ms(shared::clock::now_ms() + 15 * MINUTE_MS as u64);
+    let in_15_minutes = shared::clock::format_ms(app.deps.clock.now_ms() + 15 * MINUTE_MS as u64);
     assert!(expires_at <= in_15_minutes.as_str(), "{expires_at} vs {in_15_minutes}");
     let url = ticket["url"].as_str().unwrap();
     match app.backend() {
@@ -483,7 +483,7 @@ async fn gc_removes_expired_uploads_never_completed_and_fsck_does_not_call_them_
     assert_eq!(report.pending_uploads.len(), 2, "{report:?}");
     assert!(report.pending_uploads.contains(&stale_key));
 
-    let gc = shared::admin::gc(&*app.deps.db, &*app.deps.blobs).await.unwrap();
+    let gc = shared::admin::gc(&*app.deps.db, &app.deps.clock, &*app.deps.blobs).await.unwrap();
     assert_eq!(gc.expired_uploads, vec![upload_id(&stale)]);
     assert_eq!(gc.deleted, vec![stale_key.clone()]);
     assert_eq!(app.read_object(&stale_key), None, "the object is gone");
@@ -499,7 +499,7 @@ async fn gc_removes_expired_uploads_never_completed_and_fsck_does_not_call_them_
     let report = shared::admin::fsck(&*app.deps.db, &*app.deps.blobs).await.unwrap();
     assert!(report.is_clean() && report.pending_uploads.is_empty(), "{report:?}");
     // A second sweep finds nothing.
-    let gc = shared::admin::gc(&*app.deps.db, &*app.deps.blobs).await.unwrap();
+    let gc = shared::admin::gc(&*app.deps.db, &app.deps.clock, &*app.deps.blobs).await.unwrap();
     assert!(gc.expired_uploads.is_empty() && gc.deleted.is_empty());
 }
 

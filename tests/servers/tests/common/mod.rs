@@ -8,7 +8,7 @@ use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use bytes::Bytes;
 use imgbt_test_servers::S3Server;
 use shared::blobs::r2::R2Blobs;
-use shared::deps::Secret;
+use shared::secret::Secret;
 
 /// Our R2 client, signing with the server's key pair.
 pub fn blobs(server: &S3Server) -> R2Blobs {

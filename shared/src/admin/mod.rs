@@ -1,0 +1,20 @@
+//! What the `imgbt` CLI does to a store, kept in this library so that the test kit sets up and
+//! checks stores through exactly the same code. No request handler uses it.
+//!
+//! - [`vaults`]: vaults and their keys.
+//! - [`gc`]: the sweep of expired uploads and pending deletions.
+//! - [`fsck`]: records and objects, compared.
+//!
+//! The dev vault's seeding is not here: it is no part of the product, and lives with the CLI's
+//! `imgbt dev seed` (`imgbt_cli::dev`).
+
+pub mod fsck;
+pub mod gc;
+pub mod vaults;
+
+pub use fsck::{FsckError, FsckReport, MissingObject, SizeMismatch, fsck};
+pub use gc::{GcFailure, GcReport, gc};
+pub use vaults::{
+    KeyInfo, NewKey, NewVault, VaultInfo, create_key, create_vault, list_keys, list_vaults,
+    revoke_key,
+};

@@ -1,0 +1,209 @@
+//! Vaults and their keys: `imgbt vault …` and `imgbt key …`, and the test kit's vaults, through
+//! the same code.
+
+use crate::auth::{self, KeyKind};
+use crate::clock::{self, Clock};
+use crate::db::{self, Db, DbError, Row, Stmt};
+use crate::ids;
+use serde::Serialize;
+
+/// A new vault with one key of each kind. The keys are shown here once and stored only hashed.
+#[derive(Debug, Clone, Serialize)]
+pub struct NewVault {
+    pub vault_id: String,
+    pub public_key: String,
+    pub secret_key: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct NewKey {
+    pub key_id: String,
+    pub vault_id: String,
+    pub kind: &'static str,
+    pub label: String,
+    pub key: String,
+}
+
+/// A key as `imgbt key list` shows it: never the key itself.
+#[derive(Debug, Clone, Serialize)]
+pub struct KeyInfo {
+    pub id: String,
+    pub kind: String,
+    pub hint: String,
+    pub label: String,
+    pub created_at: String,
+    pub revoked_at: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct VaultInfo {
+    pub id: String,
+    pub name: String,
+    pub created_at: String,
+}
+
+fn insert_key(
+    key_id: &str,
+    vault_id: &str,
+    kind: KeyKind,
+    key: &str,
+    label: &str,
+    now: &str,
+) -> Stmt {
+    Stmt::new(
+        "INSERT INTO api_keys (id, vault_id, kind, key_hash, hint, label, created_at) \
+         SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7 WHERE EXISTS (SELECT 1 FROM vaults WHERE id = ?2)",
+        vec![
+            key_id.into(),
+            vault_id.into(),
+            kind.as_str().into(),
+            auth::hash_key(key).into(),
+            auth::key_hint(key).into(),
+            label.into(),
+            now.into(),
+        ],
+    )
+}
+
+/// Creates a vault and a public and a secret key for it, in one batch.
+pub async fn create_vault(db: &dyn Db, clock: &Clock, name: &str) -> Result<NewVault, DbError> {
+    let ms = clock.now_ms();
+    let now = clock::format_ms(ms);
+    let vault_id = ids::new_vault_id(ms);
+    let public_key = auth::generate_key(KeyKind::Public);
+    let secret_key = auth::generate_key(KeyKind::Secret);
+    db::run(
+        db,
+        vec![
+            Stmt::new(
+                "INSERT INTO vaults (id, name, created_at) VALUES (?1, ?2, ?3)",
+                vec![vault_id.as_str().into(), name.into(), now.as_str().into()],
+            ),
+            insert_key(
+                &ids::new_key_id(ms),
+                &vault_id,
+                KeyKind::Public,
+                &public_key,
+                "default public key",
+                &now,
+            ),
+            insert_key(
+                &ids::new_key_id(ms),
+                &vault_id,
+                KeyKind::Secret,
+                &secret_key,
+                "default secret key",
+                &now,
+            ),
+        ],
+    )
+    .await?;
+    Ok(NewVault {
+        vault_id,
+        public_key,
+        secret_key,
+    })
+}
+
+pub async fn list_vaults(db: &dyn Db) -> Result<Vec<VaultInfo>, DbError> {
+    let results = db::run(
+        db,
+        vec![Stmt::new(
+            "SELECT id, name, created_at FROM vaults ORDER BY id",
+            vec![],
+        )],
+    )
+    .await?;
+    Ok(results[0]
+        .rows
+        .iter()
+        .map(|row| VaultInfo {
+            id: text(row, "id"),
+            name: text(row, "name"),
+            created_at: text(row, "created_at"),
+        })
+        .collect())
+}
+
+/// Creates a key for an existing vault; `None` when there is no such vault.
+pub async fn create_key(
+    db: &dyn Db,
+    clock: &Clock,
+    vault_id: &str,
+    kind: KeyKind,
+    label: &str,
+) -> Result<Option<NewKey>, DbError> {
+    let ms = clock.now_ms();
+    let key_id = ids::new_key_id(ms);
+    let key = auth::generate_key(kind);
+    let results = db::run(
+        db,
+        vec![insert_key(
+            &key_id,
+            vault_id,
+            kind,
+            &key,
+            label,
+            &clock::format_ms(ms),
+        )],
+    )
+    .await?;
+    Ok((results[0].changes == 1).then(|| NewKey {
+        key_id,
+        vault_id: vault_id.to_owned(),
+        kind: kind.as_str(),
+        label: label.to_owned(),
+        key,
+    }))
+}
+
+pub async fn list_keys(db: &dyn Db, vault_id: &str) -> Result<Vec<KeyInfo>, DbError> {
+    let results = db::run(
+        db,
+        vec![Stmt::new(
+            "SELECT id, kind, hint, label, created_at, revoked_at FROM api_keys WHERE vault_id = ?1 ORDER BY id",
+            vec![vault_id.into()],
+        )],
+    )
+    .await?;
+    Ok(results[0]
+        .rows
+        .iter()
+        .map(|row| KeyInfo {
+            id: text(row, "id"),
+            kind: text(row, "kind"),
+            hint: text(row, "hint"),
+            label: text(row, "label"),
+            created_at: text(row, "created_at"),
+            revoked_at: row
+                .get("revoked_at")
+                .and_then(|v| v.as_str())
+                .map(str::to_owned),
+        })
+        .collect())
+}
+
+/// Revokes a key of a vault. `false` when the vault has no such live key.
+pub async fn revoke_key(
+    db: &dyn Db,
+    clock: &Clock,
+    vault_id: &str,
+    key_id: &str,
+) -> Result<bool, DbError> {
+    let results = db::run(
+        db,
+        vec![Stmt::new(
+            "UPDATE api_keys SET revoked_at = ?1 WHERE id = ?2 AND vault_id = ?3 AND revoked_at IS NULL",
+            vec![clock::format_ms(clock.now_ms()).into(), key_id.into(), vault_id.into()],
+        )],
+    )
+    .await?;
+    Ok(results[0].changes == 1)
+}
+
+fn text(row: &Row, column: &str) -> String {
+    row.get(column)
+        .and_then(|v| v.as_str())
+        .unwrap_or_default()
+        .to_owned()
+}
