@@ -508,6 +508,19 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_body_too_large_for_any_legal_form_is_413_before_it_is_read() {
+        // Zeros, not a form: read, it would be a 400; its size alone makes it a 413.
+        let limit = (MAX_FILE_BYTES + FORM_OVERHEAD) as usize;
+        let over = Bytes::from(vec![0u8; limit + 1]);
+        assert!(matches!(
+            parse_form(Some(CT), over).await,
+            Err(ApiError::PayloadTooLarge(_))
+        ));
+        let at_limit = Bytes::from(vec![0u8; limit]);
+        assert!(refusal_of(CT, at_limit).await.starts_with("body: "));
+    }
+
+    #[tokio::test]
     async fn a_text_field_that_is_not_utf8_is_400_naming_it() {
         let mut body = form(&BASE).1.to_vec();
         let at = body.windows(3).position(|w| w == b"\r\nc").unwrap() + 2;
