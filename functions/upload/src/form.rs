@@ -10,7 +10,7 @@
 //! - a Content-Type that is not `multipart/form-data` with a `boundary` parameter (read by
 //!   `multer::parse_boundary`), or a boundary that is not 1–70 of the characters RFC 2046 allows,
 //!   or ends in a space;
-//! - framing multer refuses: no delimiter, a delimiter not followed by `--`, or by transport
+//! - framing multer refuses: no delimiter, a delimiter followed by neither `--` nor transport
 //!   padding and CRLF, a body that ends before the close delimiter; a part with more than 32
 //!   header lines, or a header line httparse refuses (no colon, a name that is not a token, a
 //!   control character, a folded line);
@@ -19,13 +19,15 @@
 //!   them) exceed [`MAX_PART_HEADERS`];
 //! - a text field over [`MAX_TEXT_FIELD`] bytes or not UTF-8; a file over `MAX_FILE_BYTES` (413).
 //!
-//! How multer reads what the RFCs leave loose, accepted as it is: every one of these is the
-//! client's own description of its own upload, and still ends in a validated [`Upload`] or a 400.
+//! Where multer departs from the RFCs' letter (and from the hand-written parser it replaced), its
+//! reading is accepted as it is: each of these is the client's own description of its own upload,
+//! and still ends in a validated [`Upload`] or a 400.
 //! - Content-Disposition: the parameters `name` and `filename` are found in lowercase only, and
 //!   the first of each counts. `filename*` is never read (RFC 7578 § 4.2: multipart/form-data does
 //!   not use it); one written before `filename` hides it, and the part counts as having no file
 //!   name. In a quoted value `\"` is a quote and any other backslash stays, as browsers send
-//!   Windows paths unescaped.
+//!   Windows paths unescaped; so a quoted file name ending in a backslash never closes, and the
+//!   part counts as having no file name.
 //! - A header repeated within a part: the last one counts, Content-Disposition included, and only
 //!   that one is counted against [`MAX_PART_HEADERS`].
 //! - Header lines may end in a bare LF (httparse reads them); delimiter lines need CRLF, and a
