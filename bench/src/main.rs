@@ -633,7 +633,7 @@ async fn bench_upload(app: &TestApp, mb: usize, iters: Iters) -> (Line, String) 
     for _ in 0..iters.runs {
         let body = bytes::Bytes::from(body.clone());
         let t = Instant::now();
-        let parsed = upload::parse_form(Some(&content_type), body);
+        let parsed = upload::parse_form(Some(&content_type), body).await;
         parses.push(t.elapsed());
         assert_eq!(parsed.expect("form parses").file.len(), size);
     }

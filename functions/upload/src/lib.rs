@@ -49,7 +49,7 @@ async fn run(deps: &Deps, req: Request) -> Result<Response<Body>, ApiError> {
     {
         return Err(ApiError::PayloadTooLarge(REQUEST_TOO_LARGE));
     }
-    let upload = parse_form(content_type.as_deref(), body)?;
+    let upload = parse_form(content_type.as_deref(), body).await?;
 
     let ms = deps.clock.now_ms();
     let now = clock::format_ms(ms);
