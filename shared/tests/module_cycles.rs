@@ -1,14 +1,18 @@
 //! No module of `shared` imports a module that imports it back, directly or through others.
 //!
-//! The graph is read from the source: each file under `src/` is a module (`lib.rs` the root,
-//! `a/mod.rs` and `a.rs` both `a`), and so is each inline `mod name { … }`. A module depends on
-//! another when its code names a path into it: `use crate::a::B`, `super::B`, `self::b::C`, a child
-//! module by its bare name, or such a path in an expression. Comments and string literals are not
-//! code. Declaring a child (`mod b;`) is not a dependency, and neither is the root's `pub use`:
+//! The graph is read from syn's syntax tree of each file under `src/`: each file is a module
+//! (`lib.rs` the root, `a/mod.rs` and `a.rs` both `a`), and so is each inline `mod name { … }`. A
+//! module depends on another when its code names a path into it: `use crate::a::B`, `super::B`,
+//! `self::b::C`, a child module by its bare name, or such a path in code or in a macro's
+//! arguments. Declaring a child (`mod b;`) is not a dependency, and neither is the root's `pub use`:
 //! a path through a root re-export (`crate::ApiError`) leads to the module that defines the name.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
+use syn::parse::{Parse, ParseStream};
+use syn::punctuated::Punctuated;
+use syn::visit::{self, Visit};
+use syn::{Block, Expr, Pat, Token, UseTree};
 
 type Graph = BTreeMap<String, BTreeSet<String>>;
 
@@ -45,34 +49,38 @@ fn no_request_handler_imports_admin_code() {
     );
     let offenders: Vec<&str> = files
         .iter()
-        .filter(|(_, source)| names_shared_admin(source))
+        .filter(|(file, source)| names_shared_admin(file, source))
         .map(|(file, _)| file.as_str())
         .collect();
     assert!(
         offenders.is_empty(),
         "handlers importing shared::admin: {offenders:?}"
     );
-    assert!(names_shared_admin("use shared::{Deps, admin::gc};"));
-    assert!(names_shared_admin("fn f() { shared::admin::fsck(); }"));
+    assert!(names_shared_admin("t.rs", "use shared::{Deps, admin::gc};"));
+    assert!(names_shared_admin(
+        "t.rs",
+        "fn f() { shared::admin::fsck(); }"
+    ));
+    assert!(names_shared_admin(
+        "t.rs",
+        "fn f() { ::shared::admin::fsck(); }"
+    ));
+    assert!(names_shared_admin(
+        "t.rs",
+        "fn f() { g!(shared::admin::gc); }"
+    ));
     assert!(!names_shared_admin(
-        "// shared::admin::gc\nuse shared::ingest;"
+        "t.rs",
+        "// shared::admin::gc\nuse shared::ingest; const A: &str = \"shared::admin\";"
     ));
 }
 
 /// True when `source` names a path into `shared::admin`, in a `use` or in code.
-fn names_shared_admin(source: &str) -> bool {
-    let mut found = false;
-    walk(&[], &tokens(source), |_, item, _| {
-        let paths = match item {
-            Item::Use { paths, .. } => paths,
-            Item::Path(path) => vec![path],
-            Item::InlineMod(_) => return,
-        };
-        found |= paths
-            .iter()
-            .any(|p| p.len() >= 2 && p[0] == "shared" && p[1] == "admin");
-    });
-    found
+fn names_shared_admin(file: &str, source: &str) -> bool {
+    read(file, source, Vec::new()).paths.iter().any(|(_, p)| {
+        let p = p.strip_prefix(&["::".to_owned()][..]).unwrap_or(p);
+        p.len() >= 2 && p[0] == "shared" && p[1] == "admin"
+    })
 }
 
 fn collect(root: &Path, dir: &Path, out: &mut Vec<(String, String)>) {
@@ -112,296 +120,139 @@ fn name(module: &[String]) -> String {
         .join("::")
 }
 
-#[derive(Debug, Clone, PartialEq)]
-enum Tok {
-    Ident(String),
-    Path,
-    Open,
-    Close,
-    Semi,
-    Comma,
-    Star,
-    Other,
+/// What one file names, each path with the module (inline ones included) that names it.
+#[derive(Default)]
+struct Reader {
+    at: Vec<String>,
+    inline_modules: Vec<Vec<String>>,
+    paths: Vec<(Vec<String>, Vec<String>)>,
+    /// The root's `pub use`s: the name each makes visible at the root, and the path it stands for.
+    reexports: Vec<(String, Vec<String>)>,
+    use_prefix: Vec<String>,
+    in_root_pub_use: bool,
 }
 
-/// Identifiers and the punctuation that shapes paths, with comments and literals left out.
-fn tokens(source: &str) -> Vec<Tok> {
-    let chars: Vec<char> = source.chars().collect();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < chars.len() {
-        let c = chars[i];
-        let next = chars.get(i + 1).copied();
-        if c == '/' && next == Some('/') {
-            while i < chars.len() && chars[i] != '\n' {
-                i += 1;
+fn read(file: &str, source: &str, module: Vec<String>) -> Reader {
+    let tree = syn::parse_file(source).unwrap_or_else(|e| panic!("{file}: {e}"));
+    let mut reader = Reader {
+        at: module,
+        ..Reader::default()
+    };
+    reader.visit_file(&tree);
+    reader
+}
+
+impl<'ast> Visit<'ast> for Reader {
+    fn visit_item_mod(&mut self, item: &'ast syn::ItemMod) {
+        if item.content.is_none() {
+            return; // `mod b;` only declares the file module: not a dependency.
+        }
+        self.at.push(item.ident.to_string());
+        self.inline_modules.push(self.at.clone());
+        visit::visit_item_mod(self, item);
+        self.at.pop();
+    }
+
+    fn visit_item_use(&mut self, item: &'ast syn::ItemUse) {
+        self.in_root_pub_use = self.at.is_empty() && matches!(item.vis, syn::Visibility::Public(_));
+        visit::visit_item_use(self, item);
+        self.in_root_pub_use = false;
+    }
+
+    fn visit_use_tree(&mut self, tree: &'ast UseTree) {
+        // `{self}` and `*` name the module their prefix leads to; `x as y` names `x`, shown as `y`.
+        let (ident, shown) = match tree {
+            UseTree::Path(p) => {
+                self.use_prefix.push(p.ident.to_string());
+                visit::visit_use_tree(self, tree);
+                self.use_prefix.pop();
+                return;
             }
-        } else if c == '/' && next == Some('*') {
-            let mut depth = 0;
-            while i < chars.len() {
-                if chars[i] == '/' && chars.get(i + 1) == Some(&'*') {
-                    depth += 1;
-                    i += 2;
-                } else if chars[i] == '*' && chars.get(i + 1) == Some(&'/') {
-                    depth -= 1;
-                    i += 2;
-                    if depth == 0 {
-                        break;
-                    }
-                } else {
-                    i += 1;
-                }
-            }
-        } else if c == 'r' && (next == Some('"') || next == Some('#')) && raw_string_at(&chars, i) {
-            // r"…", r#"…"#: ends at a quote followed by as many #s as opened it.
-            let mut j = i + 1;
-            let mut hashes = 0;
-            while chars[j] == '#' {
-                hashes += 1;
-                j += 1;
-            }
-            j += 1;
-            while j < chars.len() {
-                if chars[j] == '"' && (1..=hashes).all(|k| chars.get(j + k) == Some(&'#')) {
-                    j += 1 + hashes;
-                    break;
-                }
-                j += 1;
-            }
-            i = j;
-            out.push(Tok::Other);
-        } else if c == '"' {
-            i += 1;
-            while i < chars.len() && chars[i] != '"' {
-                i += if chars[i] == '\\' { 2 } else { 1 };
-            }
-            i += 1;
-            out.push(Tok::Other);
-        } else if c == '\'' {
-            // A char literal ('x', '\n', '\u{..}') or a lifetime ('a).
-            if next == Some('\\') {
-                i += 2;
-                while i < chars.len() && chars[i] != '\'' {
-                    i += 1;
-                }
-                i += 1;
-            } else if chars.get(i + 2) == Some(&'\'') {
-                i += 3;
-            } else {
-                i += 1;
-            }
-            out.push(Tok::Other);
-        } else if c.is_alphabetic() || c == '_' {
-            let start = i;
-            while i < chars.len() && (chars[i].is_alphanumeric() || chars[i] == '_') {
-                i += 1;
-            }
-            out.push(Tok::Ident(chars[start..i].iter().collect()));
-        } else if c == ':' && next == Some(':') {
-            out.push(Tok::Path);
-            i += 2;
+            UseTree::Group(_) => return visit::visit_use_tree(self, tree),
+            UseTree::Name(n) => (Some(&n.ident), n.ident.to_string()),
+            UseTree::Rename(r) => (Some(&r.ident), r.rename.to_string()),
+            UseTree::Glob(_) => (None, "*".to_owned()),
+        };
+        let mut path = self.use_prefix.clone();
+        if let Some(ident) = ident.filter(|i| *i != "self" || path.is_empty()) {
+            path.push(ident.to_string());
+        }
+        if self.in_root_pub_use {
+            self.reexports.push((shown, path));
         } else {
-            out.push(match c {
-                '{' => Tok::Open,
-                '}' => Tok::Close,
-                ';' => Tok::Semi,
-                ',' => Tok::Comma,
-                '*' => Tok::Star,
-                c if c.is_whitespace() => {
-                    i += 1;
-                    continue;
-                }
-                _ => Tok::Other,
-            });
-            i += 1;
+            self.paths.push((self.at.clone(), path));
         }
     }
-    out
-}
 
-fn raw_string_at(chars: &[char], i: usize) -> bool {
-    // `r"` or `r#…"`, and the `r` not the end of an identifier such as `for`.
-    let starts_word = i == 0 || !(chars[i - 1].is_alphanumeric() || chars[i - 1] == '_');
-    let mut j = i + 1;
-    while chars.get(j) == Some(&'#') {
-        j += 1;
-    }
-    starts_word && chars.get(j) == Some(&'"')
-}
-
-/// The paths a `use` tree names, each as its segments (`{self}` and `*` end at their prefix).
-fn use_paths(toks: &[Tok], prefix: &[String], out: &mut Vec<Vec<String>>) -> usize {
-    let mut path = prefix.to_vec();
-    let mut i = 0;
-    while i < toks.len() {
-        match &toks[i] {
-            Tok::Ident(word) if word == "as" => {
-                i += 2;
-                continue;
-            }
-            Tok::Ident(word) if word == "self" && !path.is_empty() => {}
-            Tok::Ident(word) => path.push(word.clone()),
-            Tok::Path | Tok::Star => {}
-            Tok::Open => {
-                i += 1;
-                loop {
-                    i += use_paths(&toks[i..], &path, out);
-                    match toks.get(i) {
-                        Some(Tok::Comma) => i += 1,
-                        _ => break,
-                    }
-                }
-                if matches!(toks.get(i), Some(Tok::Close)) {
-                    i += 1;
-                }
-                return i;
-            }
-            Tok::Comma | Tok::Close | Tok::Semi => break,
-            Tok::Other => {}
+    fn visit_path(&mut self, path: &'ast syn::Path) {
+        // A one-segment path is a local name or an import's; the `use` was read already.
+        if path.segments.len() > 1 {
+            let extern_crate = path.leading_colon.as_ref().map(|_| "::".to_owned());
+            let segments = path.segments.iter().map(|s| s.ident.to_string());
+            let segments = extern_crate.into_iter().chain(segments).collect();
+            self.paths.push((self.at.clone(), segments));
         }
-        i += 1;
+        visit::visit_path(self, path);
     }
-    if path.len() > prefix.len() || (!path.is_empty() && i > 0) {
-        out.push(path);
+
+    fn visit_macro(&mut self, mac: &'ast syn::Macro) {
+        visit::visit_macro(self, mac);
+        // syn leaves a macro's arguments as tokens; read them in the shapes the std macros take.
+        let exprs = Punctuated::<Expr, Token![,]>::parse_terminated;
+        if let Ok(args) = mac.parse_body_with(exprs) {
+            args.iter().for_each(|e| self.visit_expr(e));
+        } else if let Ok(stmts) = mac.parse_body_with(Block::parse_within) {
+            stmts.iter().for_each(|s| self.visit_stmt(s));
+        } else if let Ok(MatchesArgs(expr, pat, guard)) = mac.parse_body() {
+            self.visit_expr(&expr);
+            self.visit_pat(&pat);
+            guard.iter().for_each(|g| self.visit_expr(g));
+        }
     }
-    i
 }
 
-struct Module {
-    path: Vec<String>,
-    /// The brace depth at which this inline module's body ends.
-    closes_at: Option<usize>,
+/// `matches!`'s arguments: an expression, a pattern and an optional `if` guard.
+struct MatchesArgs(Expr, Pat, Option<Expr>);
+
+impl Parse for MatchesArgs {
+    fn parse(input: ParseStream) -> syn::Result<Self> {
+        let expr = input.parse()?;
+        input.parse::<Token![,]>()?;
+        let pat = Pat::parse_multi_with_leading_vert(input)?;
+        let guard = match input.parse::<Option<Token![if]>>()? {
+            Some(_) => Some(input.parse()?),
+            None => None,
+        };
+        input.parse::<Option<Token![,]>>()?;
+        Ok(MatchesArgs(expr, pat, guard))
+    }
 }
 
 /// Every module of `files` and the modules each one names.
 fn graph(files: &[(String, String)]) -> Graph {
-    let mut known: BTreeSet<Vec<String>> = files.iter().map(|(f, _)| module_of(f)).collect();
-    let parsed: Vec<(Vec<String>, Vec<Tok>)> = files
+    let readers: Vec<Reader> = files
         .iter()
-        .map(|(f, src)| (module_of(f), tokens(src)))
+        .map(|(f, src)| read(f, src, module_of(f)))
         .collect();
-    // Inline modules, and the root's re-exports, first: paths may lead into either.
-    let mut reexports: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for (module, toks) in &parsed {
-        walk(module, toks, |at, kind, _| match kind {
-            Item::InlineMod(name) => {
-                let mut inline = at.to_vec();
-                inline.push(name);
-                known.insert(inline);
-            }
-            Item::Use {
-                public: true,
-                paths,
-            } if at.is_empty() => {
-                for path in paths {
-                    if let Some(last) = path.last() {
-                        reexports.insert(last.clone(), path.clone());
-                    }
-                }
-            }
-            _ => {}
-        });
-    }
-    let mut graph = Graph::new();
-    for module in &known {
-        graph.entry(name(module)).or_default();
-    }
-    for (module, toks) in &parsed {
-        walk(module, toks, |at, kind, _| {
-            let (paths, root_reexport) = match kind {
-                Item::Use { public, paths } => (paths, public && at.is_empty()),
-                Item::Path(path) => (vec![path], false),
-                Item::InlineMod(_) => return,
-            };
-            if root_reexport {
-                return;
-            }
-            for path in paths {
-                if let Some(target) = resolve(at, &path, &known, &reexports)
-                    && target != at
-                {
-                    graph.entry(name(at)).or_default().insert(name(&target));
-                }
-            }
-        });
+    let mut known: BTreeSet<Vec<String>> = files.iter().map(|(f, _)| module_of(f)).collect();
+    known.extend(
+        readers
+            .iter()
+            .flat_map(|r| r.inline_modules.iter().cloned()),
+    );
+    let reexports: BTreeMap<String, Vec<String>> = readers
+        .iter()
+        .flat_map(|r| r.reexports.iter().cloned())
+        .collect();
+    let mut graph: Graph = known.iter().map(|m| (name(m), BTreeSet::new())).collect();
+    for (at, path) in readers.iter().flat_map(|r| &r.paths) {
+        if let Some(target) = resolve(at, path, &known, &reexports)
+            && target != *at
+        {
+            graph.entry(name(at)).or_default().insert(name(&target));
+        }
     }
     graph
-}
-
-enum Item {
-    InlineMod(String),
-    Use {
-        public: bool,
-        paths: Vec<Vec<String>>,
-    },
-    Path(Vec<String>),
-}
-
-/// Calls `visit` with the module each item is in, for inline modules, `use`s and paths.
-fn walk(file_module: &[String], toks: &[Tok], mut visit: impl FnMut(&[String], Item, usize)) {
-    let mut stack = vec![Module {
-        path: file_module.to_vec(),
-        closes_at: None,
-    }];
-    let mut depth = 0;
-    let mut i = 0;
-    while i < toks.len() {
-        let here = stack.last().unwrap().path.clone();
-        match &toks[i] {
-            Tok::Open => depth += 1,
-            Tok::Close => {
-                depth -= 1;
-                if stack.last().unwrap().closes_at == Some(depth) {
-                    stack.pop();
-                }
-            }
-            Tok::Ident(word) if word == "mod" => {
-                if let (Some(Tok::Ident(name)), Some(Tok::Open)) =
-                    (toks.get(i + 1), toks.get(i + 2))
-                {
-                    let mut path = here.clone();
-                    path.push(name.clone());
-                    visit(&here, Item::InlineMod(name.clone()), i);
-                    stack.push(Module {
-                        path,
-                        closes_at: Some(depth),
-                    });
-                    depth += 1;
-                    i += 3;
-                    continue;
-                }
-            }
-            Tok::Ident(word) if word == "use" => {
-                let public = i > 0 && toks[i - 1] == Tok::Ident("pub".into());
-                let end = toks[i..].iter().position(|t| *t == Tok::Semi).unwrap() + i;
-                let mut paths = Vec::new();
-                use_paths(&toks[i + 1..end], &[], &mut paths);
-                visit(&here, Item::Use { public, paths }, i);
-                i = end + 1;
-                continue;
-            }
-            Tok::Ident(first) if toks.get(i + 1) == Some(&Tok::Path) => {
-                // A path in code: `first::second::…`, unless it continues one (`x::first::`).
-                let continues = i > 0 && toks[i - 1] == Tok::Path;
-                let mut path = vec![first.clone()];
-                let mut j = i + 1;
-                while toks.get(j) == Some(&Tok::Path) {
-                    match toks.get(j + 1) {
-                        Some(Tok::Ident(next)) => path.push(next.clone()),
-                        _ => break,
-                    }
-                    j += 2;
-                }
-                if !continues {
-                    visit(&here, Item::Path(path), i);
-                }
-                i = j;
-                continue;
-            }
-            _ => {}
-        }
-        i += 1;
-    }
 }
 
 /// The module a path from `at` leads into: the longest known prefix, through the root's
@@ -504,7 +355,8 @@ fn the_reader_sees_every_way_of_naming_a_module() {
     let graph = graph(&files(&[
         (
             "lib.rs",
-            "pub mod a; pub mod b; pub use error::Error; pub mod error;",
+            "pub mod a; pub mod b; pub use error::Error; pub use e::Kind as ErrorKind; \
+             pub mod e; pub mod error;",
         ),
         (
             "a.rs",
@@ -523,6 +375,19 @@ fn the_reader_sees_every_way_of_naming_a_module() {
             "d.rs",
             "fn k() { let _ = crate::BoxFuture; let _ = std::mem::take; }",
         ),
+        ("e.rs", "pub struct Kind; use crate::a as renamed;"),
+        (
+            "f.rs",
+            "fn m(x: u8) { assert!(matches!(x, crate::e::K | crate::b::K if crate::c::ok())); }",
+        ),
+        (
+            "g.rs",
+            "fn n() { let _ = format!(\"{}\", crate::ErrorKind); vec![crate::a::X; 2]; }",
+        ),
+        (
+            "h.rs",
+            "use crate::b::*; impl crate::d::T for Vec<crate::c::C> { fn t() { <u8 as crate::a::U>::u(); } }",
+        ),
         ("error.rs", "pub struct Error;"),
     ]));
     let to = |m: &str| -> Vec<&str> { graph[m].iter().map(String::as_str).collect() };
@@ -536,6 +401,13 @@ fn the_reader_sees_every_way_of_naming_a_module() {
         to("crate::c")
     );
     assert_eq!(to("crate::d"), ["crate"]);
+    assert_eq!(to("crate::e"), ["crate::a"]);
+    assert_eq!(to("crate::f"), ["crate::b", "crate::c", "crate::e"]);
+    assert_eq!(to("crate::g"), ["crate::a", "crate::e"]);
+    assert_eq!(
+        to("crate::h"),
+        ["crate::a", "crate::b", "crate::c", "crate::d"]
+    );
     assert!(
         to("crate").is_empty(),
         "the root's re-exports: {:?}",
