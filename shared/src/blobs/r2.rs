@@ -1,19 +1,19 @@
 //! Cloudflare R2 over its S3 API, through `aws-sdk-s3`, configured for R2: region `auto`,
 //! path-style addressing, and checksums only where an operation requires them (R2 refuses some of
 //! the CRC32 headers and aws-chunked bodies the SDK sends by default). Bodies are sent sized, in
-//! one piece. HTTPS is rustls on ring with compiled-in roots ([`https`]): the TLS stack reqwest's
-//! D1 client already links, not a second one.
+//! one piece. The SDK's HTTP client is reqwest ([`https`]): the HTTP and TLS stack (rustls on
+//! ring, compiled-in webpki trust anchors) the D1 client already uses, not a second one.
 //!
 //! The SDK's client is built on the first call that needs it, not when the process starts
-//! ([`R2Blobs::new`] only checks the settings): building it (the SDK's configuration, the HTTPS
-//! client and its trust store) measured about a millisecond, which a request that never reaches R2
-//! (a refused key, a bad form) should not pay. A handler that will reach R2 after its D1 request
-//! calls [`Blobs::prepare`] while that request is in flight (BENCH.md: "R2 client").
+//! ([`R2Blobs::new`] only checks the settings): building it (the SDK's configuration and the
+//! reqwest client) is work that a request that never reaches R2 (a refused key, a bad form)
+//! should not pay. A handler that will reach R2 after its D1 request calls [`Blobs::prepare`]
+//! while that request is in flight (BENCH.md: "R2 client").
 //!
 //! Each call makes at most [`Backoff::R2`]'s attempts, with its base and cap (the project's one
 //! backoff policy, applied by the SDK's standard retry with its own full jitter: 5xx, 429,
-//! `SlowDown`, timeouts and transport failures). Connecting may take 3 s, an attempt 8 s and the whole call 20 s; a PUT gets a
-//! second more of each per 10^6 bytes.
+//! `SlowDown`, timeouts and transport failures). Connecting may take 3 s, an attempt 8 s and the
+//! whole call 20 s; a PUT gets a second more of each per 10^6 bytes.
 
 use super::{BlobError, Blobs, Presigned, Validity};
 use crate::BoxFuture;
@@ -50,8 +50,9 @@ pub struct R2Blobs {
     page_size: Option<i32>,
     /// Why the settings cannot work, found when they were given (then every call fails with it).
     invalid: Option<String>,
-    /// The SDK's client, built once: by [`Blobs::prepare`]'s thread or by the first call.
-    client: Arc<OnceLock<aws_sdk_s3::Client>>,
+    /// The SDK's client, built once: by [`Blobs::prepare`]'s thread or by the first call; or why
+    /// its HTTP client could not be built.
+    client: Arc<OnceLock<Result<aws_sdk_s3::Client, String>>>,
     preparing: AtomicBool,
 }
 
@@ -118,7 +119,10 @@ impl R2Blobs {
         if let Some(invalid) = &self.invalid {
             return Err(BlobError::Io(format!("{what} {key}: {invalid}")));
         }
-        Ok(self.client.get_or_init(|| self.recipe.build()))
+        self.client
+            .get_or_init(|| self.recipe.build())
+            .as_ref()
+            .map_err(|e| BlobError::Io(format!("{what} {key}: {e}")))
     }
 
     /// `key`, unless it is empty or has a `.` or `..` segment: an HTTP stack between here and R2
@@ -138,7 +142,7 @@ impl R2Blobs {
 }
 
 impl Recipe {
-    fn build(&self) -> aws_sdk_s3::Client {
+    fn build(&self) -> Result<aws_sdk_s3::Client, String> {
         let credentials = Credentials::new(
             &self.access_key_id,
             self.secret_access_key.expose(),
@@ -154,7 +158,7 @@ impl Recipe {
             .credentials_provider(credentials)
             .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
             .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
-            .http_client(https::client())
+            .http_client(https::client()?)
             .retry_config(
                 RetryConfig::standard()
                     .with_max_attempts(Backoff::R2.attempts)
@@ -171,7 +175,7 @@ impl Recipe {
                     .build(),
             )
             .build();
-        aws_sdk_s3::Client::from_conf(config)
+        Ok(aws_sdk_s3::Client::from_conf(config))
     }
 }
 
