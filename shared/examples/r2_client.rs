@@ -16,7 +16,9 @@ use std::time::{Duration, Instant};
 const ENDPOINT: &str = "https://0123456789abcdef.r2.cloudflarestorage.com";
 
 fn build(kind: &str) -> Duration {
+    // Timers on: the SDK arms its operation timeout even for a presign.
     let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
         .build()
         .expect("a runtime");
     let validity = Validity {
