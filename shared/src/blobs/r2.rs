@@ -125,6 +125,17 @@ impl R2Blobs {
             .map_err(|e| BlobError::Io(format!("{what} {key}: {e}")))
     }
 
+    /// The client for a call on `key`: the key is checked first, so a refused key costs no
+    /// client build.
+    fn for_key<'k>(
+        &self,
+        what: &str,
+        key: &'k str,
+    ) -> Result<(&aws_sdk_s3::Client, &'k str), BlobError> {
+        let key = self.checked(key)?;
+        Ok((self.client(what, key)?, key))
+    }
+
     /// `key`, unless it is empty or has a `.` or `..` segment: an HTTP stack between here and R2
     /// may resolve such a path, and another object would be named.
     fn checked<'k>(&self, key: &'k str) -> Result<&'k str, BlobError> {
@@ -324,12 +335,12 @@ impl Blobs for R2Blobs {
         content_type: &'a str,
     ) -> BoxFuture<'a, Result<(), BlobError>> {
         Box::pin(async move {
-            let client = self.client("put", key)?;
+            let (client, checked) = self.for_key("put", key)?;
             let length = body.len() as u64;
             client
                 .put_object()
                 .bucket(&self.bucket)
-                .key(self.checked(key)?)
+                .key(checked)
                 .content_type(content_type)
                 .content_length(i64::try_from(length).unwrap_or(i64::MAX))
                 .body(ByteStream::from(body))
@@ -346,11 +357,11 @@ impl Blobs for R2Blobs {
 
     fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), BlobError>> {
         Box::pin(async move {
-            let client = self.client("delete", key)?;
+            let (client, checked) = self.for_key("delete", key)?;
             match client
                 .delete_object()
                 .bucket(&self.bucket)
-                .key(self.checked(key)?)
+                .key(checked)
                 .send()
                 .await
             {
@@ -402,11 +413,11 @@ impl Blobs for R2Blobs {
 
     fn size<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<u64>, BlobError>> {
         Box::pin(async move {
-            let client = self.client("head", key)?;
+            let (client, checked) = self.for_key("head", key)?;
             match client
                 .head_object()
                 .bucket(&self.bucket)
-                .key(self.checked(key)?)
+                .key(checked)
                 .send()
                 .await
             {
@@ -429,11 +440,11 @@ impl Blobs for R2Blobs {
             if max == 0 {
                 return Ok(self.size(key).await?.map(|_| Bytes::new()));
             }
-            let client = self.client("get", key)?;
+            let (client, checked) = self.for_key("get", key)?;
             let answer = client
                 .get_object()
                 .bucket(&self.bucket)
-                .key(self.checked(key)?)
+                .key(checked)
                 .range(format!("bytes=0-{}", max - 1))
                 .send()
                 .await;
@@ -467,11 +478,11 @@ impl Blobs for R2Blobs {
     ) -> BoxFuture<'a, Result<Option<Presigned>, BlobError>> {
         Box::pin(async move {
             let what = "presign put";
-            let client = self.client(what, key)?;
+            let (client, checked) = self.for_key(what, key)?;
             let request = client
                 .put_object()
                 .bucket(&self.bucket)
-                .key(self.checked(key)?)
+                .key(checked)
                 .content_type(content_type)
                 // Signed, so the URL can create the object but never replace it: once the bytes
                 // are there (and once they are an asset's), another PUT is 412.
@@ -491,11 +502,11 @@ impl Blobs for R2Blobs {
     ) -> BoxFuture<'a, Result<Option<Presigned>, BlobError>> {
         Box::pin(async move {
             let what = "presign get";
-            let client = self.client(what, key)?;
+            let (client, checked) = self.for_key(what, key)?;
             let request = client
                 .get_object()
                 .bucket(&self.bucket)
-                .key(self.checked(key)?)
+                .key(checked)
                 .response_content_type(content_type)
                 .presigned(presigning(what, key, validity)?)
                 .await
@@ -547,6 +558,7 @@ mod tests {
             .await
             .unwrap_err();
         assert!(matches!(err, BlobError::BadKey(_)), "{err}");
+        assert!(b.client.get().is_none(), "a refused key builds no client");
     }
 
     #[tokio::test]
