@@ -5,19 +5,21 @@
 use crate::Deps;
 use crate::asset::{self, Asset};
 use crate::auth::Credential;
-use crate::batch::Query;
+use crate::batch::{self, Query};
 use crate::clock;
 use crate::db::{self, Stmt, Value};
 
-// ?1..?15 the record's columns in asset_columns!() order, ?16 the key hash.
+// ?1..?15 the record's columns in asset_columns!() order, ?16 the key hash. A name already taken
+// is not an error: nothing is inserted, and the read of the record by its id that follows in the
+// batch says which happened. So the batch can run twice (the D1 client resends one whose answer
+// was lost, db/d1.rs): the second run finds the row the first one wrote, by its id.
 const INSERT: &str = concat!(
     "INSERT INTO assets (",
     crate::asset_columns!(),
     ") SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15 ",
     "WHERE ",
     crate::write_guard!("?16", "?2"),
-    " RETURNING ",
-    crate::asset_columns!()
+    " ON CONFLICT DO NOTHING"
 );
 
 // As INSERT, and ?17 an upload of the vault that is not completed yet: so a record is never
@@ -29,17 +31,28 @@ const INSERT_FOR_UPLOAD: &str = concat!(
     "WHERE ",
     crate::write_guard!("?16", "?2"),
     " AND EXISTS (SELECT 1 FROM uploads WHERE id = ?17 AND vault_id = ?2 AND completed_at IS NULL)",
-    " RETURNING ",
-    crate::asset_columns!()
+    " ON CONFLICT DO NOTHING"
+);
+
+// ?1 the asset id, ?2 its vault.
+const RECORDED: &str = concat!(
+    "SELECT ",
+    crate::asset_columns!(),
+    " FROM assets WHERE id = ?1 AND vault_id = ?2"
 );
 
 const PENDING: &str =
     "INSERT OR IGNORE INTO pending_deletions (r2_key, requested_at) VALUES (?1, ?2)";
 
-/// The statement that inserts `record` if `credential` may write to its vault; it returns the
-/// inserted record, or none when the key may not write.
-pub fn insert(record: &Asset, credential: &Credential) -> Query<Option<Asset>> {
-    asset::one(Stmt::new(INSERT, params(record, credential)))
+/// The statements that insert `record` if `credential` may write to its vault and its name is
+/// free, then read the record by its id: `Some` when it is there, whether this batch wrote it or
+/// an earlier run of the same batch did (ids are new per request, so the row is ours). `None` with
+/// a key that may write means the name is taken.
+pub fn insert(record: &Asset, credential: &Credential) -> (Query<()>, Query<Option<Asset>>) {
+    (
+        Query::new(Stmt::new(INSERT, params(record, credential)), batch::ignore),
+        recorded(record),
+    )
 }
 
 /// Like [`insert`], and only while the upload `upload_id` exists and is not completed.
@@ -47,10 +60,20 @@ pub fn insert_for_upload(
     record: &Asset,
     credential: &Credential,
     upload_id: &str,
-) -> Query<Option<Asset>> {
+) -> (Query<()>, Query<Option<Asset>>) {
     let mut params = params(record, credential);
     params.push(upload_id.into());
-    asset::one(Stmt::new(INSERT_FOR_UPLOAD, params))
+    (
+        Query::new(Stmt::new(INSERT_FOR_UPLOAD, params), batch::ignore),
+        recorded(record),
+    )
+}
+
+fn recorded(record: &Asset) -> Query<Option<Asset>> {
+    asset::one(Stmt::new(
+        RECORDED,
+        vec![record.id.as_str().into(), record.vault_id.as_str().into()],
+    ))
 }
 
 fn params(record: &Asset, credential: &Credential) -> Vec<Value> {

@@ -130,26 +130,31 @@ async fn run(deps: &Deps, req: Request) -> Result<Response<Body>, ApiError> {
             ),
             batch::ignore,
         ),
-        asset::one(Stmt::new(
-            ASSET_OF_UPLOAD,
-            vec![upload_id.as_str().into(), vault_id.into()],
-        )),
+        uploads::select(&upload_id, vault_id),
     );
-    // A conflict is the name taken since the upload started (409 CONFLICT): the object stays
-    // with the open upload (whose name cannot change), and `imgbt gc` removes both once it
-    // expired. On a lost answer the insert may have landed: the object stays, and a retry finds
-    // the record.
-    let (key, inserted, (), recorded) = batch::run(&*deps.db, batch).await?;
+    // The batch can run twice (D1's answer lost, db/d1.rs); the record is read by its id either
+    // way. On an answer lost for good the insert may have landed: the object stays, and a retry
+    // finds the record.
+    let (key, ((), recorded), (), upload) = batch::run(&*deps.db, batch).await?;
     key.check(vault_id, Access::Write)?;
-    if let Some(asset) = inserted {
-        return json_response(StatusCode::CREATED, &asset);
-    }
     if let Some(asset) = recorded {
-        // Another complete of the same upload (or a retried request) got there first.
-        return json_response(StatusCode::OK, &asset);
+        // `created_at` is this request's time when this request (or its resent batch) inserted
+        // it; another complete of the same upload got there first otherwise.
+        let status = if asset.created_at == now {
+            StatusCode::CREATED
+        } else {
+            StatusCode::OK
+        };
+        return json_response(status, &asset);
     }
-    // The upload is gone: `imgbt gc` removed it (it had expired) between the two requests.
-    Err(ApiError::UploadExpired(
-        "this upload expired before it was completed; start a new upload",
-    ))
+    match upload {
+        // Still open, yet no record: the name was taken since the upload started. The object
+        // stays with the open upload (whose name cannot change), and `imgbt gc` removes both
+        // once it expired.
+        Some(upload) if upload.completed_at.is_none() => Err(ApiError::Conflict),
+        // The upload is gone: `imgbt gc` removed it (it had expired) between the two requests.
+        _ => Err(ApiError::UploadExpired(
+            "this upload expired before it was completed; start a new upload",
+        )),
+    }
 }

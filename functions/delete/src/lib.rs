@@ -36,6 +36,13 @@ const DELETE: &str = concat!(
 );
 
 /// At most this many settled keys ride along with one batch (D1 allows 100 bound parameters).
+// ?1 asset id, ?2 vault id, ?4 this request's time: the pending row JOURNAL wrote for this asset
+// at this time. The batch can run twice (D1's answer lost, db/d1.rs); the second run finds the
+// record gone and this row, which says the first run deleted it. (An asset's object key is
+// `{vault}/…/{assetId}_{filename}`, asset::r2_key.)
+const JOURNALED: &str = "SELECT r2_key FROM pending_deletions WHERE requested_at = ?4 \
+    AND substr(r2_key, 1, length(?2) + 1) = ?2 || '/' AND instr(r2_key, '/' || ?1 || '_') > 0";
+
 const SETTLED_PER_BATCH: usize = 50;
 
 // ?1 the cutoff: older than this, a pending deletion is not one a request is still working on.
@@ -59,12 +66,15 @@ async fn run(deps: &Deps, req: Request) -> Result<Response<Body>, ApiError> {
     let cutoff = clock::format_ms(now.saturating_sub(STALE_AFTER_MS));
     let batch = (
         credential.lookup(),
-        Query::new(Stmt::new(JOURNAL, params.clone()), batch::ignore),
-        Query::new(Stmt::new(DELETE, params[..3].to_vec()), r2_keys),
+        (
+            Query::new(Stmt::new(JOURNAL, params.clone()), batch::ignore),
+            Query::new(Stmt::new(DELETE, params[..3].to_vec()), r2_keys),
+            Query::new(Stmt::new(JOURNALED, params.clone()), r2_keys),
+        ),
         (!settled.is_empty()).then(|| Query::new(forget_pending(&settled), batch::ignore)),
         Query::new(Stmt::new(STALE, vec![cutoff.into()]), r2_keys),
     );
-    let (key, (), deleted, _, stale) = match batch::send(&*deps.db, batch).await {
+    let (key, ((), deleted, journaled), _, stale) = match batch::send(&*deps.db, batch).await {
         Ok(results) => results.read()?,
         Err(err) => {
             give_back_settled(deps, settled);
@@ -72,7 +82,8 @@ async fn run(deps: &Deps, req: Request) -> Result<Response<Body>, ApiError> {
         }
     };
     key.check(&target.vault_id, Access::Write)?;
-    let Some(deleted) = deleted.into_iter().next() else {
+    // Deleted by this batch, or by its earlier run.
+    let Some(deleted) = deleted.into_iter().chain(journaled).next() else {
         return Err(ApiError::AssetNotFound);
     };
     for key in std::iter::once(deleted).chain(stale) {

@@ -3,9 +3,12 @@
 //! Order of work: the key is checked first (one D1 request) so that nothing is parsed or stored for
 //! a caller who may not write; then the multipart body is parsed and validated; then the object is
 //! written (one PUT); then the record is inserted (the second D1 request), guarded in SQL by the
-//! key so that a key revoked in between writes nothing. If the insert fails (a duplicate filename
-//! included) the object is removed again, so a failed upload leaves nothing behind. The object key
-//! carries the new asset id, so a losing upload can never overwrite a winner's bytes.
+//! key so that a key revoked in between writes nothing, and read back by its new id in the same
+//! batch: the batch can run twice when D1's answer is lost (db/d1.rs), and the second run finds
+//! the row the first wrote. If the insert certainly did not happen (a duplicate filename included)
+//! the object is removed again, so a failed upload leaves nothing behind; if it may have, the
+//! object stays (gc removes it after an hour when no record names it). The object key carries
+//! the new asset id, so a losing upload can never overwrite a winner's bytes.
 //!
 //! Contract: docs/API.md#upload (fields, uniqueness, size limits).
 
@@ -97,21 +100,22 @@ async fn run(deps: &Deps, req: Request) -> Result<Response<Body>, ApiError> {
         leave_pending(deps, &record.r2_key).await;
         return Err(err.into());
     }
-    let inserted = batch::send(&*deps.db, insert(&record, &credential)).await;
-    let outcome = match inserted {
+    let batch = (credential.lookup(), insert(&record, &credential));
+    let outcome = match batch::send(&*deps.db, batch).await {
         Ok(results) => match results.read() {
-            Ok(Some(asset)) => return json_response(StatusCode::CREATED, &asset),
-            // The guard refused: the key was revoked between the two requests.
-            Ok(None) => ApiError::Unauthorized,
+            Ok((key, ((), recorded))) => {
+                match (key.check(&record.vault_id, Access::Write), recorded) {
+                    (Err(refused), _) => refused,
+                    // Ours by its id: inserted by this batch, or by an earlier run of it whose
+                    // answer was lost.
+                    (Ok(()), Some(asset)) => return json_response(StatusCode::CREATED, &asset),
+                    (Ok(()), None) => ApiError::Conflict,
+                }
+            }
             Err(err) => err,
         },
-        // D1 answered an attempt with an error after all, yet it had landed: the retry met our own row.
-        Err(DbError::Conflict(message)) if message.contains("assets.id") => {
-            return json_response(StatusCode::CREATED, &record);
-        }
-        Err(DbError::Conflict(_)) => ApiError::Conflict,
-        // The insert may have landed: removing the object could leave a record without its bytes,
-        // so it stays, and `imgbt fsck` reports it if no record names it.
+        // The insert may have landed: removing the object could leave a record without its
+        // bytes, so it stays. If no record names it, gc removes it after an hour.
         Err(DbError::Uncertain(cause)) => return Err(ApiError::Internal(cause)),
         Err(err) => err.into(),
     };

@@ -125,8 +125,12 @@ const INSERT: &str = concat!(
     "SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15 WHERE ",
     shared::write_guard!("?16", "?2"),
     " AND NOT EXISTS (SELECT 1 FROM assets WHERE vault_id = ?2 AND partition = ?4 ",
-    "AND collection = ?5 AND channel = ?6 AND filename = ?7)"
+    "AND collection = ?5 AND channel = ?6 AND filename = ?7) ON CONFLICT DO NOTHING"
 );
+
+// ?1 the upload id, ?2 its vault: the row is there once the insert ran, in this run of the batch
+// or in an earlier one whose answer was lost (the D1 client resends it, db/d1.rs).
+const STARTED: &str = "SELECT 1 AS started FROM uploads WHERE id = ?1 AND vault_id = ?2";
 
 async fn run(deps: &Deps, req: Request) -> Result<Response<Body>, ApiError> {
     let (target, credential) = begin(&req, routes::route_of("uploads"))?;
@@ -199,22 +203,28 @@ async fn run(deps: &Deps, req: Request) -> Result<Response<Body>, ApiError> {
         clock::format_ms(expires_ms).into(),
         credential.hash_param(),
     ]);
-    let (key, taken, inserted) = batch::run(
+    let started = vec![
+        Value::from(upload_id.as_str()),
+        target.vault_id.as_str().into(),
+    ];
+    let (key, taken, (), started) = batch::run(
         &*deps.db,
         (
             credential.lookup(),
             Query::new(Stmt::new(TAKEN, taken), batch::any_row),
-            Query::new(Stmt::new(INSERT, insert), batch::changes),
+            Query::new(Stmt::new(INSERT, insert), batch::ignore),
+            Query::new(Stmt::new(STARTED, started), batch::any_row),
         ),
     )
     .await?;
     key.check(&target.vault_id, Access::Write)?;
-    if taken {
-        return Err(ApiError::Conflict);
-    }
-    if inserted != 1 {
-        // The guard refused: the key was revoked between the lookup and the insert.
-        return Err(ApiError::Unauthorized);
+    if !started {
+        // The name is taken; or the guard refused, the key revoked between lookup and insert.
+        return Err(if taken {
+            ApiError::Conflict
+        } else {
+            ApiError::Unauthorized
+        });
     }
     json_response(
         StatusCode::CREATED,

@@ -52,7 +52,8 @@ fn insert_key(
 ) -> Stmt {
     Stmt::new(
         "INSERT INTO api_keys (id, vault_id, kind, key_hash, hint, label, created_at) \
-         SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7 WHERE EXISTS (SELECT 1 FROM vaults WHERE id = ?2)",
+         SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7 WHERE EXISTS (SELECT 1 FROM vaults WHERE id = ?2) \
+         ON CONFLICT DO NOTHING",
         vec![
             key_id.into(),
             vault_id.into(),
@@ -76,7 +77,8 @@ pub async fn create_vault(db: &dyn Db, clock: &Clock, name: &str) -> Result<NewV
         db,
         vec![
             Stmt::new(
-                "INSERT INTO vaults (id, name, created_at) VALUES (?1, ?2, ?3)",
+                "INSERT INTO vaults (id, name, created_at) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT DO NOTHING",
                 vec![vault_id.as_str().into(), name.into(), now.as_str().into()],
             ),
             insert_key(
@@ -136,19 +138,21 @@ pub async fn create_key(
     let ms = clock.now_ms();
     let key_id = ids::new_key_id(ms);
     let key = auth::generate_key(kind);
+    let key_hash = auth::hash_key(&key);
     let results = db::run(
         db,
-        vec![insert_key(
-            &key_id,
-            vault_id,
-            kind,
-            &key,
-            label,
-            &clock::format_ms(ms),
-        )],
+        vec![
+            insert_key(&key_id, vault_id, kind, &key, label, &clock::format_ms(ms)),
+            // The batch can run twice (D1's answer lost, db/d1.rs): the key is there if either
+            // run inserted it, found by its id and hash.
+            Stmt::new(
+                "SELECT 1 AS created FROM api_keys WHERE id = ?1 AND key_hash = ?2",
+                vec![key_id.as_str().into(), key_hash.into()],
+            ),
+        ],
     )
     .await?;
-    Ok((results[0].changes == 1).then(|| NewKey {
+    Ok((!results[1].rows.is_empty()).then(|| NewKey {
         key_id,
         vault_id: vault_id.to_owned(),
         kind: kind.as_str(),
@@ -190,15 +194,24 @@ pub async fn revoke_key(
     vault_id: &str,
     key_id: &str,
 ) -> Result<bool, DbError> {
+    let now = clock::format_ms(clock.now_ms());
     let results = db::run(
         db,
-        vec![Stmt::new(
-            "UPDATE api_keys SET revoked_at = ?1 WHERE id = ?2 AND vault_id = ?3 AND revoked_at IS NULL",
-            vec![clock::format_ms(clock.now_ms()).into(), key_id.into(), vault_id.into()],
-        )],
+        vec![
+            Stmt::new(
+                "UPDATE api_keys SET revoked_at = ?1 WHERE id = ?2 AND vault_id = ?3 AND revoked_at IS NULL",
+                vec![now.as_str().into(), key_id.into(), vault_id.into()],
+            ),
+            // Revoked at this call's time: by this run of the batch, or by an earlier run whose
+            // answer was lost (the D1 client resends it, db/d1.rs).
+            Stmt::new(
+                "SELECT 1 AS revoked FROM api_keys WHERE id = ?2 AND vault_id = ?3 AND revoked_at = ?1",
+                vec![now.as_str().into(), key_id.into(), vault_id.into()],
+            ),
+        ],
     )
     .await?;
-    Ok(results[0].changes == 1)
+    Ok(!results[1].rows.is_empty())
 }
 
 fn text(row: &Row, column: &str) -> String {

@@ -1,9 +1,32 @@
 //! Cloudflare D1 over its REST API: `POST {base}/accounts/{account}/d1/database/{db}/query`.
 //!
 //! A batch is sent as one request, `{"batch":[{"sql","params"},…]}`, which D1 runs atomically and
-//! answers with one result per statement. 429 and 5xx answers are retried as [`crate::backoff`]
-//! says (capped, jittered, honouring `retry-after`); other 4xx answers never are. The API token
-//! is only ever placed in the `Authorization` header: no log line or error carries it.
+//! answers with one result per statement. The API token is only ever placed in the
+//! `Authorization` header: no log line or error carries it.
+//!
+//! # When a batch is sent again
+//!
+//! The client resends a batch on its own (up to [`Backoff::D1`]'s attempts, with its waits) after:
+//!
+//! - a connection that never reached D1 (nothing was sent);
+//! - 429: D1 refused for rate, before running anything;
+//! - 5xx, and a connection dropped before the answer came: the batch may have run and committed
+//!   (a gateway or network failure after commit looks exactly like this), or not;
+//!
+//! and never after another 4xx (D1 refused the batch, nothing ran) nor after its own timeout (the
+//! request's time is spent; a Lambda has no time left for another 20 s).
+//!
+//! Resending a batch that may have committed is safe only because **every batch imgbt sends is
+//! idempotent**: running it twice leaves the store as running it once does, and its results let
+//! the caller tell "done by my own earlier attempt" from "refused", by reading its rows by their
+//! id (never by the text of an error). Writes are `INSERT … ON CONFLICT DO NOTHING` followed by a
+//! read of the row by its id, `DELETE … WHERE`, and `UPDATE`s whose new values do not depend on
+//! how many times they ran. Each write's proof is in tests/FAULTS.md (both after-commit faults,
+//! on the D1 test server and on the D1 gateway).
+//!
+//! When every attempt failed and any of them may have run, the error is [`DbError::Uncertain`]:
+//! the caller must not undo what the batch would have done (an upload keeps its object, which gc
+//! removes an hour later if no record names it).
 
 use super::{Cell, Db, DbError, Row, Stmt, StmtResult, Value};
 use crate::BoxFuture;
@@ -124,6 +147,8 @@ impl D1Db {
         };
         let body = serde_json::to_vec(&body).map_err(|e| DbError::Other(e.to_string()))?;
         let mut retry = 0;
+        // Set once an attempt may have run: the batch's outcome is unknown from then on.
+        let mut may_have_run = false;
         loop {
             let attempt = self
                 .client
@@ -133,7 +158,7 @@ impl D1Db {
                 .body(body.clone())
                 .send()
                 .await;
-            let failure = match attempt {
+            let (failure, retry_after) = match attempt {
                 Ok(response) => {
                     let status = response.status();
                     let retry_after = response
@@ -142,29 +167,50 @@ impl D1Db {
                         .and_then(|v| v.to_str().ok())
                         .and_then(|v| v.trim().parse::<u64>().ok())
                         .map(Duration::from_secs);
-                    let text = response.bytes().await.map_err(uncertain)?;
-                    match classify(status, &text, stmts.len()) {
-                        Outcome::Done(results) => return Ok(results),
-                        Outcome::Fail(err) => return Err(err),
-                        Outcome::Retry(err) => (err, retry_after),
+                    match response.bytes().await {
+                        Ok(text) => match classify(status, &text, stmts.len()) {
+                            Outcome::Done(results) => return Ok(results),
+                            Outcome::Fail(err) => return Err(err),
+                            Outcome::Retry(err) => {
+                                may_have_run |= status.is_server_error();
+                                (err, retry_after)
+                            }
+                        },
+                        // The answer broke off: D1 had run the batch, or not.
+                        Err(e) => {
+                            may_have_run = true;
+                            (lost(e), None)
+                        }
                     }
                 }
-                // Nothing reached D1: safe to send again.
+                // Nothing reached D1.
                 Err(e) if e.is_connect() => (
                     DbError::Other(format!("D1 unreachable: {}", e.without_url())),
                     None,
                 ),
-                // The batch may or may not have run: never resend it blindly.
-                Err(e) => return Err(uncertain(e)),
+                // The request's time is spent; the batch may be running still.
+                Err(e) if e.is_timeout() => return Err(lost(e)),
+                Err(e) => {
+                    may_have_run = true;
+                    (lost(e), None)
+                }
             };
             retry += 1;
-            if retry >= self.retry.attempts {
-                return Err(failure.0);
-            }
-            match self.retry.wait(retry, failure.1) {
-                Some(wait) => tokio::time::sleep(wait).await,
+            let give_up = if retry >= self.retry.attempts {
+                true
+            } else if let Some(wait) = self.retry.wait(retry, retry_after) {
+                tokio::time::sleep(wait).await;
+                false
+            } else {
                 // D1 asked for a longer pause than a request can afford: report the refusal now.
-                None => return Err(failure.0),
+                true
+            };
+            if give_up {
+                return Err(if may_have_run {
+                    DbError::Uncertain(format!("the batch may have run: {failure}"))
+                } else {
+                    failure
+                });
             }
         }
     }
@@ -476,8 +522,9 @@ impl<'de> Visitor<'de> for CellVisitor {
     }
 }
 
-/// reqwest's messages include the URL, which names the account and database: leave it out.
-fn uncertain(err: reqwest::Error) -> DbError {
+/// An answer that never came (or broke off). reqwest's messages include the URL, which names the
+/// account and database: it is left out.
+fn lost(err: reqwest::Error) -> DbError {
     DbError::Uncertain(format!("D1 request outcome unknown: {}", err.without_url()))
 }
 

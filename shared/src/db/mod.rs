@@ -285,12 +285,18 @@ pub enum DbError {
     /// Anything else; the batch was not applied.
     #[error("{0}")]
     Other(String),
-    /// The request was sent but no answer came back: the batch may or may not have been applied.
+    /// No attempt got an answer that settles it: the batch may or may not have been applied
+    /// (an answer lost, or a 5xx, which a gateway also gives after a commit). The caller keeps
+    /// whatever the batch's effect would need (an upload its object).
     #[error("{0}")]
     Uncertain(String),
 }
 
 /// Runs batches of SQL. A batch is atomic: all of its statements apply, or none.
+///
+/// A batch may run more than once: the D1 client resends one whose answer was lost or was a 5xx
+/// (d1.rs says when). So every batch must be idempotent, and a write must find its own row by
+/// its id rather than trust that the statement it sent ran exactly once.
 pub trait Db: Send + Sync {
     fn batch(&self, stmts: Vec<Stmt>) -> BoxFuture<'_, Result<Vec<StmtResult>, DbError>>;
 }
