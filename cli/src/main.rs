@@ -338,9 +338,16 @@ async fn key_create(
     kind: KeyKind,
     label: &str,
 ) -> Result<Output, Failure> {
-    let key: NewKey = admin::create_key(&*deps.db, &deps.clock, vault_id, kind, label)
-        .await?
-        .ok_or_else(|| fail(format!("no vault {vault_id}")))?;
+    let created = match admin::create_key(&*deps.db, &deps.clock, vault_id, kind, label).await {
+        // The key may exist, and nobody will ever see it: say how to find and revoke it.
+        Err(shared::db::DbError::Uncertain(cause)) => {
+            return Err(fail(format!(
+                "D1's answer was lost, so the key may have been created without being shown                  ({cause}). `imgbt key list --vault {vault_id}` lists it, labelled {label:?}:                  revoke it, then create another."
+            )));
+        }
+        created => created?,
+    };
+    let key: NewKey = created.ok_or_else(|| fail(format!("no vault {vault_id}")))?;
     let text = format!(
         "Created {kind} key {id} for vault {vault}: {key}\n\
          The key is shown only now; keep it somewhere safe.\n",

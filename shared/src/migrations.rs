@@ -80,8 +80,10 @@ pub async fn pending(db: &dyn Db) -> Result<Vec<&'static str>, DbError> {
 }
 
 /// Applies every pending migration, each with its record in one atomic batch, and returns the
-/// names it applied. Safe to run from several processes at once: a batch that fails because
-/// another process applied the same migration first is not an error.
+/// names that were pending and are applied now. Safe to run from several processes at once, and
+/// when D1's answer is lost: a batch that fails (its resend refused because the first attempt
+/// created the tables, or another process applied the same migration first) is not an error when
+/// `d1_migrations` then records the migration.
 pub async fn apply(db: &dyn Db) -> Result<Vec<&'static str>, DbError> {
     let mut ran = Vec::new();
     for name in pending(db).await? {
@@ -99,6 +101,7 @@ pub async fn apply(db: &dyn Db) -> Result<Vec<&'static str>, DbError> {
         ));
         if let Err(err) = db::run(db, batch).await {
             if applied(db).await?.iter().any(|d| d == name) {
+                ran.push(name);
                 continue;
             }
             return Err(DbError::Other(format!("migration {name} failed: {err}")));

@@ -271,19 +271,20 @@ async fn a_failed_insert_after_the_put_leaves_no_object() {
 }
 
 #[tokio::test]
-async fn a_lost_answer_to_the_insert_keeps_the_object_for_fsck() {
-    // The insert's outcome is unknown (the connection dropped after the request was read): removing
-    // the object could leave a record without its bytes, so the object stays.
+async fn lost_answers_to_the_insert_keep_the_object() {
+    // The insert's outcome is unknown (the connection dropped after the request was read, on
+    // every attempt): removing the object could leave a record without its bytes, so it stays.
     let app = app().await;
     let d1 = app.d1().unwrap();
     let form = Form::standard();
-    // The first request (authentication) is answered; the second (the insert) is cut.
+    // The first request (authentication) is answered; the second (the insert) is cut, and so
+    // are its resends.
     let upload = app.upload(app.sk(), &form);
     let cut = async {
         while d1.requests() < 1 {
             tokio::task::yield_now().await;
         }
-        d1.fail_next(1, Fault::Disconnect);
+        d1.fail_next(shared::backoff::D1_ATTEMPTS as usize, Fault::Disconnect);
     };
     d1.reset_requests();
     let (reply, ()) = tokio::join!(upload, cut);
