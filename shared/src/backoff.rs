@@ -27,7 +27,7 @@ pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(8);
 pub const CLI_MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
 
 /// How one client retries refusals for rate (429), transient failures (5xx) and connections that
-/// never reached the server.
+/// never reached the server (and, for D1, answers lost on the way back: db/d1.rs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Backoff {
     /// Attempts in all, the first included.
