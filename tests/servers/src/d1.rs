@@ -26,8 +26,19 @@
 //!   D1 does), `size_after` (page count × page size), plus `served_by_primary` and `timings`.
 //!
 //! Foreign keys are enforced, as on D1.
+//!
+//! Faults ([`Fault`], queued with [`D1Server::fail_next`], one per request) come in two kinds:
+//!
+//! - Before the request runs, nothing applied: 429 with Cloudflare's rate-limit envelope (code
+//!   971, `retry-after` when asked), 500 with D1's envelope (code 7500), or a hang-up after reading
+//!   the request ([`Fault::Disconnect`]).
+//! - After the request ran and committed, as when a gateway or the network fails between D1 and
+//!   the client: its answer is thrown away and replaced by a status ([`Fault::RunThenStatus`]: a
+//!   500 in D1's envelope; a 502, 504 or any other status as the HTML error page Cloudflare's
+//!   edge sends) or by a hang-up ([`Fault::RunThenDisconnect`]). A client that resends such a
+//!   write runs it twice.
 
-use crate::{Running, random_database_id, random_hex, serve};
+use crate::{HangUp, Running, lock, random_database_id, random_hex, serve};
 use bytes::Bytes;
 use http::{HeaderValue, Method, StatusCode, header};
 use http_body_util::{BodyExt, Full};
@@ -40,7 +51,7 @@ use serde_json::{Map, Value, json};
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// D1's documented limits.
@@ -71,16 +82,68 @@ const ALLOWED_PRAGMAS: &[&str] = &[
 /// A row as D1 returns it: column name to JSON value.
 pub type Row = Map<String, Value>;
 
-/// An answer given instead of running a request; see [`D1Server::fail_next`].
+/// A failure injected into one request; see [`D1Server::fail_next`] and
+/// [`FaultProxy::fail_next`](crate::FaultProxy::fail_next).
+///
+/// The first three fail *before* the request runs: nothing is applied. The last two fail *after*
+/// it ran and committed, as a gateway or network failure between D1 and the client does: the
+/// client gets no answer, or the wrong one, for a write that happened.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Fault {
-    /// 429 with Cloudflare's rate-limit envelope (code 971), and `retry-after` when set.
+    /// Not run: 429 with Cloudflare's rate-limit envelope (code 971), and `retry-after` when set.
     RateLimited { retry_after_secs: Option<u64> },
-    /// 500 with `{"success":false,"errors":[{"code":7500,"message":"internal error"}],…}`.
+    /// Not run: 500 with `{"success":false,"errors":[{"code":7500,"message":"internal error"}],…}`.
     ServerError,
-    /// Reads the whole request, then closes the connection without answering: the client cannot
-    /// know whether the batch ran (it did not).
+    /// Not run: reads the whole request, then closes the connection without answering. The
+    /// client cannot know whether the batch ran (it did not).
     Disconnect,
+    /// Runs the request in full (committed, counted like any other), throws its answer away and
+    /// answers this status instead: 500 with D1's envelope as [`Fault::ServerError`]; any other
+    /// status with the HTML error page Cloudflare's edge sends (e.g. 502 Bad gateway, 504 Gateway
+    /// time-out; `content-type: text/html`, `server: cloudflare`, a `cf-ray`), which is not JSON.
+    RunThenStatus(u16),
+    /// Runs the request in full (committed), then closes the connection without answering: the
+    /// client cannot know whether the batch ran (it did).
+    RunThenDisconnect,
+}
+
+impl Fault {
+    /// True for the faults that let the request run before failing it.
+    pub fn runs_request(&self) -> bool {
+        matches!(self, Fault::RunThenStatus(_) | Fault::RunThenDisconnect)
+    }
+}
+
+/// The fault controls of a D1 endpoint under test, whichever serves it: a [`D1Server`], or a
+/// [`FaultProxy`](crate::FaultProxy) in front of another D1 (the gateway on workerd). The methods
+/// are those of both types.
+pub trait D1Faults: Send + Sync {
+    /// Fails the next `n` requests with `fault` (after any faults already queued).
+    fn fail_next(&self, n: usize, fault: Fault);
+    /// Requests received since start or the last reset, faulted ones included.
+    fn requests(&self) -> u64;
+    /// Zeroes [`requests`](Self::requests) and forgets [`request_bodies`](Self::request_bodies).
+    fn reset_requests(&self);
+    /// The body of every request received, in order, as JSON (`null` when it was not JSON).
+    fn request_bodies(&self) -> Vec<Value>;
+}
+
+impl D1Faults for D1Server {
+    fn fail_next(&self, n: usize, fault: Fault) {
+        D1Server::fail_next(self, n, fault);
+    }
+
+    fn requests(&self) -> u64 {
+        D1Server::requests(self)
+    }
+
+    fn reset_requests(&self) {
+        D1Server::reset_requests(self);
+    }
+
+    fn request_bodies(&self) -> Vec<Value> {
+        D1Server::request_bodies(self)
+    }
 }
 
 /// A running D1 stand-in; stops when dropped.
@@ -100,18 +163,6 @@ struct State {
     faults: Mutex<VecDeque<Fault>>,
     latency: Mutex<Duration>,
 }
-
-/// The service's refusal to answer: hyper closes the connection.
-#[derive(Debug)]
-struct HangUp;
-
-impl std::fmt::Display for HangUp {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("connection dropped by an injected fault")
-    }
-}
-
-impl std::error::Error for HangUp {}
 
 impl D1Server {
     /// Starts a server on `127.0.0.1:0` with an empty in-memory database, a random 32-hex-digit
@@ -188,9 +239,12 @@ impl D1Server {
         lock(&self.state.bodies).clear();
     }
 
-    /// Answers the next `n` requests with `fault` instead of running them (after any faults
-    /// already queued).
+    /// Fails the next `n` requests with `fault` (after any faults already queued).
+    ///
+    /// # Panics
+    /// On [`Fault::RunThenStatus`] with a number that is not an HTTP status (100–999).
     pub fn fail_next(&self, n: usize, fault: Fault) {
+        check_fault(&fault);
         lock(&self.state.faults).extend(std::iter::repeat_n(fault, n));
     }
 
@@ -230,13 +284,6 @@ impl D1Server {
             .execute_batch(sql)
             .unwrap_or_else(|e| panic!("{sql}: {e}"));
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A panicking test thread must not wedge the server for the others.
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// A refusal: HTTP status, Cloudflare error code, message.
@@ -290,6 +337,86 @@ fn failure_response(failure: &Failure) -> http::Response<Full<Bytes>> {
     )
 }
 
+/// The answer `fault` gives in place of the request's own; `None` when it hangs up instead.
+/// The caller decides whether the request runs first ([`Fault::runs_request`]).
+pub(crate) fn fault_answer(fault: &Fault) -> Option<http::Response<Full<Bytes>>> {
+    match fault {
+        Fault::RateLimited { retry_after_secs } => {
+            let mut response = json_response(
+                StatusCode::TOO_MANY_REQUESTS,
+                &envelope_error(json!([{
+                    "code": 971,
+                    "message": "Please wait and consider throttling your request speed"
+                }])),
+            );
+            if let Some(secs) = retry_after_secs {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(*secs));
+            }
+            Some(response)
+        }
+        Fault::ServerError => Some(internal_error()),
+        Fault::RunThenStatus(status) => Some(status_page(*status)),
+        Fault::Disconnect | Fault::RunThenDisconnect => None,
+    }
+}
+
+/// Refuses a fault no server could answer, so that a test does not run with another one.
+pub(crate) fn check_fault(fault: &Fault) {
+    if let Fault::RunThenStatus(status) = fault {
+        assert!(
+            StatusCode::from_u16(*status).is_ok(),
+            "Fault::RunThenStatus({status}): not an HTTP status"
+        );
+    }
+}
+
+fn internal_error() -> http::Response<Full<Bytes>> {
+    failure_response(&Failure::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        7500,
+        "internal error",
+    ))
+}
+
+/// The status an after-commit fault answers: a 500 comes from D1 itself (its envelope); any other
+/// comes from Cloudflare's edge, which answers with an HTML page of its own, not the API's JSON.
+fn status_page(status: u16) -> http::Response<Full<Bytes>> {
+    // `check_fault` let only valid statuses in.
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+    if status == StatusCode::INTERNAL_SERVER_ERROR {
+        return internal_error();
+    }
+    let reason = match status.as_u16() {
+        502 => "Bad gateway",
+        504 => "Gateway time-out",
+        _ => status.canonical_reason().unwrap_or("Error"),
+    };
+    let ray = random_hex(8);
+    let code = status.as_u16();
+    let page = format!(
+        "<!DOCTYPE html>\n<html lang=\"en-US\">\n<head>\n<title>api.cloudflare.com | {code}: {reason}</title>\n\
+         <meta charset=\"UTF-8\" />\n</head>\n<body>\n<div id=\"cf-error-details\">\n\
+         <h1><span>{reason}</span> <span>Error code {code}</span></h1>\n\
+         <p>The web server reported a {reason_lower} error.</p>\n\
+         <p>Cloudflare Ray ID: <strong>{ray}</strong></p>\n</div>\n</body>\n</html>\n",
+        reason_lower = reason.to_ascii_lowercase(),
+    );
+    let mut response = http::Response::new(Full::new(Bytes::from(page)));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=UTF-8"),
+    );
+    headers.insert(header::SERVER, HeaderValue::from_static("cloudflare"));
+    if let Ok(ray) = HeaderValue::from_str(&format!("{ray}-LHR")) {
+        headers.insert("cf-ray", ray);
+    }
+    response
+}
+
 impl State {
     async fn handle(
         self: Arc<Self>,
@@ -308,36 +435,21 @@ impl State {
         if !latency.is_zero() {
             tokio::time::sleep(latency).await;
         }
-        Ok(match fault {
-            Some(Fault::Disconnect) => return Err(HangUp),
-            Some(Fault::RateLimited { retry_after_secs }) => {
-                let mut response = json_response(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    &envelope_error(json!([{
-                        "code": 971,
-                        "message": "Please wait and consider throttling your request speed"
-                    }])),
-                );
-                if let Some(secs) = retry_after_secs {
-                    response
-                        .headers_mut()
-                        .insert(header::RETRY_AFTER, HeaderValue::from(secs));
-                }
-                response
-            }
-            Some(Fault::ServerError) => failure_response(&Failure::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                7500,
-                "internal error",
-            )),
-            None => match self.answer(&parts, &body) {
-                Ok(results) => json_response(
-                    StatusCode::OK,
-                    &json!({ "success": true, "errors": [], "messages": [], "result": results }),
-                ),
-                Err(failure) => failure_response(&failure),
-            },
-        })
+        if let Some(fault) = fault.as_ref().filter(|f| !f.runs_request()) {
+            return fault_answer(fault).ok_or(HangUp);
+        }
+        let response = match self.answer(&parts, &body) {
+            Ok(results) => json_response(
+                StatusCode::OK,
+                &json!({ "success": true, "errors": [], "messages": [], "result": results }),
+            ),
+            Err(failure) => failure_response(&failure),
+        };
+        // An after-commit fault: the request ran and committed; its answer is lost.
+        match fault {
+            Some(fault) => fault_answer(&fault).ok_or(HangUp),
+            None => Ok(response),
+        }
     }
 
     fn answer(&self, parts: &http::request::Parts, body: &[u8]) -> Result<Vec<Value>, Failure> {

@@ -7,22 +7,29 @@
 //!   (`POST /client/v4/accounts/{account}/d1/database/{db}/query`) over an in-memory SQLite
 //!   database: bearer token, Cloudflare's envelope, one result and `meta` per statement, a request's
 //!   statements in one transaction, D1's refusals (BEGIN/COMMIT/SAVEPOINT, unlisted PRAGMAs, limits
-//!   of 100 bound parameters and 100,000 bytes a statement), and [`d1::Fault`]s (429 with or
-//!   without `retry-after`, 500, a dropped connection).
+//!   of 100 bound parameters and 100,000 bytes a statement), and [`d1::Fault`]s: before the
+//!   request runs (429 with or without `retry-after`, 500, a dropped connection) or after it ran
+//!   and committed (its answer replaced by a 500, a 502/504 HTML page from Cloudflare's edge, or a
+//!   dropped connection). [`D1Faults`] is the fault controls [`D1Server`] and [`FaultProxy`] share.
+//! - [`proxy`]: [`FaultProxy`], the same faults in front of a D1 endpoint that has no test hooks
+//!   (the D1 gateway Worker under `wrangler dev`): forwards requests faithfully, or fails them
+//!   before forwarding, or after the upstream answered.
 //! - [`s3`]: [`S3Server`], an S3 endpoint (path-style, as R2 is used) built on `s3s` + `s3s-fs`
 //!   with SigV4 verified, one bucket in a temporary directory, every request recorded raw
 //!   ([`s3::RecordedRequest`]), and injected S3 XML errors per method.
 //! - `s3_store`: what [`S3Server`] stores through: `s3s-fs` with each object key mapped to a short
 //!   storage key (`k/<sha256 hex>`), so keys of up to 1,024 bytes work as on R2.
-//! - this file: the accept loop both servers share and the random identifiers they hand out.
+//! - this file: the accept loop the servers share and the random identifiers they hand out.
 //!
-//! Both servers stop when dropped. They must be started inside a Tokio runtime (any flavour).
+//! The servers stop when dropped. They must be started inside a Tokio runtime (any flavour).
 
 pub mod d1;
+pub mod proxy;
 pub mod s3;
 mod s3_store;
 
-pub use d1::D1Server;
+pub use d1::{D1Faults, D1Server};
+pub use proxy::FaultProxy;
 pub use s3::S3Server;
 
 use hyper::body::{Body, Incoming};
@@ -30,6 +37,7 @@ use hyper::service::Service;
 use hyper_util::rt::TokioIo;
 use std::error::Error as StdError;
 use std::net::SocketAddr;
+use std::sync::{Mutex, MutexGuard};
 use tokio::net::TcpListener;
 use tokio::task::{JoinHandle, JoinSet};
 
@@ -114,4 +122,23 @@ where
         }
     });
     (addr, Running { task })
+}
+
+/// A service's refusal to answer: hyper closes the connection without a response.
+#[derive(Debug)]
+pub(crate) struct HangUp;
+
+impl std::fmt::Display for HangUp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("connection dropped by an injected fault")
+    }
+}
+
+impl StdError for HangUp {}
+
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panicking test thread must not wedge a server for the others.
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }

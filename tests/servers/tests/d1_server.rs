@@ -347,3 +347,121 @@ async fn latency_is_added_before_each_answer() {
     assert_eq!(status, 200);
     assert!(started.elapsed() >= Duration::from_millis(200));
 }
+
+/// Sends `body` and returns the answer as it came (status, headers, raw bytes), or the transport
+/// error when none came.
+async fn post_raw(
+    url: &str,
+    token: &str,
+    body: &Value,
+) -> Result<(u16, reqwest::header::HeaderMap, Vec<u8>), reqwest::Error> {
+    let response = reqwest::Client::new()
+        .post(url)
+        .bearer_auth(token)
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await?;
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    Ok((status, headers, response.bytes().await?.to_vec()))
+}
+
+fn insert(value: i64) -> Value {
+    json!({"sql": "INSERT INTO t VALUES (?1)", "params": [value]})
+}
+
+fn rows(server: &D1Server) -> Vec<i64> {
+    server
+        .query("SELECT a FROM t ORDER BY a")
+        .iter()
+        .map(|row| row["a"].as_i64().unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn run_then_status_commits_then_answers_cloudflares_page_or_d1s_500() {
+    let server = D1Server::start().await;
+    server.execute_batch("CREATE TABLE t (a INTEGER);");
+    server.fail_next(1, Fault::RunThenStatus(502));
+    server.fail_next(1, Fault::RunThenStatus(504));
+    server.fail_next(1, Fault::RunThenStatus(500));
+
+    for (value, status, words) in [(1, 502, "Bad gateway"), (2, 504, "Gateway time-out")] {
+        let (got, headers, body) = post_raw(&server.query_url(), server.token(), &insert(value))
+            .await
+            .expect("an answer comes");
+        assert_eq!(got, status);
+        let content_type = headers["content-type"].to_str().unwrap();
+        assert!(content_type.starts_with("text/html"), "{content_type}");
+        assert_eq!(headers["server"], "cloudflare");
+        assert!(headers.contains_key("cf-ray"));
+        let page = String::from_utf8(body).unwrap();
+        assert!(page.starts_with("<!DOCTYPE html>"), "{page}");
+        assert!(page.contains(&format!("{status}: {words}")), "{page}");
+        assert!(
+            serde_json::from_str::<Value>(&page).is_err(),
+            "the edge's page is not D1's JSON"
+        );
+    }
+    let (status, headers, body) = post_raw(&server.query_url(), server.token(), &insert(3))
+        .await
+        .expect("an answer comes");
+    assert_eq!(status, 500);
+    assert_eq!(headers["content-type"], "application/json");
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(only_error(&body), (7500, "internal error".to_owned()));
+
+    assert_eq!(rows(&server), [1, 2, 3], "each faulted write committed");
+    assert_eq!(server.requests(), 3, "one request each, as unfaulted");
+    let (status, _, body) = post(&server, json!({"sql": "SELECT count(*) AS n FROM t"})).await;
+    assert_eq!(status, 200, "the queue is spent: {body}");
+    assert_eq!(body["result"][0]["results"], json!([{"n": 3}]));
+}
+
+#[tokio::test]
+async fn run_then_disconnect_commits_then_answers_nothing() {
+    let server = D1Server::start().await;
+    server.execute_batch("CREATE TABLE t (a INTEGER);");
+    server.fail_next(1, Fault::RunThenDisconnect);
+    let err = post_raw(&server.query_url(), server.token(), &insert(7))
+        .await
+        .expect_err("no answer comes");
+    assert!(err.status().is_none(), "no HTTP status: {err:?}");
+    assert!(err.is_request(), "a transport error: {err:?}");
+    assert_eq!(rows(&server), [7], "the write committed before the hang-up");
+    assert_eq!(server.requests(), 1);
+}
+
+#[tokio::test]
+async fn before_faults_leave_nothing_applied() {
+    let server = D1Server::start().await;
+    server.execute_batch("CREATE TABLE t (a INTEGER);");
+    server.fail_next(
+        1,
+        Fault::RateLimited {
+            retry_after_secs: None,
+        },
+    );
+    server.fail_next(1, Fault::ServerError);
+    server.fail_next(1, Fault::Disconnect);
+    let url = server.query_url();
+    let (status, _, _) = post_raw(&url, server.token(), &insert(1)).await.unwrap();
+    assert_eq!(status, 429);
+    let (status, _, _) = post_raw(&url, server.token(), &insert(2)).await.unwrap();
+    assert_eq!(status, 500);
+    let err = post_raw(&url, server.token(), &insert(3))
+        .await
+        .expect_err("hung up");
+    assert!(err.status().is_none(), "{err:?}");
+    assert!(rows(&server).is_empty(), "no faulted request ran");
+    assert_eq!(server.requests(), 3);
+}
+
+#[test]
+#[should_panic(expected = "not an HTTP status")]
+fn a_status_that_is_not_http_is_refused_when_armed() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let server = runtime.block_on(D1Server::start());
+    server.fail_next(1, Fault::RunThenStatus(42));
+}
