@@ -22,14 +22,13 @@
 //!   embedded backend.
 
 use imgbt_test_servers::d1::Fault;
+use imgbt_tests::on_batch::OnBatch;
 use imgbt_tests::{Backend, Call, Form, Reply, TestApp};
 use serde_json::{Value, json};
 use shared::admin::{self, FsckReport};
 use shared::blobs::{BlobError, Blobs};
-use shared::db::{Db, DbError, Stmt, StmtResult};
 use shared::{BoxFuture, Deps};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 /// Attempts the D1 client makes (README: "retried up to four attempts").
@@ -43,74 +42,6 @@ const RATE_LIMITED: Fault = Fault::RateLimited {
 
 // ---------------------------------------------------------------------------------------------
 // The kit of this file: store wrappers, one counted call, and the fsck → gc → fsck check.
-
-/// What [`OnBatch`] does to the batch it targets.
-enum BatchAction {
-    /// Runs just before the batch is sent: arms a fault on the D1 server for exactly that request.
-    Before(Box<dyn Fn() + Send + Sync>),
-    /// Sends the batch, then reports its answer lost: it ran, and the caller cannot know.
-    LoseAnswer,
-}
-
-/// A Db in front of the app's own that acts on the `at`-th batch (1-based) it is handed.
-struct OnBatch {
-    inner: Arc<dyn Db>,
-    at: usize,
-    seen: AtomicUsize,
-    action: BatchAction,
-}
-
-impl OnBatch {
-    fn deps(app: &TestApp, at: usize, action: BatchAction) -> Deps {
-        let db = OnBatch {
-            inner: app.deps.db.clone(),
-            at,
-            seen: AtomicUsize::new(0),
-            action,
-        };
-        Deps::new(Arc::new(db), app.blobs())
-    }
-
-    /// Deps whose `at`-th batch meets `n` × `fault` on the D1 server.
-    fn arming(app: &Arc<TestApp>, at: usize, fault: Fault, n: usize) -> Deps {
-        let server = app.clone();
-        let arm = move || {
-            server
-                .d1()
-                .expect("the D1 server")
-                .fail_next(n, fault.clone())
-        };
-        Self::deps(app, at, BatchAction::Before(Box::new(arm)))
-    }
-
-    /// Deps whose `at`-th batch runs and then loses its answer.
-    fn losing(app: &TestApp, at: usize) -> Deps {
-        Self::deps(app, at, BatchAction::LoseAnswer)
-    }
-}
-
-impl Db for OnBatch {
-    fn batch(&self, stmts: Vec<Stmt>) -> BoxFuture<'_, Result<Vec<StmtResult>, DbError>> {
-        let n = self.seen.fetch_add(1, Ordering::SeqCst) + 1;
-        Box::pin(async move {
-            if n != self.at {
-                return self.inner.batch(stmts).await;
-            }
-            match &self.action {
-                BatchAction::Before(arm) => {
-                    arm();
-                    self.inner.batch(stmts).await
-                }
-                BatchAction::LoseAnswer => {
-                    self.inner.batch(stmts).await?;
-                    Err(DbError::Uncertain(
-                        "injected: the batch ran, its answer was lost".into(),
-                    ))
-                }
-            }
-        })
-    }
-}
 
 /// An object store whose puts and/or deletes land, then report an error: a timeout at its worst.
 struct LandedButLost {
