@@ -17,13 +17,15 @@
 //!   file names exactly; [`oversized_upload`] builds the >100 MiB body without copying it.
 //! - [`fixture`]: the files in `tests/fixtures/` (see `make.py` there).
 //! - [`FaultyBlobs`], [`FaultyDb`]: stores that refuse on demand, to prove what happens on failure.
+//! - [`TestApp::d1_faults`]: D1 faults (before a request runs, or after it committed) on the
+//!   Cloudflare backend's D1 test server or on the gateway backend's own fault proxy.
 //! - Checks of the record's formats: [`is_ulid`], [`is_api_time`].
 
 pub mod d1_gateway;
 pub mod gateway;
 
 use bytes::Bytes;
-use imgbt_test_servers::{D1Server, S3Server};
+use imgbt_test_servers::{D1Faults, D1Server, FaultProxy, S3Server};
 use lambda_http::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde_json::Value;
@@ -82,9 +84,11 @@ pub enum Store {
 }
 
 /// The D1 gateway on workerd and the S3 test server a [`TestApp`] runs on. The app holds the
-/// gateway's database until it is dropped.
+/// gateway's database until it is dropped. Its D1 client goes through `proxy`, the app's own
+/// [`FaultProxy`] in front of the shared gateway, so that a test can fail its D1 requests.
 pub struct GatewayStores {
     pub gateway: &'static d1_gateway::Gateway,
+    pub proxy: FaultProxy,
     pub s3: S3Server,
     pub config: CloudflareConfig,
     _turn: d1_gateway::Turn,
@@ -130,10 +134,16 @@ impl TestApp {
             }
             Backend::Gateway => {
                 let gateway = d1_gateway::Gateway::shared();
-                let (turn, s3) = tokio::join!(gateway.take(), S3Server::start());
-                let config = gateway_config(gateway, &s3);
+                let (turn, s3, proxy) = tokio::join!(
+                    gateway.take(),
+                    S3Server::start(),
+                    FaultProxy::start(gateway.base_url())
+                );
+                let mut config = gateway_config(gateway, &s3);
+                config.d1_base_url = proxy.base_url();
                 Store::Gateway(Box::new(GatewayStores {
                     gateway,
+                    proxy,
                     s3,
                     config,
                     _turn: turn,
@@ -193,6 +203,18 @@ impl TestApp {
         match &self.store {
             Store::Cloudflare(cloud) => Some(&cloud.d1),
             Store::Embedded | Store::Gateway(_) => None,
+        }
+    }
+
+    /// The fault controls of this app's D1, on the backends that talk to D1 over HTTP: the D1
+    /// test server itself on the Cloudflare backend, the app's [`FaultProxy`] in front of the
+    /// gateway on the gateway backend. Their request counts include only this app's requests
+    /// (on the gateway backend, not those of [`d1_gateway::Gateway::take`] emptying the database).
+    pub fn d1_faults(&self) -> Option<&dyn D1Faults> {
+        match &self.store {
+            Store::Cloudflare(cloud) => Some(&cloud.d1),
+            Store::Gateway(stores) => Some(&stores.proxy),
+            Store::Embedded => None,
         }
     }
 
@@ -1099,7 +1121,8 @@ pub fn cloudflare_config(d1: &D1Server, s3: &S3Server) -> CloudflareConfig {
 }
 
 /// Configuration that points our Cloudflare clients at the D1 gateway and the S3 test server: the
-/// D1 base URL is the gateway's, as `IMGBT_D1_BASE_URL` sets it in production.
+/// D1 base URL is the gateway's, as `IMGBT_D1_BASE_URL` sets it in production. ([`TestApp`]
+/// replaces it with its [`FaultProxy`]'s.)
 pub fn gateway_config(gateway: &d1_gateway::Gateway, s3: &S3Server) -> CloudflareConfig {
     CloudflareConfig {
         account_id: gateway.account_id().to_owned(),

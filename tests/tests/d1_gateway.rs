@@ -423,3 +423,83 @@ async fn wrangler_runs_offline_without_reaching_for_cloudflare() {
         "the secret is never printed"
     );
 }
+
+/// The gateway backend's fault proxy (what the fault matrix arms through `TestApp::d1_faults`)
+/// in front of workerd's D1: a before-fault runs nothing, an after-commit fault commits.
+#[tokio::test]
+async fn the_apps_fault_proxy_fails_requests_before_or_after_they_commit() {
+    use imgbt_test_servers::d1::Fault;
+    use imgbt_tests::{Backend, Store, TestApp};
+
+    let app = TestApp::on(Backend::Gateway).await;
+    let gateway = app.gateway().expect("the gateway backend");
+    let Store::Gateway(stores) = &app.store else {
+        unreachable!("the gateway backend")
+    };
+    let url = gateway
+        .query_url()
+        .replacen(gateway.base_url(), &stores.proxy.base_url(), 1);
+    assert_ne!(
+        url,
+        gateway.query_url(),
+        "the app's D1 goes through its proxy"
+    );
+    let faults = app
+        .d1_faults()
+        .expect("fault controls on the gateway backend");
+    faults.reset_requests();
+    let auth = bearer(gateway);
+    let insert = |id: &str| {
+        json!({"sql": "INSERT INTO vaults (id, name, created_at) VALUES (?1, 'n', 't')", "params": [id]})
+            .to_string()
+    };
+    let send = |body: String| {
+        reqwest::Client::new()
+            .post(&url)
+            .header("authorization", &auth)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    let vaults = count_vaults(gateway).await;
+
+    faults.fail_next(1, Fault::RunThenStatus(502));
+    let response = send(insert("vault_a")).await.expect("an answer");
+    assert_eq!(response.status(), StatusCode::BAD_GATEWAY);
+    let content_type = response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(content_type.starts_with("text/html"), "{content_type}");
+    assert_eq!(
+        count_vaults(gateway).await,
+        vaults + 1,
+        "committed on workerd"
+    );
+
+    faults.fail_next(1, Fault::RunThenDisconnect);
+    let err = send(insert("vault_b")).await.expect_err("no answer");
+    assert!(err.status().is_none(), "{err:?}");
+    assert_eq!(
+        count_vaults(gateway).await,
+        vaults + 2,
+        "committed on workerd"
+    );
+
+    faults.fail_next(1, Fault::Disconnect);
+    let err = send(insert("vault_c")).await.expect_err("no answer");
+    assert!(err.status().is_none(), "{err:?}");
+    faults.fail_next(1, Fault::ServerError);
+    let (status, body) = envelope_of(send(insert("vault_d")).await.expect("an answer")).await;
+    refusal(status, &body, 500, 7500);
+    assert_eq!(count_vaults(gateway).await, vaults + 2, "nothing forwarded");
+
+    let (status, body) = envelope_of(send(insert("vault_e")).await.expect("an answer")).await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "unfaulted, the gateway's own answer: {body}"
+    );
+    assert_eq!(body["result"][0]["meta"]["changes"], 1, "{body}");
+    assert_eq!(faults.requests(), 5);
+}

@@ -10,6 +10,7 @@ use imgbt_test_servers::{D1Faults, D1Server, FaultProxy};
 use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
 use std::convert::Infallible;
+use std::time::Duration;
 use tokio::net::TcpListener;
 
 /// What came back: status, headers without `date` (which differs by the second), body bytes.
@@ -40,6 +41,14 @@ fn without_date(headers: &HeaderMap) -> Vec<(String, Vec<u8>)> {
         .collect()
 }
 
+/// A client that gives up, so that a proxy that loses bytes fails a test rather than hanging it.
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
+}
+
 /// The same query to the D1 server's URL and to the proxy's.
 fn urls(server: &D1Server, proxy: &FaultProxy) -> (String, String) {
     let direct = server.query_url();
@@ -50,7 +59,7 @@ fn urls(server: &D1Server, proxy: &FaultProxy) -> (String, String) {
 
 async fn post(url: &str, token: &str, body: &Value) -> Result<Answer, reqwest::Error> {
     send(
-        reqwest::Client::new()
+        client()
             .post(url)
             .bearer_auth(token)
             .header("content-type", "application/json")
@@ -119,7 +128,7 @@ async fn requests_and_answers_pass_through_byte_for_byte() {
     // Not UTF-8, not JSON, with a NUL and CR LF: nothing may be re-encoded on the way.
     let body: Vec<u8> = vec![0xff, 0x00, 0xfe, b'\r', b'\n', 0x80, b'{'];
     let request = |base: &str| {
-        reqwest::Client::new()
+        client()
             .put(format!("{base}/some/path%20x?q=%E2%9C%93&q=2&empty="))
             .header("authorization", "Bearer abc")
             .header("x-custom", "one")
