@@ -23,6 +23,7 @@
 
 pub mod d1_gateway;
 pub mod gateway;
+pub mod on_batch;
 
 use bytes::Bytes;
 use imgbt_test_servers::{D1Faults, D1Server, FaultProxy, S3Server};
