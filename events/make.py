@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Writes the sample events in this directory: API Gateway HTTP API, payload format 2.0.
+"""Writes the sample events in this directory: API Gateway HTTP API, payload format 2.0, and for
+a function on a schedule (gc) the EventBridge "Scheduled Event" that invokes it.
 
     python3 events/make.py
 
@@ -155,6 +156,23 @@ def receive(n, body, upload=DEV_UPLOAD, token=DEV_UPLOAD_TOKEN):
                  content_type="text/plain")
 
 
+def scheduled(n, function):
+    """The EventBridge event a schedule rule sends `function` (which serves no route)."""
+    if "schedule" not in FUNCTIONS[function]:
+        raise SystemExit(f"{function} runs on no schedule")
+    return {
+        "version": "0",
+        "id": f"6926a000-0000-4000-8000-0000000000{n:02d}",
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": "123456789012",
+        "time": f"2026-11-18T10:{n // 60:02d}:{n % 60:02d}Z",
+        "region": "eu-west-1",
+        "resources": [f"arn:aws:events:eu-west-1:123456789012:rule/imgbt-{function}"],
+        "detail": {},
+    }
+
+
 PNG = (FIXTURES / "tiny.png").read_bytes()
 SAMPLE_PLACE = [("partition", "docs"), ("collection", "readme"), ("channel", "main")]
 
@@ -229,6 +247,8 @@ EVENTS = {
     "content.200.sample": event(80, "content", asset=ASSET, key=PK),
     "content.401.missing-auth": event(81, "content", asset=ASSET),
     "content.404.unknown-asset": event(82, "content", asset=UNKNOWN_ASSET, key=PK),
+    # gc (the scheduled sweep): 200 stands for an invocation that answers its report
+    "gc.200.scheduled": scheduled(90, "gc"),
 }
 
 

@@ -67,11 +67,14 @@ enum Command {
     /// Create, list and revoke API keys.
     #[command(subcommand)]
     Key(KeyCommand),
-    /// Finish pending object deletions, retrying any that failed when their asset was deleted, and
-    /// remove direct uploads that expired (over an hour ago) without being completed.
+    /// Finish pending object deletions, retrying any that failed when their asset was deleted;
+    /// remove direct uploads that expired (over an hour ago) without being completed, objects
+    /// under asset keys that nothing names once an hour old, and rows of uploads completed over
+    /// 7 days ago. The deployed `gc` function runs the same sweep on a schedule.
     Gc,
-    /// Compare records with objects: records without objects, objects without records, size
-    /// mismatches. Exits non-zero when it finds any.
+    /// Compare records with objects: records without objects, objects without records (older
+    /// than an hour; younger ones are listed apart), size mismatches. Exits non-zero when it
+    /// finds any.
     Fsck,
     /// Local development helpers (never on a Cloudflare configuration).
     #[command(subcommand)]
@@ -418,9 +421,18 @@ async fn gc(deps: &Deps) -> Result<Output, Failure> {
         "Cleared {} pending deletion(s).\n",
         report.deleted.len()
     ));
+    for key in &report.orphans {
+        text.push_str(&format!("Removed object without record: {key}\n"));
+    }
+    if !report.completed_uploads.is_empty() {
+        text.push_str(&format!(
+            "Removed {} row(s) of uploads completed over 7 days ago.\n",
+            report.completed_uploads.len()
+        ));
+    }
     for failure in &report.failed {
         text.push_str(&format!(
-            "Could not remove (left pending): {}: {}\n",
+            "Could not remove (next `imgbt gc` retries): {}: {}\n",
             failure.r2_key, failure.error
         ));
     }
@@ -433,7 +445,7 @@ async fn gc(deps: &Deps) -> Result<Output, Failure> {
     } else {
         Err(Failure {
             message: format!(
-                "{} object(s) could not be removed; they stay pending for the next `imgbt gc`",
+                "{} object(s) could not be removed; the next `imgbt gc` tries them again",
                 report.failed.len()
             ),
             output: Some(output),
@@ -468,7 +480,7 @@ async fn dev_seed(deps: &Deps) -> Result<Output, Failure> {
 }
 
 async fn fsck(deps: &Deps) -> Result<Output, Failure> {
-    let report = admin::fsck(&*deps.db, &*deps.blobs).await?;
+    let report = admin::fsck(&*deps.db, &deps.clock, &*deps.blobs).await?;
     let mut text = format!(
         "{} record(s), {} object(s).\n",
         report.records, report.objects
@@ -481,6 +493,13 @@ async fn fsck(deps: &Deps) -> Result<Output, Failure> {
     }
     for key in &report.objects_without_records {
         text.push_str(&format!("object without record: {key}\n"));
+    }
+    if !report.recent_objects_without_records.is_empty() {
+        text.push_str(&format!(
+            "{} object(s) without record, written within the hour (a write may be in flight; \
+             `imgbt gc` removes them once they are an hour old).\n",
+            report.recent_objects_without_records.len()
+        ));
     }
     for m in &report.size_mismatches {
         text.push_str(&format!(

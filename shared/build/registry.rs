@@ -22,6 +22,8 @@ pub struct Entry {
     pub r2: bool,
     pub local_only: bool,
     pub answers: Vec<u16>,
+    /// The default EventBridge schedule expression of a function that serves no route.
+    pub schedule: Option<String>,
 }
 
 /// Parses and checks the registry; `Err` lists every fault, one per line.
@@ -75,7 +77,7 @@ fn entry(item: &toml::Value) -> Result<Entry, String> {
         .to_owned();
     let fault = |what: String| format!("{name}: {what}");
     for key in table.keys() {
-        if !["name", "routes", "r2", "local_only", "answers"].contains(&key.as_str()) {
+        if !["name", "routes", "r2", "local_only", "answers", "schedule"].contains(&key.as_str()) {
             return Err(fault(format!("unknown key {key:?}")));
         }
     }
@@ -95,11 +97,46 @@ fn entry(item: &toml::Value) -> Result<Entry, String> {
     };
     let r2 = flag("r2")?;
     let local_only = flag("local_only")?;
+    let schedule = match table.get("schedule") {
+        None => None,
+        Some(value) => {
+            let text = value
+                .as_str()
+                .ok_or_else(|| fault("schedule must be a string".to_owned()))?;
+            schedule_expression(text).map_err(|e| fault(format!("schedule {text:?}: {e}")))?;
+            Some(text.to_owned())
+        }
+    };
+    if let Some(schedule) = &schedule {
+        // A scheduled function is invoked by EventBridge, never through the HTTP API.
+        let routed = table
+            .get("routes")
+            .and_then(toml::Value::as_array)
+            .is_none_or(|routes| !routes.is_empty());
+        if routed || table.contains_key("answers") || local_only {
+            return Err(fault(format!(
+                "a function on a schedule ({schedule}) has `routes = []`, no answers and is not \
+                 local_only"
+            )));
+        }
+        return Ok(Entry {
+            name,
+            routes: Vec::new(),
+            r2,
+            local_only,
+            answers: Vec::new(),
+            schedule: Some(schedule.clone()),
+        });
+    }
     let routes = table
         .get("routes")
         .and_then(toml::Value::as_array)
         .filter(|routes| !routes.is_empty())
-        .ok_or_else(|| fault("routes must be a list of one or more \"METHOD /path\"".to_owned()))?
+        .ok_or_else(|| {
+            fault(
+                "routes must be a list of one or more \"METHOD /path\" (or a schedule)".to_owned(),
+            )
+        })?
         .iter()
         .map(|route| {
             let key = route
@@ -135,7 +172,37 @@ fn entry(item: &toml::Value) -> Result<Entry, String> {
         r2,
         local_only,
         answers,
+        schedule: None,
     })
+}
+
+/// Checks an EventBridge schedule expression's shape: `rate(N unit)` with a unit that agrees
+/// with N, or `cron(…)` with six fields. EventBridge checks the rest when it is deployed.
+fn schedule_expression(text: &str) -> Result<(), String> {
+    if let Some(rate) = text.strip_prefix("rate(").and_then(|t| t.strip_suffix(')')) {
+        let (value, unit) = rate.split_once(' ').ok_or("a rate is `rate(N unit)`")?;
+        let n: u32 = value
+            .parse()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or("a rate's value is a positive whole number")?;
+        let units: &[&str] = if n == 1 {
+            &["minute", "hour", "day"]
+        } else {
+            &["minutes", "hours", "days"]
+        };
+        if !units.contains(&unit) {
+            return Err(format!("a rate of {n} takes one of the units {units:?}"));
+        }
+        return Ok(());
+    }
+    if let Some(cron) = text.strip_prefix("cron(").and_then(|t| t.strip_suffix(')')) {
+        if cron.split(' ').filter(|f| !f.is_empty()).count() != 6 {
+            return Err("a cron expression has six fields".to_owned());
+        }
+        return Ok(());
+    }
+    Err("an EventBridge schedule is `rate(…)` or `cron(…)`".to_owned())
 }
 
 /// `"METHOD /path"` → (method, path), checked.
@@ -186,12 +253,14 @@ pub fn render(entries: &[Entry]) -> String {
         let routes: Vec<String> = entry.routes.iter().map(|r| route(entry, r)).collect();
         let _ = writeln!(
             out,
-            "    Function {{ name: {:?}, routes: &[{}], r2: {}, local_only: {}, answers: &{:?} }},",
+            "    Function {{ name: {:?}, routes: &[{}], r2: {}, local_only: {}, answers: &{:?}, \
+             schedule: {:?} }},",
             entry.name,
             routes.join(", "),
             entry.r2,
             entry.local_only,
-            entry.answers
+            entry.answers,
+            entry.schedule
         );
     }
     out.push_str("];\n\n");
@@ -208,15 +277,23 @@ pub fn render(entries: &[Entry]) -> String {
         let _ = writeln!(out, "    {route},");
     }
     out.push_str("];\n\n");
-    let names: Vec<&str> = entries.iter().map(|e| e.name.as_str()).collect();
+    let names = |scheduled: bool| {
+        entries
+            .iter()
+            .filter(|e| e.schedule.is_some() == scheduled)
+            .map(|e| e.name.as_str())
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let (routed, scheduled) = (names(false), names(true));
     let _ = writeln!(
         out,
-        "/// Calls the macro `$callback` with the name of every function, as identifiers:\n\
-         /// `each_function!(m)` is `m! {{ {} }}`.\n\
+        "/// Calls the macro `$callback` with the name of every function, as identifiers: those\n\
+         /// that serve routes, then those on a schedule.\n\
+         /// `each_function!(m)` is `m! {{ routes: {routed}; schedule: {scheduled} }}`.\n\
          #[macro_export]\n\
-         macro_rules! each_function {{\n    ($callback:ident) => {{\n        $callback! {{ {} }}\n    }};\n}}",
-        names.join(" "),
-        names.join(" ")
+         macro_rules! each_function {{\n    ($callback:ident) => {{\n        \
+         $callback! {{ routes: {routed}; schedule: {scheduled} }}\n    }};\n}}"
     );
     out
 }

@@ -5,7 +5,7 @@
 //! stores directly) nothing is counted.
 
 use crate::BoxFuture;
-use crate::blobs::{BlobError, Blobs, Presigned, Validity};
+use crate::blobs::{BlobError, Blobs, Listed, Presigned, Validity};
 use crate::db::{Db, DbError, Stmt, StmtResult};
 use bytes::Bytes;
 use std::future::Future;
@@ -76,9 +76,19 @@ impl Blobs for CountedBlobs {
         self.0.size(key)
     }
 
-    fn list<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, Result<Vec<(String, u64)>, BlobError>> {
+    fn list<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, Result<Vec<Listed>, BlobError>> {
         count(|c| &c.r2);
         self.0.list(prefix)
+    }
+
+    fn list_page<'a>(
+        &'a self,
+        prefix: &'a str,
+        after: &'a str,
+        max: usize,
+    ) -> BoxFuture<'a, Result<Vec<Listed>, BlobError>> {
+        count(|c| &c.r2);
+        self.0.list_page(prefix, after, max)
     }
 
     fn read_head<'a>(

@@ -29,6 +29,9 @@ pub struct Function {
     pub local_only: bool,
     /// The statuses it answers besides those every route answers.
     pub answers: &'static [u16],
+    /// For a function that serves no route: the default EventBridge schedule expression that
+    /// invokes it (`rate(1 hour)`; the deployment makes it a parameter).
+    pub schedule: Option<&'static str>,
 }
 
 include!(concat!(env!("OUT_DIR"), "/functions.rs"));
@@ -50,7 +53,13 @@ mod tests {
     #[test]
     fn every_route_names_its_function_and_shares_its_local_flag() {
         for function in FUNCTIONS {
-            assert!(!function.routes.is_empty(), "{}", function.name);
+            // A function serves routes or runs on a schedule, never both or neither.
+            assert_eq!(
+                function.routes.is_empty(),
+                function.schedule.is_some(),
+                "{}",
+                function.name
+            );
             for route in function.routes {
                 assert_eq!(route.function, function.name);
                 assert_eq!(route.local_only, function.local_only);
@@ -64,12 +73,21 @@ mod tests {
     #[test]
     fn each_function_names_every_function_in_order() {
         macro_rules! collect {
-            ($($name:ident)*) => {
-                [$(stringify!($name)),*]
+            (routes: $($routed:ident)*; schedule: $($scheduled:ident)*) => {
+                ([$(stringify!($routed)),*], [$(stringify!($scheduled)),*])
             };
         }
-        let listed = each_function!(collect);
-        assert_eq!(listed.to_vec(), names().collect::<Vec<_>>());
+        let (routed, scheduled) = each_function!(collect);
+        let all: Vec<&str> = routed.iter().chain(scheduled.iter()).copied().collect();
+        let mut registered: Vec<&str> = names().collect();
+        registered.sort_by_key(|name| find(name).is_some_and(|f| f.schedule.is_some()));
+        assert_eq!(all, registered);
+        assert!(
+            scheduled
+                .iter()
+                .all(|name| find(name).unwrap().schedule.is_some())
+        );
+        assert!(find("gc").is_some_and(|f| f.r2 && f.schedule == Some("rate(1 hour)")));
         assert!(find("upload").is_some_and(|f| f.r2));
         assert!(find("no-such-function").is_none());
     }

@@ -10,7 +10,8 @@
 //!   [`TestApp::complete`], [`TestApp::content`], [`TestApp::download`]). [`TestApp::call`] builds any other request: another vault, another key,
 //!   a raw body, no path parameters, another method.
 //! - [`gateway`]: the functions over real HTTP on 127.0.0.1, routed as API Gateway routes them.
-//! - [`dispatch`]: hands a `lambda_http::Request` to the function that serves it, as the runtime does.
+//! - [`dispatch`]: hands a `lambda_http::Request` to the function that serves it, as the runtime does;
+//!   [`invoke_scheduled`] hands a scheduled function its EventBridge event.
 //! - [`Reply`]: what came back (status, headers, body), and the asserts the suites repeat
 //!   ([`Reply::ok`], [`Reply::error`], [`Reply::invalid`]).
 //! - [`Form`]: multipart bodies byte by byte, so a suite controls duplicates, missing fields and
@@ -20,6 +21,7 @@
 //! - [`TestApp::d1_faults`]: D1 faults (before a request runs, or after it committed) on the
 //!   Cloudflare backend's D1 test server or on the gateway backend's own fault proxy.
 //! - Checks of the record's formats: [`is_ulid`], [`is_api_time`].
+//! - [`past_the_grace`]: a clock an hour ahead, for `fsck` and `gc` to see young objects as old.
 
 pub mod d1_gateway;
 pub mod gateway;
@@ -32,7 +34,7 @@ use lambda_http::{Body, Request, RequestExt, Response};
 use serde_json::Value;
 use shared::admin::{self, NewVault};
 use shared::blobs::local::LocalBlobs;
-use shared::blobs::{BlobError, Blobs, Presigned, Validity};
+use shared::blobs::{BlobError, Blobs, Listed, Presigned, Validity};
 use shared::db::{Db, DbError, Stmt, StmtResult};
 use shared::deps::{CloudflareConfig, Secret};
 use shared::{BoxFuture, Deps};
@@ -42,21 +44,41 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use tempfile::TempDir;
 
-/// `dispatch`, with one arm for each function of the registry (`functions.toml`): a function
-/// added there is dispatched to once this crate depends on its crate.
+/// `dispatch`, with one arm for each function of the registry (`functions.toml`) that serves
+/// routes, and `invoke_scheduled`, with one for each function on a schedule: a function added
+/// there is dispatched to once this crate depends on its crate.
 macro_rules! dispatch_to {
-    ($($function:ident)*) => {
+    (routes: $($function:ident)*; schedule: $($scheduled:ident)*) => {
         /// Hands `req` to the handler of `function`, the way each function's `main` does.
         pub async fn dispatch(deps: &Deps, function: &str, req: Request) -> Response<Body> {
             let result = match function {
                 $(stringify!($function) => $function::handle(deps, req).await,)*
-                other => panic!("functions.toml has no function {other}"),
+                other => panic!("functions.toml has no function {other} with routes"),
             };
             // docs/API.md#errors: errors are responses. An Err would reach the client as a
             // gateway 502.
             result.unwrap_or_else(|e| {
                 panic!("{function} returned Err instead of an error response: {e}")
             })
+        }
+
+        /// Hands `event` (an EventBridge event) to the scheduled function `function`, the way
+        /// its `main` does, with `request_id` as the invocation's id: its JSON answer, or the
+        /// error the runtime would report.
+        pub async fn invoke_scheduled(
+            deps: &Deps,
+            function: &str,
+            event: Value,
+            request_id: &str,
+        ) -> Result<Value, String> {
+            let mut context = lambda_runtime::Context::default();
+            context.request_id = request_id.to_owned();
+            let event = lambda_runtime::LambdaEvent::new(event, context);
+            let result = match function {
+                $(stringify!($scheduled) => $scheduled::handle(deps, event).await,)*
+                other => panic!("functions.toml has no function {other} on a schedule"),
+            };
+            result.map_err(|e| e.to_string())
         }
     };
 }
@@ -981,6 +1003,16 @@ pub fn fixture(name: &str) -> Vec<u8> {
 }
 
 /// True when `text` is a ULID: 26 characters of Crockford base32 (uppercase), at most `7ZZ…`.
+/// A clock past [`ORPHAN_GRACE`](shared::admin::gc::ORPHAN_GRACE) (and a minute more) ahead of
+/// the system's. `fsck` with it reports every object without a record as a fault, as it would
+/// once the hour in which a write may still be on the way has passed; `gc` with it removes them.
+pub fn past_the_grace() -> shared::clock::Clock {
+    let clock = shared::clock::Clock::default();
+    let ahead = shared::admin::gc::ORPHAN_GRACE.as_millis() as i64 + 60_000;
+    clock.set_offset_ms(ahead);
+    clock
+}
+
 pub fn is_ulid(text: &str) -> bool {
     const ALPHABET: &[u8] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
     text.len() == 26 && text.bytes().all(|b| ALPHABET.contains(&b)) && text.as_bytes()[0] <= b'7'
@@ -1064,8 +1096,17 @@ impl Blobs for FaultyBlobs {
         self.inner.size(key)
     }
 
-    fn list<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, Result<Vec<(String, u64)>, BlobError>> {
+    fn list<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, Result<Vec<Listed>, BlobError>> {
         self.inner.list(prefix)
+    }
+
+    fn list_page<'a>(
+        &'a self,
+        prefix: &'a str,
+        after: &'a str,
+        max: usize,
+    ) -> BoxFuture<'a, Result<Vec<Listed>, BlobError>> {
+        self.inner.list_page(prefix, after, max)
     }
 
     fn read_head<'a>(

@@ -6,7 +6,7 @@
 //! `cargo lambda watch`.
 
 use imgbt_cli::dev::{self, DEV_ASSET_ID, DEV_VAULT_ID};
-use imgbt_tests::{Reply, dispatch};
+use imgbt_tests::{Reply, dispatch, invoke_scheduled};
 use serde_json::Value;
 use shared::Deps;
 use shared::db::{self, Stmt};
@@ -82,6 +82,41 @@ fn code_for(function: &str, status: u16) -> Option<&'static str> {
     })
 }
 
+/// An event of a function on a schedule is the EventBridge event its schedule sends; `200`
+/// declares an invocation that answers the function's report, which on a freshly seeded dev vault
+/// removes nothing (the open upload and the sample are named, and nothing is an hour old).
+async fn check_scheduled(name: &str, declared: &Declared, event: Value) -> Result<(), String> {
+    if event["source"] != "aws.events" || event["detail-type"] != "Scheduled Event" {
+        return Err(format!(
+            "{name}: an event of {} is an EventBridge \"Scheduled Event\" from aws.events",
+            declared.function
+        ));
+    }
+    if declared.status != 200 {
+        return Err(format!(
+            "{name}: a scheduled function's event declares 200 (it answers its report)"
+        ));
+    }
+    let (_dir, deps) = seeded().await;
+    let report = invoke_scheduled(&deps, declared.function, event, "req-event")
+        .await
+        .map_err(|e| format!("{name}: {} failed: {e}", declared.function))?;
+    for list in [
+        "expired_uploads",
+        "deleted",
+        "orphans",
+        "completed_uploads",
+        "failed",
+    ] {
+        if report[list] != serde_json::json!([]) {
+            return Err(format!(
+                "{name}: {list} is not empty on a fresh store: {report}"
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn events_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("..")
@@ -127,6 +162,9 @@ async fn check(path: &Path) -> Result<(), String> {
     let declared = parse_name(&name)?;
     let text = std::fs::read_to_string(path).map_err(|e| format!("{name}: {e}"))?;
     let event: Value = serde_json::from_str(&text).map_err(|e| format!("{name}: not JSON: {e}"))?;
+    if functions::find(declared.function).is_some_and(|f| f.schedule.is_some()) {
+        return check_scheduled(&name, &declared, event).await;
+    }
 
     // The event is one API Gateway would send to that function.
     let route = shared::routes::route_of(declared.function);
@@ -237,15 +275,17 @@ async fn every_event_gets_the_status_its_name_declares() {
         files.len(),
         failures.join("\n")
     );
-    // Every function of the registry has at least one success and one error sample.
+    // Every function of the registry has at least one success sample, and one that serves
+    // routes one error sample too (a scheduled function has no statuses to err with).
     for function in functions::names() {
         let mine = || declared.iter().filter(move |d| d.function == function);
         assert!(
             mine().any(|d| d.status < 300),
             "events/: no success event for {function} (functions.toml); add one to events/make.py"
         );
+        let scheduled = functions::find(function).is_some_and(|f| f.schedule.is_some());
         assert!(
-            mine().any(|d| d.status >= 400),
+            scheduled || mine().any(|d| d.status >= 400),
             "events/: no error event for {function} (functions.toml); add one to events/make.py"
         );
     }

@@ -26,7 +26,7 @@ use imgbt_tests::on_batch::OnBatch;
 use imgbt_tests::{Backend, Call, Form, Reply, TestApp};
 use serde_json::{Value, json};
 use shared::admin::{self, FsckReport};
-use shared::blobs::{BlobError, Blobs};
+use shared::blobs::{BlobError, Blobs, Listed};
 use shared::{BoxFuture, Deps};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -93,7 +93,7 @@ impl Blobs for LandedButLost {
         self.inner.size(key)
     }
 
-    fn list<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, Result<Vec<(String, u64)>, BlobError>> {
+    fn list<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, Result<Vec<Listed>, BlobError>> {
         self.inner.list(prefix)
     }
 }
@@ -194,9 +194,13 @@ impl From<&FsckReport> for State {
 }
 
 async fn fsck(app: &TestApp) -> FsckReport {
-    admin::fsck(&*app.deps.db, &*app.deps.blobs)
-        .await
-        .expect("fsck")
+    admin::fsck(
+        &*app.deps.db,
+        &imgbt_tests::past_the_grace(),
+        &*app.deps.blobs,
+    )
+    .await
+    .expect("fsck")
 }
 
 /// fsck (must say `now`), gc (must not fail), fsck again (must say `after_gc`). Returns both

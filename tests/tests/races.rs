@@ -28,9 +28,13 @@ async fn instances(app: &TestApp, n: usize) -> Vec<Arc<Deps>> {
 }
 
 async fn fsck(app: &TestApp) -> admin::FsckReport {
-    admin::fsck(&*app.deps.db, &*app.deps.blobs)
-        .await
-        .expect("fsck")
+    admin::fsck(
+        &*app.deps.db,
+        &imgbt_tests::past_the_grace(),
+        &*app.deps.blobs,
+    )
+    .await
+    .expect("fsck")
 }
 
 async fn gc(app: &TestApp) {
@@ -99,7 +103,14 @@ async fn fifty_uploads_of_one_filename_give_one_asset(backend: Backend) {
     let key = record["r2_key"].as_str().unwrap();
 
     let prefix = format!("{}/race/same/chan/", app.vault.vault_id);
-    let objects = app.blobs().list(&prefix).await.expect("listing objects");
+    let objects: Vec<(String, u64)> = app
+        .blobs()
+        .list(&prefix)
+        .await
+        .expect("listing objects")
+        .into_iter()
+        .map(|o| (o.key, o.size))
+        .collect();
     assert_eq!(
         objects,
         [(key.to_owned(), bytes.len() as u64)],

@@ -10,10 +10,13 @@
 //! - `Cargo.toml`: a `[workspace.dependencies]` entry for each function, and the watch router
 //!   with every route;
 //! - `infra/template.yaml`: every route that is not local-only, each to its function's binary,
-//!   and CORS allowing their methods;
-//! - `infra/README.md`: a row for each deployed route, with the template's memory and timeout;
+//!   and CORS allowing their methods; each function on a schedule, with an EventBridge schedule
+//!   whose default expression is the registry's;
+//! - `infra/README.md`: a row for each deployed route and each schedule, with the template's
+//!   memory and timeout;
 //! - `README.md`: the route table;
-//! - `events/`: a success and an error sample for each function.
+//! - `events/`: a success and an error sample for each function that serves routes, a success
+//!   sample for each on a schedule.
 //!
 //! `openapi.yaml` is checked by `tests/tests/openapi.rs`, and each check is proven to fail: on a
 //! registry with one more function (the lists then lack it) and one function less (the lists then
@@ -224,6 +227,8 @@ fn check_workspace_manifest(registry: &[Function], text: &str) -> Vec<String> {
 struct Deployed {
     binary: String,
     routes: BTreeSet<(String, String)>,
+    /// The expressions of its EventBridge schedules (a parameter's default when it names one).
+    schedules: Vec<String>,
     memory: i64,
     timeout: i64,
 }
@@ -253,15 +258,33 @@ fn template_functions(doc: &Yaml) -> Vec<Deployed> {
                 .unwrap_or_else(|| panic!("{binary}: {key}"))
         };
         let mut routes = BTreeSet::new();
+        let mut schedules = Vec::new();
         for event in properties["Events"].as_hash().expect("Events").values() {
-            assert_eq!(event["Type"].as_str(), Some("HttpApi"), "{binary}");
+            let kind = event["Type"].as_str();
             let event = &event["Properties"];
-            routes.insert((
-                event["Method"].as_str().expect("Method").to_owned(),
-                event["Path"].as_str().expect("Path").to_owned(),
-            ));
+            match kind {
+                Some("HttpApi") => {
+                    routes.insert((
+                        event["Method"].as_str().expect("Method").to_owned(),
+                        event["Path"].as_str().expect("Path").to_owned(),
+                    ));
+                }
+                Some("Schedule" | "ScheduleV2") => {
+                    let key = if kind == Some("Schedule") {
+                        "Schedule"
+                    } else {
+                        "ScheduleExpression"
+                    };
+                    // `!Ref Name` reads as the text `Name`: a parameter's default stands for it.
+                    let named = event[key].as_str().expect("a schedule expression");
+                    let default = doc["Parameters"][named]["Default"].as_str();
+                    schedules.push(default.unwrap_or(named).to_owned());
+                }
+                other => panic!("{binary}: an event of type {other:?}"),
+            }
         }
         found.push(Deployed {
+            schedules,
             memory: setting("MemorySize"),
             timeout: setting("Timeout"),
             binary,
@@ -290,8 +313,36 @@ fn check_template(registry: &[Function], text: &str) -> Vec<String> {
             ));
         }
     }
+    for function in registry {
+        let Some(schedule) = function.schedule else {
+            continue;
+        };
+        match functions.iter().find(|f| f.binary == function.name) {
+            None => faults.push(format!(
+                "infra/template.yaml: no function {} (it runs on a schedule in functions.toml)",
+                function.name
+            )),
+            Some(deployed) if !deployed.schedules.iter().any(|s| s == schedule) => {
+                faults.push(format!(
+                    "infra/template.yaml: {} has no schedule event of {schedule:?} (its default \
+                     in functions.toml), only {:?}",
+                    function.name, deployed.schedules
+                ))
+            }
+            Some(_) => {}
+        }
+    }
     for function in &functions {
         let binary = &function.binary;
+        let scheduled = registry
+            .iter()
+            .any(|f| f.name == *binary && f.schedule.is_some());
+        if !function.schedules.is_empty() && !scheduled {
+            faults.push(format!(
+                "infra/template.yaml: invokes {binary} on a schedule, which functions.toml does \
+                 not give it"
+            ));
+        }
         let local = registry.iter().any(|f| f.name == *binary && f.local_only);
         if local {
             faults.push(format!(
@@ -351,11 +402,27 @@ fn check_infra_readme(registry: &[Function], text: &str, template: &str) -> Vec<
     let rows = table_rows(text, "| route | function (binary) | memory | timeout |");
     let mut faults = Vec::new();
     let mut seen = BTreeSet::new();
+    let mut scheduled_rows = BTreeSet::new();
     for row in &rows {
         let route = row[0].trim_matches('`');
         let function = row[1].trim_matches('`').trim_start_matches("<stack>-");
         let (method, path) = route.split_once(' ').unwrap_or((route, ""));
-        if !deployed(registry)
+        // A function on a schedule has the row `schedule (GcSchedule)`.
+        let on_schedule = method == "schedule";
+        if on_schedule {
+            if registry
+                .iter()
+                .any(|f| f.name == function && f.schedule.is_some())
+            {
+                scheduled_rows.insert(function.to_owned());
+            } else {
+                faults.push(format!(
+                    "infra/README.md: the table's schedule row for {function} is no function on \
+                     a schedule in functions.toml"
+                ));
+                continue;
+            }
+        } else if !deployed(registry)
             .any(|r| r.method == method && r.path == path && r.function == function)
         {
             faults.push(format!(
@@ -364,7 +431,9 @@ fn check_infra_readme(registry: &[Function], text: &str, template: &str) -> Vec<
             ));
             continue;
         }
-        seen.insert((method.to_owned(), path.to_owned()));
+        if !on_schedule {
+            seen.insert((method.to_owned(), path.to_owned()));
+        }
         if let Some(settings) = functions.iter().find(|f| f.binary == function) {
             let (memory, timeout) = (
                 format!("{} MB", settings.memory),
@@ -384,6 +453,14 @@ fn check_infra_readme(registry: &[Function], text: &str, template: &str) -> Vec<
             faults.push(format!(
                 "infra/README.md: the table has no row for {} {} (function {})",
                 route.method, route.path, route.function
+            ));
+        }
+    }
+    for function in registry.iter().filter(|f| f.schedule.is_some()) {
+        if !scheduled_rows.contains(function.name) {
+            faults.push(format!(
+                "infra/README.md: the table has no schedule row for {} (function {0})",
+                function.name
             ));
         }
     }
@@ -449,7 +526,9 @@ fn check_events(registry: &[Function], names: &[String]) -> Vec<String> {
             })
             .collect();
         for (kind, wanted) in [("success", 200..300), ("error", 400..600)] {
-            if !statuses.iter().any(|s| wanted.contains(s)) {
+            // A function on a schedule answers no status to err with.
+            let needed = kind == "success" || function.schedule.is_none();
+            if needed && !statuses.iter().any(|s| wanted.contains(s)) {
                 faults.push(format!(
                     "events/: no {kind} event for {} (add one to events/make.py and run it)",
                     function.name
@@ -518,6 +597,7 @@ fn a_new_entry_alone_is_named_missing_in_every_list() {
         r2: false,
         local_only: false,
         answers: &[200],
+        schedule: None,
     });
     let path = "/api/v1/vaults/{vaultId}/keys";
     assert_eq!(
@@ -536,6 +616,55 @@ fn a_new_entry_alone_is_named_missing_in_every_list() {
             "events/: no success event for keys (add one to events/make.py and run it)".to_owned(),
             "events/: no error event for keys (add one to events/make.py and run it)".to_owned(),
         ]
+    );
+}
+
+/// A function on a schedule added to the registry alone: the lists it belongs in name it
+/// missing (a crate, a template function with its schedule, a row, a sample), and the route
+/// lists do not miss it.
+#[test]
+fn a_new_scheduled_entry_alone_is_named_missing_where_it_belongs() {
+    let mut registry = FUNCTIONS.to_vec();
+    registry.push(Function {
+        name: "reap",
+        routes: &[],
+        r2: false,
+        local_only: false,
+        answers: &[],
+        schedule: Some("rate(1 day)"),
+    });
+    assert_eq!(
+        every_fault(&registry),
+        [
+            "functions/reap/Cargo.toml: missing (function reap of functions.toml)",
+            "Cargo.toml: [workspace.dependencies] lacks `reap = { path = \"functions/reap\" }` \
+             (function reap)",
+            "infra/template.yaml: no function reap (it runs on a schedule in functions.toml)",
+            "infra/README.md: the table has no schedule row for reap (function reap)",
+            "events/: no success event for reap (add one to events/make.py and run it)",
+        ]
+    );
+
+    // The template's gc on another schedule, and a schedule on a function that serves routes.
+    let template = workspace_file("infra/template.yaml")
+        .replace("Default: rate(1 hour)", "Default: rate(2 hours)");
+    assert_eq!(
+        check_template(&FUNCTIONS, &template),
+        [
+            "infra/template.yaml: gc has no schedule event of \"rate(1 hour)\" (its default in \
+          functions.toml), only [\"rate(2 hours)\"]"
+        ]
+    );
+    let template = workspace_file("infra/template.yaml").replace(
+        "      Events:\n        Api:\n          Type: HttpApi\n          Properties:\n            \
+         ApiId: !Ref HttpApi\n            Method: GET\n            Path: /api/v1/vaults/{vaultId}/assets\n",
+        "      Events:\n        Api:\n          Type: HttpApi\n          Properties:\n            \
+         ApiId: !Ref HttpApi\n            Method: GET\n            Path: /api/v1/vaults/{vaultId}/assets\n        \
+         Tick:\n          Type: Schedule\n          Properties:\n            Schedule: rate(5 minutes)\n",
+    );
+    assert_eq!(
+        check_template(&FUNCTIONS, &template),
+        ["infra/template.yaml: invokes list on a schedule, which functions.toml does not give it"]
     );
 }
 
@@ -607,14 +736,15 @@ fn mismatched_details_are_named() {
         "default-members = [\"functions/upload\", \"functions/gone\"]",
     );
     let faults = check_workspace_manifest(&FUNCTIONS, &manifest);
-    assert_eq!(faults.len(), 9, "{faults:#?}");
+    // Every function but upload is missing (one per function of the registry), and one extra.
+    assert_eq!(faults.len(), FUNCTIONS.len(), "{faults:#?}");
     assert_eq!(
         faults[0],
         "Cargo.toml: default-members lacks functions/list (function list); `functions/*` covers \
          every function"
     );
     assert_eq!(
-        faults[8],
+        faults[FUNCTIONS.len() - 1],
         "Cargo.toml: default-members names functions/gone, which functions.toml does not have"
     );
 
@@ -714,5 +844,37 @@ fn the_registry_file_is_checked_when_it_is_compiled_in() {
     assert_eq!(
         faulty("local_only = true", "local_only = \"yes\""),
         "[[function]] #7: receive: local_only must be true or false"
+    );
+    let gc_entry = entries.iter().find(|e| e.name == "gc").unwrap();
+    assert_eq!(gc_entry.schedule.as_deref(), Some("rate(1 hour)"));
+    assert!(gc_entry.routes.is_empty() && gc_entry.answers.is_empty());
+    assert_eq!(
+        faulty(
+            "schedule = \"rate(1 hour)\"",
+            "schedule = \"rate(1 hours)\""
+        ),
+        "[[function]] #10: gc: schedule \"rate(1 hours)\": a rate of 1 takes one of the units \
+         [\"minute\", \"hour\", \"day\"]"
+    );
+    assert_eq!(
+        faulty("schedule = \"rate(1 hour)\"", "schedule = \"every hour\""),
+        "[[function]] #10: gc: schedule \"every hour\": an EventBridge schedule is `rate(…)` or \
+         `cron(…)`"
+    );
+    assert_eq!(
+        faulty(
+            "routes = []\nr2 = true\nschedule",
+            "routes = [\"GET /api/v1/vaults/{vaultId}/gc\"]\nr2 = true\nschedule"
+        ),
+        "[[function]] #10: gc: a function on a schedule (rate(1 hour)) has `routes = []`, no \
+         answers and is not local_only"
+    );
+    assert_eq!(
+        faulty(
+            "routes = []\nr2 = true\nschedule = \"rate(1 hour)\"",
+            "routes = []\nr2 = true"
+        ),
+        "[[function]] #10: gc: routes must be a list of one or more \"METHOD /path\" (or a \
+         schedule)"
     );
 }

@@ -1,6 +1,8 @@
 //! `imgbt fsck`: the store's records and objects, compared.
 
+use super::gc::ORPHAN_GRACE;
 use crate::blobs::Blobs;
+use crate::clock::Clock;
 use crate::db::{self, Db, DbError, Row, Stmt};
 use serde::Serialize;
 
@@ -11,8 +13,13 @@ pub struct FsckReport {
     pub objects: usize,
     /// Assets whose object is missing: a client would get a record whose bytes are gone.
     pub records_without_objects: Vec<MissingObject>,
-    /// Objects no record names and no pending deletion covers: bytes nothing will ever remove.
+    /// Objects no record names and no pending deletion or open upload covers, older than
+    /// [`ORPHAN_GRACE`]: leftovers that the next `imgbt gc` (or the scheduled gc) removes when
+    /// they are under asset keys, and that nothing removes otherwise.
     pub objects_without_records: Vec<String>,
+    /// The same, younger than [`ORPHAN_GRACE`] (not a fault: the write of their record may
+    /// still be on the way).
+    pub recent_objects_without_records: Vec<String>,
     /// Assets whose object's size differs from the record's.
     pub size_mismatches: Vec<SizeMismatch>,
     /// Objects of deleted assets waiting for `imgbt gc` (not a fault: gc finishes them).
@@ -37,7 +44,8 @@ pub struct SizeMismatch {
 }
 
 impl FsckReport {
-    /// True when every record has its object and every object its record (or a pending deletion).
+    /// True when every record has its object and every object older than [`ORPHAN_GRACE`] its
+    /// record (or a pending deletion, or an open upload).
     pub fn is_clean(&self) -> bool {
         self.records_without_objects.is_empty()
             && self.objects_without_records.is_empty()
@@ -55,7 +63,9 @@ pub enum FsckError {
 
 /// Compares every record with every object. Reads records in pages of 1,000 (one D1 request
 /// each) and lists the whole bucket: an administrative check, not something a request does.
-pub async fn fsck(db: &dyn Db, blobs: &dyn Blobs) -> Result<FsckReport, FsckError> {
+/// `clock` dates the objects: one without a record is a fault only once older than
+/// [`ORPHAN_GRACE`].
+pub async fn fsck(db: &dyn Db, clock: &Clock, blobs: &dyn Blobs) -> Result<FsckReport, FsckError> {
     let mut records: std::collections::BTreeMap<String, (String, u64)> = Default::default();
     let mut after = String::new();
     loop {
@@ -111,7 +121,10 @@ pub async fn fsck(db: &dyn Db, blobs: &dyn Blobs) -> Result<FsckReport, FsckErro
         ..Default::default()
     };
     let stored: std::collections::BTreeMap<&str, u64> =
-        objects.iter().map(|(k, n)| (k.as_str(), *n)).collect();
+        objects.iter().map(|o| (o.key.as_str(), o.size)).collect();
+    let cutoff = clock
+        .now_ms()
+        .saturating_sub(ORPHAN_GRACE.as_millis() as u64);
     for (key, (asset_id, size)) in &records {
         match stored.get(key.as_str()) {
             None => report.records_without_objects.push(MissingObject {
@@ -129,14 +142,17 @@ pub async fn fsck(db: &dyn Db, blobs: &dyn Blobs) -> Result<FsckReport, FsckErro
             Some(_) => {}
         }
     }
-    for (key, _) in &objects {
+    for object in &objects {
+        let key = &object.key;
         if records.contains_key(key) || pending.contains(key) {
             continue;
         }
         if uploading.contains(key) {
             report.pending_uploads.push(key.clone());
-        } else {
+        } else if object.modified_ms <= cutoff {
             report.objects_without_records.push(key.clone());
+        } else {
+            report.recent_objects_without_records.push(key.clone());
         }
     }
     report.pending_deletions = pending

@@ -1,13 +1,48 @@
-//! `imgbt gc`: direct uploads that expired without being completed, and the objects still
-//! pending deletion.
+//! `imgbt gc` and the scheduled `gc` function: direct uploads that expired without being
+//! completed, the objects still pending deletion, objects nothing names any more, and the rows of
+//! uploads completed long ago.
+//!
+//! Every batch here is idempotent, as the D1 client may send one twice (its answer lost after the
+//! commit): `INSERT OR IGNORE`, `DELETE … WHERE` and reads. A repeated sweep changes nothing the
+//! first did not; only its report can then show less than was removed.
+//!
+//! Objects nothing names ("orphans") are what a lost answer leaves: an upload whose record insert
+//! committed nowhere after its PUT, a PUT to a direct upload's URL after its asset was deleted.
+//! Why removing them cannot remove bytes a record names, given [`ORPHAN_GRACE`]:
+//!
+//! - a record comes to name an object in two ways only. `upload` PUTs the object, then inserts
+//!   its record, within one request (its Lambda timeout is under 30 s). `complete` inserts it
+//!   only while the upload's row is open, and that row names the object from before its PUT.
+//! - gc removes an object only when it is older than the grace (an hour) and, read after the
+//!   listing, no record, no open upload row and no pending deletion names it. An `upload` that
+//!   wrote it has ended long before, whether its insert committed or not; an open upload row
+//!   would have named it; without one, `complete` can never insert a record for it. So nothing
+//!   can come to name the object between gc's read and its delete.
+//! - a fresh PUT over an old key (a stale direct-upload URL) dates the object anew, so it waits
+//!   another grace: a record it might get is already there or never comes, as above.
 
-use crate::blobs::Blobs;
+use crate::blobs::{Blobs, Listed};
 use crate::clock::{self, Clock};
 use crate::db::{self, Db, DbError, Row, Stmt};
+use crate::ids;
 use crate::ingest::forget_pending;
 use serde::Serialize;
+use std::time::Duration;
 
-/// What a sweep of pending deletions did.
+/// How old an object that nothing names must be before gc removes it: an upload's PUT comes
+/// before its record's insert by up to the request's lifetime (about 30 s), so an hour leaves
+/// every write in flight alone.
+pub const ORPHAN_GRACE: Duration = Duration::from_secs(60 * 60);
+/// How long the row of a completed direct upload stays: a repeated `complete` answers from it
+/// (the same record, 200) until then; after it, the upload is unknown (404).
+pub const COMPLETED_UPLOAD_RETENTION: Duration = Duration::from_secs(7 * 24 * 60 * 60);
+/// Objects per listing page.
+const LIST_PAGE: usize = 1000;
+/// The JSON array of keys bound to one query stays under this many bytes: D1 takes at most
+/// 100 KB per statement, and the SQL text needs room too.
+const KEYS_JSON_BYTES: usize = 90_000;
+
+/// What a sweep did.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct GcReport {
     /// Direct uploads that expired (over an hour ago) without being completed: their rows are
@@ -15,8 +50,38 @@ pub struct GcReport {
     pub expired_uploads: Vec<String>,
     /// Objects removed (or found already gone) whose pending row was cleared.
     pub deleted: Vec<String>,
-    /// Objects the store still refused to remove; their rows stay for the next sweep.
+    /// Objects under asset keys that no record, open upload or pending deletion named, older
+    /// than [`ORPHAN_GRACE`]: removed.
+    pub orphans: Vec<String>,
+    /// Rows of direct uploads completed more than [`COMPLETED_UPLOAD_RETENTION`] ago: removed
+    /// (their assets stay).
+    pub completed_uploads: Vec<String>,
+    /// Objects the store refused to remove; pending ones stay for the next sweep, orphans are
+    /// found again by it.
     pub failed: Vec<GcFailure>,
+}
+
+impl GcReport {
+    /// How many things of each kind the sweep handled, for one log line.
+    pub fn counts(&self) -> GcCounts {
+        GcCounts {
+            expired_uploads: self.expired_uploads.len(),
+            deleted: self.deleted.len(),
+            orphans: self.orphans.len(),
+            completed_uploads: self.completed_uploads.len(),
+            failed: self.failed.len(),
+        }
+    }
+}
+
+/// The sizes of a [`GcReport`]'s lists.
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
+pub struct GcCounts {
+    pub expired_uploads: usize,
+    pub deleted: usize,
+    pub orphans: usize,
+    pub completed_uploads: usize,
+    pub failed: usize,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -26,12 +91,33 @@ pub struct GcFailure {
 }
 
 /// Removes direct uploads that expired without being completed, then the objects of deleted
-/// assets (and of those uploads) that are still pending, and clears their rows.
-pub async fn gc(db: &dyn Db, clock: &Clock, blobs: &dyn Blobs) -> Result<GcReport, DbError> {
+/// assets (and of those uploads) that are still pending, then objects older than
+/// [`ORPHAN_GRACE`] that nothing names, then the rows of uploads completed more than
+/// [`COMPLETED_UPLOAD_RETENTION`] ago. All times are `clock`'s.
+pub async fn gc(db: &dyn Db, clock: &Clock, blobs: &dyn Blobs) -> Result<GcReport, GcError> {
     let mut report = GcReport {
         expired_uploads: sweep_expired_uploads(db, clock).await?,
         ..GcReport::default()
     };
+    sweep_pending(db, blobs, &mut report).await?;
+    sweep_orphans(db, clock, blobs, &mut report).await?;
+    report.completed_uploads = sweep_completed_uploads(db, clock).await?;
+    Ok(report)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum GcError {
+    #[error("records: {0}")]
+    Db(#[from] DbError),
+    #[error("objects: {0}")]
+    Blobs(#[from] crate::blobs::BlobError),
+}
+
+async fn sweep_pending(
+    db: &dyn Db,
+    blobs: &dyn Blobs,
+    report: &mut GcReport,
+) -> Result<(), DbError> {
     loop {
         let results = db::run(
             db,
@@ -58,7 +144,7 @@ pub async fn gc(db: &dyn Db, clock: &Clock, blobs: &dyn Blobs) -> Result<GcRepor
             }
         }
         if done.is_empty() {
-            return Ok(report);
+            return Ok(());
         }
         db::run(db, vec![forget_pending(&done)]).await?;
         report.deleted.extend(done);
@@ -91,9 +177,171 @@ async fn sweep_expired_uploads(db: &dyn Db, clock: &Clock) -> Result<Vec<String>
     Ok(results[1].rows.iter().map(|row| text(row, "id")).collect())
 }
 
+/// Removes the rows of uploads completed more than [`COMPLETED_UPLOAD_RETENTION`] ago. Their
+/// objects are their assets' now; only the row that answers a repeated `complete` goes.
+async fn sweep_completed_uploads(db: &dyn Db, clock: &Clock) -> Result<Vec<String>, DbError> {
+    let cutoff = clock
+        .now_ms()
+        .saturating_sub(COMPLETED_UPLOAD_RETENTION.as_millis() as u64);
+    let results = db::run(
+        db,
+        vec![Stmt::new(
+            "DELETE FROM uploads WHERE completed_at IS NOT NULL AND completed_at < ?1 \
+             RETURNING id",
+            vec![clock::format_ms(cutoff).into()],
+        )],
+    )
+    .await?;
+    let mut ids: Vec<String> = results[0].rows.iter().map(|row| text(row, "id")).collect();
+    ids.sort();
+    Ok(ids)
+}
+
+// ?1 a JSON array of keys: those of them a record, an open upload or a pending deletion names.
+// Each lookup is by a unique index (r2_key is UNIQUE or the key in all three tables).
+const NAMED: &str = "SELECT k.value AS r2_key FROM json_each(?1) AS k \
+    WHERE EXISTS (SELECT 1 FROM assets WHERE r2_key = k.value) \
+    OR EXISTS (SELECT 1 FROM uploads WHERE r2_key = k.value AND completed_at IS NULL) \
+    OR EXISTS (SELECT 1 FROM pending_deletions WHERE r2_key = k.value)";
+
+/// Walks the bucket a page at a time and removes each object under an asset key that is older
+/// than [`ORPHAN_GRACE`] and that nothing names (see the module comment for why that is safe).
+/// Younger objects cost no query; older ones one D1 request per page (or per chunk of a page
+/// whose keys are long).
+async fn sweep_orphans(
+    db: &dyn Db,
+    clock: &Clock,
+    blobs: &dyn Blobs,
+    report: &mut GcReport,
+) -> Result<(), GcError> {
+    let cutoff = clock
+        .now_ms()
+        .saturating_sub(ORPHAN_GRACE.as_millis() as u64);
+    let mut after = String::new();
+    loop {
+        let page = blobs.list_page("", &after, LIST_PAGE).await?;
+        let Some(last) = page.last() else {
+            return Ok(());
+        };
+        after = last.key.clone();
+        let old: Vec<&Listed> = page
+            .iter()
+            .filter(|o| o.modified_ms <= cutoff && is_asset_key(&o.key))
+            .collect();
+        for chunk in chunks(&old) {
+            let keys = serde_json::to_string(&chunk).unwrap_or_else(|_| "[]".to_owned());
+            let results = db::run(db, vec![Stmt::new(NAMED, vec![keys.into()])]).await?;
+            let named: std::collections::HashSet<String> = results[0]
+                .rows
+                .iter()
+                .map(|row| text(row, "r2_key"))
+                .collect();
+            for key in chunk.into_iter().filter(|k| !named.contains(*k)) {
+                match blobs.delete(key).await {
+                    Ok(()) => report.orphans.push(key.to_owned()),
+                    Err(err) => report.failed.push(GcFailure {
+                        r2_key: key.to_owned(),
+                        error: err.to_string(),
+                    }),
+                }
+            }
+        }
+    }
+}
+
+/// `objects`' keys in chunks whose JSON array stays under [`KEYS_JSON_BYTES`].
+fn chunks<'a>(objects: &[&'a Listed]) -> Vec<Vec<&'a str>> {
+    let mut out: Vec<Vec<&str>> = Vec::new();
+    let mut bytes = 0;
+    for object in objects {
+        // A key's share of the array: its quotes, a comma, and escapes at worst doubling it.
+        let cost = object.key.len() * 2 + 3;
+        match out.last_mut() {
+            Some(chunk) if bytes + cost <= KEYS_JSON_BYTES => {
+                chunk.push(&object.key);
+                bytes += cost;
+            }
+            _ => {
+                out.push(vec![&object.key]);
+                bytes = cost + 2;
+            }
+        }
+    }
+    out
+}
+
+/// True when `key` has the shape of an asset's key ([`crate::asset::r2_key`]):
+/// `{vault_id}/{partition}/{collection}/{channel}/{asset_id}_{filename}`. gc removes orphans
+/// under such keys only: anything else in the bucket is not imgbt's to remove.
+pub fn is_asset_key(key: &str) -> bool {
+    let parts: Vec<&str> = key.splitn(5, '/').collect();
+    let [vault, partition, collection, channel, name] = parts[..] else {
+        return false;
+    };
+    // An asset id is `asset_` and 26 ULID characters.
+    let id_len = "asset_".len() + 26;
+    ids::is_id("vault_", vault)
+        && ![partition, collection, channel]
+            .iter()
+            .any(|p| p.is_empty())
+        && name.len() > id_len + 1
+        && name.is_char_boundary(id_len)
+        && ids::is_id("asset_", &name[..id_len])
+        && name[id_len..].starts_with('_')
+        && !name.contains('/')
+}
+
 fn text(row: &Row, column: &str) -> String {
     row.get(column)
         .and_then(|v| v.as_str())
         .unwrap_or_default()
         .to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn asset_keys_are_recognised_by_their_shape() {
+        let key = crate::asset::r2_key(
+            "vault_01JD0000000000000000000000",
+            "p",
+            "c",
+            "ch",
+            "asset_01JD0000000000000000000000",
+            "photo 1.jpg",
+        );
+        assert!(is_asset_key(&key), "{key}");
+        for other in [
+            "vault_01JD0000000000000000000000/p/c/ch/.tmp-123",
+            "vault_01JD0000000000000000000000/p/c/asset_01JD0000000000000000000000_x",
+            "vault_01JD0000000000000000000000/p//ch/asset_01JD0000000000000000000000_x",
+            "vault_01JD0000000000000000000000/p/c/ch/asset_01JD0000000000000000000000_",
+            "vault_01JD0000000000000000000000/p/c/ch/asset_01JD0000000000000000000000_a/b",
+            "backups/p/c/ch/asset_01JD0000000000000000000000_x",
+            "vault_01JD0000000000000000000000/p/c/ch/asset_not-an-id-at-all-000000000_x",
+        ] {
+            assert!(!is_asset_key(other), "{other}");
+        }
+    }
+
+    #[test]
+    fn chunks_keep_each_query_under_the_statement_limit() {
+        let objects: Vec<Listed> = (0..600)
+            .map(|i| Listed {
+                key: format!("{i:0>300}"),
+                size: 0,
+                modified_ms: 0,
+            })
+            .collect();
+        let refs: Vec<&Listed> = objects.iter().collect();
+        let chunks = chunks(&refs);
+        assert!(chunks.len() > 1);
+        assert_eq!(chunks.iter().map(Vec::len).sum::<usize>(), 600);
+        for chunk in &chunks {
+            assert!(serde_json::to_string(chunk).unwrap().len() <= KEYS_JSON_BYTES);
+        }
+        assert!(super::chunks(&[]).is_empty());
+    }
 }

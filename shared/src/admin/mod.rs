@@ -13,7 +13,7 @@ pub mod gc;
 pub mod vaults;
 
 pub use fsck::{FsckError, FsckReport, MissingObject, SizeMismatch, fsck};
-pub use gc::{GcFailure, GcReport, gc};
+pub use gc::{GcCounts, GcError, GcFailure, GcReport, gc};
 pub use vaults::{
     KeyInfo, NewKey, NewVault, VaultInfo, create_key, create_vault, list_keys, list_vaults,
     revoke_key,

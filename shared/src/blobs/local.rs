@@ -16,7 +16,7 @@
 //! `{dirs}/.long/{sha256 of the segment}`, with its whole key beside it in a `.key` file so the
 //! key can be read back.
 
-use super::{BlobError, Blobs, Presigned, Validity};
+use super::{BlobError, Blobs, Listed, Presigned, Validity};
 use crate::BoxFuture;
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
@@ -170,12 +170,12 @@ impl Blobs for LocalBlobs {
         Box::pin(async move { self.size_sync(key) })
     }
 
-    fn list<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, Result<Vec<(String, u64)>, BlobError>> {
+    fn list<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, Result<Vec<Listed>, BlobError>> {
         Box::pin(async move {
             let mut out = Vec::new();
             self.walk(&self.root, "", &mut out)?;
-            out.retain(|(key, _)| key.starts_with(prefix));
-            out.sort();
+            out.retain(|o| o.key.starts_with(prefix));
+            out.sort_by(|a, b| a.key.cmp(&b.key));
             Ok(out)
         })
     }
@@ -209,14 +209,10 @@ impl Blobs for LocalBlobs {
 }
 
 impl LocalBlobs {
-    /// Collects `(key, size)` under `dir`, whose key prefix is `prefix`. A leftover `.tmp-` file
-    /// is listed under its own name, so that `imgbt fsck` shows it as an object without a record.
-    fn walk(
-        &self,
-        dir: &Path,
-        prefix: &str,
-        out: &mut Vec<(String, u64)>,
-    ) -> Result<(), BlobError> {
+    /// Collects the objects under `dir`, whose key prefix is `prefix`. A leftover `.tmp-` file is
+    /// listed under its own name, so that `imgbt fsck` shows it as an object without a record
+    /// (and `imgbt gc` removes it once it is old).
+    fn walk(&self, dir: &Path, prefix: &str, out: &mut Vec<Listed>) -> Result<(), BlobError> {
         let io = |e: std::io::Error| BlobError::Io(format!("list {}: {e}", dir.display()));
         let entries = match std::fs::read_dir(dir) {
             Ok(entries) => entries,
@@ -235,16 +231,31 @@ impl LocalBlobs {
                     }
                     let key = std::fs::read_to_string(long.with_extension("key"))
                         .unwrap_or_else(|_| format!("{prefix}{LONG_NAMES}/{}", long.display()));
-                    let size = std::fs::metadata(&long).map_err(io)?.len();
-                    out.push((key, size));
+                    let meta = std::fs::metadata(&long).map_err(io)?;
+                    out.push(listed(key, &meta));
                 }
             } else if meta.is_dir() {
                 self.walk(&entry.path(), &format!("{prefix}{name}/"), out)?;
             } else {
-                out.push((format!("{prefix}{name}"), meta.len()));
+                out.push(listed(format!("{prefix}{name}"), &meta));
             }
         }
         Ok(())
+    }
+}
+
+fn listed(key: String, meta: &std::fs::Metadata) -> Listed {
+    // A file system without mtimes makes every object look new: gc then keeps what it cannot
+    // date, which is the safe side.
+    let modified_ms = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(u64::MAX, |d| d.as_millis() as u64);
+    Listed {
+        key,
+        size: meta.len(),
+        modified_ms,
     }
 }
 
@@ -300,7 +311,7 @@ mod tests {
             key
         );
         assert_eq!(
-            blobs.list("vault_x/").await.unwrap(),
+            keys_and_sizes(blobs.list("vault_x/").await.unwrap()),
             vec![(key.clone(), 4)]
         );
         blobs.delete(&key).await.unwrap();
@@ -323,7 +334,7 @@ mod tests {
                 .unwrap();
         }
         assert_eq!(
-            blobs.list("").await.unwrap(),
+            keys_and_sizes(blobs.list("").await.unwrap()),
             vec![
                 ("v1/a/b/c/w".into(), 1),
                 ("v1/a/b/c/x".into(), 2),
@@ -331,9 +342,56 @@ mod tests {
             ]
         );
         assert_eq!(
-            blobs.list("v2/").await.unwrap(),
+            keys_and_sizes(blobs.list("v2/").await.unwrap()),
             vec![("v2/a/b/c/y".into(), 3)]
         );
+        // Pages resume after a key, and stop at the end.
+        let page = blobs.list_page("", "v1/a/b/c/w", 1).await.unwrap();
+        assert_eq!(keys_and_sizes(page), vec![("v1/a/b/c/x".into(), 2)]);
+        assert!(
+            blobs
+                .list_page("", "v2/a/b/c/y", 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[tokio::test]
+    async fn list_dates_each_object_by_its_mtime() {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = LocalBlobs::new(dir.path()).unwrap();
+        blobs
+            .put("v/a/b/c/old", Bytes::from_static(b"o"), "text/plain")
+            .await
+            .unwrap();
+        blobs
+            .put("v/a/b/c/new", Bytes::from_static(b"n"), "text/plain")
+            .await
+            .unwrap();
+        let two_hours_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(7200);
+        std::fs::File::options()
+            .write(true)
+            .open(dir.path().join("v/a/b/c/old"))
+            .unwrap()
+            .set_modified(two_hours_ago)
+            .unwrap();
+        let listed = blobs.list("v/").await.unwrap();
+        let now_ms = crate::clock::Clock::default().now_ms();
+        let age = |key: &str| {
+            let o = listed.iter().find(|o| o.key == key).unwrap();
+            now_ms.saturating_sub(o.modified_ms)
+        };
+        assert!(
+            (7_200_000..7_260_000).contains(&age("v/a/b/c/old")),
+            "{}",
+            age("v/a/b/c/old")
+        );
+        assert!(age("v/a/b/c/new") < 60_000, "{}", age("v/a/b/c/new"));
+    }
+
+    fn keys_and_sizes(listed: Vec<Listed>) -> Vec<(String, u64)> {
+        listed.into_iter().map(|o| (o.key, o.size)).collect()
     }
 
     #[test]

@@ -35,6 +35,17 @@ fn unsupported<'a, T: Send + 'a>(what: &'static str) -> BoxFuture<'a, Result<T, 
     })
 }
 
+/// One object of a listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    pub key: String,
+    pub size: u64,
+    /// When the object was last written, in milliseconds since the Unix epoch (S3's
+    /// `LastModified`; a file's mtime). `imgbt gc` leaves an object nothing names alone while it
+    /// is this young, since its record may still be on the way.
+    pub modified_ms: u64,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum BlobError {
     #[error("object key refused: {0}")]
@@ -65,9 +76,32 @@ pub trait Blobs: Send + Sync {
     /// The stored size of `key`, or `None` when there is no such object.
     fn size<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<u64>, BlobError>>;
 
-    /// Every object whose key starts with `prefix`, with its size, in key order. For `imgbt fsck`:
-    /// it reads the whole listing, so it is an administrative call, never a request's.
-    fn list<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, Result<Vec<(String, u64)>, BlobError>>;
+    /// Every object whose key starts with `prefix`, in key order. For `imgbt fsck`: it reads the
+    /// whole listing, so it is an administrative call, never a request's.
+    fn list<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, Result<Vec<Listed>, BlobError>>;
+
+    /// Up to `max` objects whose key starts with `prefix` and sorts after `after` (`""`: from
+    /// the start), in key order; an empty page ends the listing. For `imgbt gc`, which works a
+    /// page at a time so a large bucket never sits in memory whole. Resuming after a key rather
+    /// than with a continuation token keeps the walk valid while gc removes what it has seen.
+    ///
+    /// The default reads the whole listing and cuts the page out of it; stores that can list
+    /// from a key (S3's `start-after`) do better.
+    fn list_page<'a>(
+        &'a self,
+        prefix: &'a str,
+        after: &'a str,
+        max: usize,
+    ) -> BoxFuture<'a, Result<Vec<Listed>, BlobError>> {
+        Box::pin(async move {
+            let all = self.list(prefix).await?;
+            Ok(all
+                .into_iter()
+                .filter(|o| o.key.as_str() > after)
+                .take(max)
+                .collect())
+        })
+    }
 
     /// The first `max` bytes of `key` (all of it when shorter; on S3 a range GET), or `None` when
     /// there is no such object.
@@ -139,10 +173,7 @@ impl Blobs for NoBlobs {
         self.refuse()
     }
 
-    fn list<'a>(
-        &'a self,
-        _prefix: &'a str,
-    ) -> BoxFuture<'a, Result<Vec<(String, u64)>, BlobError>> {
+    fn list<'a>(&'a self, _prefix: &'a str) -> BoxFuture<'a, Result<Vec<Listed>, BlobError>> {
         self.refuse()
     }
 }

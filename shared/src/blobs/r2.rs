@@ -15,7 +15,7 @@
 //! `SlowDown`, timeouts and transport failures). Connecting may take 3 s, an attempt 8 s and the
 //! whole call 20 s; a PUT gets a second more of each per 10^6 bytes.
 
-use super::{BlobError, Blobs, Presigned, Validity};
+use super::{BlobError, Blobs, Listed, Presigned, Validity};
 use crate::BoxFuture;
 use crate::backoff::Backoff;
 use crate::secret::Secret;
@@ -248,6 +248,20 @@ fn presigned(request: PresignedRequest) -> Presigned {
     }
 }
 
+/// An object of a listing; `None` for an entry without a key. An object without a
+/// `LastModified` is dated in the far future (`u64::MAX`): gc, unable to tell its age, keeps it.
+fn listed(object: &aws_sdk_s3::types::Object) -> Option<Listed> {
+    Some(Listed {
+        key: object.key()?.to_owned(),
+        size: u64::try_from(object.size().unwrap_or(0)).unwrap_or(0),
+        modified_ms: object
+            .last_modified()
+            .and_then(|t| t.to_millis().ok())
+            .and_then(|ms| u64::try_from(ms).ok())
+            .unwrap_or(u64::MAX),
+    })
+}
+
 /// The HTTP status of a failed call's answer, if one came.
 fn status_of<E>(err: &SdkError<E>) -> Option<u16> {
     err.raw_response().map(|r| r.status().as_u16())
@@ -373,7 +387,7 @@ impl Blobs for R2Blobs {
         })
     }
 
-    fn list<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, Result<Vec<(String, u64)>, BlobError>> {
+    fn list<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, Result<Vec<Listed>, BlobError>> {
         Box::pin(async move {
             let client = self.client("list", prefix)?;
             let mut out = Vec::new();
@@ -388,12 +402,7 @@ impl Blobs for R2Blobs {
                     .send()
                     .await
                     .map_err(|e| failed("list", prefix, e))?;
-                for object in page.contents() {
-                    if let Some(key) = object.key() {
-                        let size = u64::try_from(object.size().unwrap_or(0)).unwrap_or(0);
-                        out.push((key.to_owned(), size));
-                    }
-                }
+                out.extend(page.contents().iter().filter_map(listed));
                 if page.is_truncated() != Some(true) {
                     break;
                 }
@@ -406,7 +415,35 @@ impl Blobs for R2Blobs {
                     }
                 }
             }
-            out.sort();
+            out.sort_by(|a, b| a.key.cmp(&b.key));
+            Ok(out)
+        })
+    }
+
+    fn list_page<'a>(
+        &'a self,
+        prefix: &'a str,
+        after: &'a str,
+        max: usize,
+    ) -> BoxFuture<'a, Result<Vec<Listed>, BlobError>> {
+        Box::pin(async move {
+            let client = self.client("list", prefix)?;
+            let max = self
+                .page_size
+                .unwrap_or(1000)
+                .min(i32::try_from(max).unwrap_or(i32::MAX))
+                .max(1);
+            let page = client
+                .list_objects_v2()
+                .bucket(&self.bucket)
+                .prefix(prefix)
+                .max_keys(max)
+                .set_start_after((!after.is_empty()).then(|| after.to_owned()))
+                .send()
+                .await
+                .map_err(|e| failed("list", prefix, e))?;
+            let mut out: Vec<Listed> = page.contents().iter().filter_map(listed).collect();
+            out.sort_by(|a, b| a.key.cmp(&b.key));
             Ok(out)
         })
     }

@@ -51,20 +51,22 @@ async fn awkward_keys_round_trip_put_list_read_head_delete() {
         .map(|(i, k)| ((*k).to_owned(), 10 + i as u64))
         .collect();
     expected.sort();
-    assert_eq!(blobs.list("vault_01/").await.unwrap(), expected);
+    assert_eq!(sizes(blobs.list("vault_01/").await.unwrap()), expected);
     // The prefix is a query parameter: encoded and signed like the keys.
     assert_eq!(
-        blobs
-            .list("vault_01/p/c/ch/asset_05_größe 写")
-            .await
-            .unwrap(),
+        sizes(
+            blobs
+                .list("vault_01/p/c/ch/asset_05_größe 写")
+                .await
+                .unwrap()
+        ),
         vec![(AWKWARD[4].to_owned(), 14)]
     );
     assert_eq!(
-        blobs.list("vault_01/p/c/ch/asset_03_a&b=").await.unwrap(),
+        sizes(blobs.list("vault_01/p/c/ch/asset_03_a&b=").await.unwrap()),
         vec![(AWKWARD[2].to_owned(), 12)]
     );
-    assert_eq!(blobs.list("vault_02/").await.unwrap(), vec![]);
+    assert!(blobs.list("vault_02/").await.unwrap().is_empty());
     for key in AWKWARD {
         blobs.delete(key).await.expect(key);
         assert!(!server.object_exists(key), "{key}");
@@ -116,7 +118,7 @@ async fn list_follows_continuation_tokens_across_pages() {
         blobs.put(key, body(), "image/png").await.expect(key);
     }
     server.reset_requests();
-    let listed = blobs.list("vault_01/").await.unwrap();
+    let listed = sizes(blobs.list("vault_01/").await.unwrap());
     let mut expected: Vec<(String, u64)> = keys
         .iter()
         .filter(|k| k.starts_with("vault_01/"))
@@ -147,10 +149,54 @@ async fn list_follows_continuation_tokens_across_pages() {
     // The default page (the store's 1,000) holds them all: one request.
     server.reset_requests();
     assert_eq!(
-        common::blobs(&server).list("vault_01/").await.unwrap(),
+        sizes(common::blobs(&server).list("vault_01/").await.unwrap()),
         expected
     );
     assert_eq!(server.requests().len(), 1);
+}
+
+/// A page starts after the key it is given (S3's `start-after`, the key encoded and signed in the
+/// query), holds at most `max` objects, and dates each one by its `LastModified`.
+#[tokio::test]
+async fn a_page_starts_after_a_key_and_dates_its_objects() {
+    let server = S3Server::start().await;
+    let blobs = blobs(&server);
+    let before = shared::clock::Clock::default().now_ms();
+    for key in AWKWARD {
+        blobs.put(key, body(), "image/png").await.expect(key);
+    }
+    let mut sorted: Vec<&str> = AWKWARD.to_vec();
+    sorted.sort();
+    server.reset_requests();
+    let page = blobs.list_page("vault_01/", sorted[2], 3).await.unwrap();
+    let keys: Vec<&str> = page.iter().map(|o| o.key.as_str()).collect();
+    assert_eq!(keys, sorted[3..6]);
+    let requests = server.requests();
+    assert_eq!(requests.len(), 1);
+    assert!(
+        requests[0].query.contains("start-after=") && requests[0].query.contains("max-keys=3"),
+        "{}",
+        requests[0].query
+    );
+    // S3 dates objects to the second.
+    for object in &page {
+        assert!(
+            object.modified_ms + 1000 >= before && object.modified_ms <= before + 60_000,
+            "{object:?} (listed after {before})"
+        );
+    }
+    let last = sorted[sorted.len() - 1];
+    assert!(
+        blobs
+            .list_page("vault_01/", last, 3)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+fn sizes(listed: Vec<shared::blobs::Listed>) -> Vec<(String, u64)> {
+    listed.into_iter().map(|o| (o.key, o.size)).collect()
 }
 
 fn validity(signed_at: SystemTime, seconds: u64) -> Validity {

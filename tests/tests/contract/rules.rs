@@ -161,8 +161,16 @@ async fn revoked_key_is_401_on_every_endpoint() {
         .unwrap();
     app.get(&secret.key, &asset).await.ok(200);
     app.get(&public.key, &asset).await.ok(200);
-    assert!(admin::revoke_key(db, clock, vault, &secret.key_id).await.unwrap());
-    assert!(admin::revoke_key(db, clock, vault, &public.key_id).await.unwrap());
+    assert!(
+        admin::revoke_key(db, clock, vault, &secret.key_id)
+            .await
+            .unwrap()
+    );
+    assert!(
+        admin::revoke_key(db, clock, vault, &public.key_id)
+            .await
+            .unwrap()
+    );
     let before = state(&app).await;
     for key in [&secret.key, &public.key] {
         for call in every_endpoint(&app, &app.deps, &asset) {
@@ -602,7 +610,10 @@ async fn upload_returns_201_and_the_full_record() {
     expected.sort_unstable();
     let mut got = fields.clone();
     got.sort_unstable();
-    assert_eq!(got, expected, "exactly the 15 fields of docs/API.md#the-asset-record");
+    assert_eq!(
+        got, expected,
+        "exactly the 15 fields of docs/API.md#the-asset-record"
+    );
 
     let asset = id(&record);
     let vault = &app.vault.vault_id;
@@ -1940,12 +1951,16 @@ async fn delete_when_the_object_store_fails_is_finished_later_by_gc() {
     );
 
     // While the store keeps failing, gc keeps the row.
-    let report = admin::gc(&*app.deps.db, &app.deps.clock, &*faulty).await.unwrap();
+    let report = admin::gc(&*app.deps.db, &app.deps.clock, &*faulty)
+        .await
+        .unwrap();
     let failed: Vec<&str> = report.failed.iter().map(|f| f.r2_key.as_str()).collect();
     assert_eq!(failed, vec![key.as_str()]);
     assert_eq!(app.pending_deletions().await, vec![key.clone()]);
 
-    let report = admin::gc(&*app.deps.db, &app.deps.clock, &*app.blobs()).await.unwrap();
+    let report = admin::gc(&*app.deps.db, &app.deps.clock, &*app.blobs())
+        .await
+        .unwrap();
     assert_eq!(report.deleted, vec![key.clone()]);
     assert_eq!(app.read_object(&key), None);
     assert!(app.object_files().is_empty());
@@ -2018,7 +2033,9 @@ async fn fsck_finds_records_without_objects_and_objects_without_records() {
     let app = app().await;
     let kept = app.create(&Form::tiny("a", "b", "c", "kept.txt")).await;
     let lost = app.create(&Form::tiny("a", "b", "c", "lost.txt")).await;
-    let clean = admin::fsck(&*app.deps.db, &*app.blobs()).await.unwrap();
+    let clean = admin::fsck(&*app.deps.db, &imgbt_tests::past_the_grace(), &*app.blobs())
+        .await
+        .unwrap();
     assert!(clean.is_clean(), "{clean:?}");
     assert_eq!((clean.records, clean.objects), (2, 2));
 
@@ -2033,7 +2050,9 @@ async fn fsck_finds_records_without_objects_and_objects_without_records() {
         .put(&stray, bytes::Bytes::from_static(b"stray"), "text/plain")
         .await
         .unwrap();
-    let report = admin::fsck(&*app.deps.db, &*app.blobs()).await.unwrap();
+    let report = admin::fsck(&*app.deps.db, &imgbt_tests::past_the_grace(), &*app.blobs())
+        .await
+        .unwrap();
     assert!(!report.is_clean());
     assert_eq!(report.records_without_objects.len(), 1);
     assert_eq!(report.records_without_objects[0].asset_id, id(&lost));
@@ -2051,14 +2070,20 @@ async fn fsck_finds_records_without_objects_and_objects_without_records() {
         .send()
         .await;
     assert_eq!(reply.status.as_u16(), 204);
-    let report = admin::fsck(&*app.deps.db, &*app.blobs()).await.unwrap();
+    let report = admin::fsck(&*app.deps.db, &imgbt_tests::past_the_grace(), &*app.blobs())
+        .await
+        .unwrap();
     assert_eq!(
         report.pending_deletions,
         vec![kept["r2_key"].as_str().unwrap().to_owned()]
     );
     assert_eq!(report.objects_without_records, vec![stray]);
-    admin::gc(&*app.deps.db, &app.deps.clock, &*app.blobs()).await.unwrap();
-    let report = admin::fsck(&*app.deps.db, &*app.blobs()).await.unwrap();
+    admin::gc(&*app.deps.db, &app.deps.clock, &*app.blobs())
+        .await
+        .unwrap();
+    let report = admin::fsck(&*app.deps.db, &imgbt_tests::past_the_grace(), &*app.blobs())
+        .await
+        .unwrap();
     assert!(report.pending_deletions.is_empty());
     assert_eq!(report.objects, 1, "only the stray object is left");
 }
@@ -2100,7 +2125,9 @@ async fn a_later_delete_finishes_an_object_delete_that_failed() {
         1,
         "only d's own row, cleared by the next delete"
     );
-    let report = admin::fsck(&*app.deps.db, &*app.blobs()).await.unwrap();
+    let report = admin::fsck(&*app.deps.db, &imgbt_tests::past_the_grace(), &*app.blobs())
+        .await
+        .unwrap();
     assert!(report.is_clean() && report.objects == 0, "{report:?}");
 }
 
@@ -2194,9 +2221,15 @@ async fn a_direct_upload_url_is_a_valid_url_whatever_the_host_header() {
             .parse()
             .unwrap_or_else(|e| panic!("Host {host:?} gave {url:?}, not a URL: {e}"));
         assert!(matches!(uri.scheme_str(), Some("http" | "https")), "{url}");
-        assert!(uri.authority().is_some_and(|a| !a.as_str().contains('"')), "{url}");
+        assert!(
+            uri.authority().is_some_and(|a| !a.as_str().contains('"')),
+            "{url}"
+        );
         if app.backend() == imgbt_tests::Backend::Embedded && host == "files.example:8080" {
-            assert!(url.starts_with("http://files.example:8080/api/v1/vaults/"), "{url}");
+            assert!(
+                url.starts_with("http://files.example:8080/api/v1/vaults/"),
+                "{url}"
+            );
         }
         let put = app.put_upload(&ticket, b"abc".to_vec()).await;
         assert_eq!(put.status.as_u16(), 200, "{}", put.snippet());

@@ -1,14 +1,20 @@
 // The rules of direct uploads and downloads. Included once per backend by `../direct.rs`, where
 // `app()` is defined.
 
-use imgbt_tests::{Backend, TestApp, fixture, fetch, is_api_time, is_ulid, upload_request};
+use imgbt_tests::{Backend, TestApp, fetch, fixture, is_api_time, is_ulid, upload_request};
 use serde_json::{Value, json};
 use shared::MAX_FILE_BYTES;
 
 const MINUTE_MS: i64 = 60_000;
 
 fn png_request() -> Value {
-    upload_request("marketing", "blog", "hero-images", "photo.png", fixture("tiny.png").len())
+    upload_request(
+        "marketing",
+        "blog",
+        "hero-images",
+        "photo.png",
+        fixture("tiny.png").len(),
+    )
 }
 
 /// The headers a ticket tells the client to send: the content type, and on R2 the signed
@@ -52,16 +58,30 @@ async fn the_whole_flow_stores_what_a_multipart_upload_stores() {
     let (reply, d1) = d1_requests(&app, app.start_upload(app.sk(), &request)).await;
     let ticket = reply.ok(201);
     assert_eq!(d1.unwrap_or(1), 1, "uploads makes one D1 request");
-    let members: Vec<&str> = ticket.as_object().unwrap().keys().map(String::as_str).collect();
-    assert_eq!(members, ["expires_at", "headers", "method", "upload_id", "url"]);
+    let members: Vec<&str> = ticket
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        members,
+        ["expires_at", "headers", "method", "upload_id", "url"]
+    );
     let upload = upload_id(&ticket);
-    assert!(is_ulid(upload.strip_prefix("upload_").expect("upload_ prefix")), "{upload}");
+    assert!(
+        is_ulid(upload.strip_prefix("upload_").expect("upload_ prefix")),
+        "{upload}"
+    );
     assert_eq!(ticket["method"], "PUT");
     assert_eq!(ticket["headers"], put_headers(&app, "image/png"));
     let expires_at = ticket["expires_at"].as_str().unwrap();
     assert!(is_api_time(expires_at), "{expires_at}");
     let in_15_minutes = shared::clock::format_ms(app.deps.clock.now_ms() + 15 * MINUTE_MS as u64);
-    assert!(expires_at <= in_15_minutes.as_str(), "{expires_at} vs {in_15_minutes}");
+    assert!(
+        expires_at <= in_15_minutes.as_str(),
+        "{expires_at} vs {in_15_minutes}"
+    );
     let url = ticket["url"].as_str().unwrap();
     match app.backend() {
         Backend::Cloudflare | Backend::Gateway => {
@@ -88,7 +108,14 @@ async fn the_whole_flow_stores_what_a_multipart_upload_stores() {
     let multipart = app
         .create(&imgbt_tests::Form::standard().set("channel", "other"))
         .await;
-    for same in ["mime_type", "width", "height", "size", "partition", "collection"] {
+    for same in [
+        "mime_type",
+        "width",
+        "height",
+        "size",
+        "partition",
+        "collection",
+    ] {
         assert_eq!(record[same], multipart[same], "{same}");
     }
     assert_eq!(record["mime_type"], "image/png");
@@ -160,12 +187,21 @@ async fn content_under_a_lambda_runtime_refuses_what_one_response_cannot_carry_o
     // As when running as a function: a limit of 100 bytes for this test.
     app.deps.max_request_bytes = Some(100);
     let small = app
-        .direct_upload(&upload_request("a", "b", "c", "small.txt", 100), text_bytes(100))
+        .direct_upload(
+            &upload_request("a", "b", "c", "small.txt", 100),
+            text_bytes(100),
+        )
         .await;
     let large = app
-        .direct_upload(&upload_request("a", "b", "c", "large.txt", 101), text_bytes(101))
+        .direct_upload(
+            &upload_request("a", "b", "c", "large.txt", 101),
+            text_bytes(101),
+        )
         .await;
-    assert_eq!(app.download(app.pk(), &id(&small)).await.body, text_bytes(100));
+    assert_eq!(
+        app.download(app.pk(), &id(&small)).await.body,
+        text_bytes(100)
+    );
     match app.backend() {
         Backend::Embedded => {
             let message = app
@@ -176,7 +212,10 @@ async fn content_under_a_lambda_runtime_refuses_what_one_response_cannot_carry_o
         }
         // A redirect carries no bytes: no limit.
         Backend::Cloudflare | Backend::Gateway => {
-            assert_eq!(app.download(app.pk(), &id(&large)).await.body, text_bytes(101));
+            assert_eq!(
+                app.download(app.pk(), &id(&large)).await.body,
+                text_bytes(101)
+            );
         }
     }
 }
@@ -235,12 +274,18 @@ async fn a_size_other_than_the_declared_one_does_not_complete() {
         .await
         .ok(201);
     let upload = upload_id(&ticket);
-    assert_eq!(app.put_upload(&ticket, text_bytes(5)).await.status.as_u16(), 200);
+    assert_eq!(
+        app.put_upload(&ticket, text_bytes(5)).await.status.as_u16(),
+        200
+    );
     let message = app
         .complete(app.sk(), &upload)
         .await
         .error(409, "UPLOAD_INCOMPLETE");
-    assert!(message.contains("5 bytes") && message.contains("10 bytes"), "{message}");
+    assert!(
+        message.contains("5 bytes") && message.contains("10 bytes"),
+        "{message}"
+    );
     if app.backend() == Backend::Embedded {
         // The local route refuses more than was declared outright.
         app.put_upload(&ticket, text_bytes(11))
@@ -249,7 +294,13 @@ async fn a_size_other_than_the_declared_one_does_not_complete() {
     }
     // The wrong object was removed, so the right bytes can go up again (an R2 URL only creates).
     assert!(app.object_files().is_empty(), "the wrong object is gone");
-    assert_eq!(app.put_upload(&ticket, text_bytes(10)).await.status.as_u16(), 200);
+    assert_eq!(
+        app.put_upload(&ticket, text_bytes(10))
+            .await
+            .status
+            .as_u16(),
+        200
+    );
     let record = app.complete(app.sk(), &upload).await.ok(201);
     assert_eq!(record["size"], 10);
 }
@@ -259,7 +310,13 @@ async fn completing_twice_returns_the_same_record() {
     let app = app().await;
     let ticket = app.start_upload(app.sk(), &png_request()).await.ok(201);
     let upload = upload_id(&ticket);
-    assert_eq!(app.put_upload(&ticket, fixture("tiny.png")).await.status.as_u16(), 200);
+    assert_eq!(
+        app.put_upload(&ticket, fixture("tiny.png"))
+            .await
+            .status
+            .as_u16(),
+        200
+    );
     let first = app.complete(app.sk(), &upload).await.ok(201);
     let (reply, d1) = d1_requests(&app, app.complete(app.sk(), &upload)).await;
     assert_eq!(reply.ok(200), first);
@@ -274,10 +331,17 @@ async fn completing_twice_returns_the_same_record() {
         }
         Backend::Cloudflare | Backend::Gateway => {
             assert_eq!(again.status.as_u16(), 412, "{}", again.snippet());
-            assert!(again.text().contains("PreconditionFailed"), "{}", again.snippet());
+            assert!(
+                again.text().contains("PreconditionFailed"),
+                "{}",
+                again.snippet()
+            );
         }
     }
-    assert_eq!(app.download(app.pk(), &id(&first)).await.body, fixture("tiny.png"));
+    assert_eq!(
+        app.download(app.pk(), &id(&first)).await.body,
+        fixture("tiny.png")
+    );
     // Once the asset is deleted, there is nothing to complete.
     assert_eq!(app.delete(app.sk(), &id(&first)).await.status.as_u16(), 204);
     app.complete(app.sk(), &upload)
@@ -308,17 +372,35 @@ async fn a_wrong_token_or_signature_puts_nothing() {
         Backend::Cloudflare | Backend::Gateway => {
             let (head, signature) = url.split_once("X-Amz-Signature=").unwrap();
             let flipped = if signature.starts_with('0') { "1" } else { "0" };
-            forged["url"] = json!(format!("{head}X-Amz-Signature={flipped}{}", &signature[1..]));
-            assert_eq!(app.put_upload(&forged, fixture("tiny.png")).await.status.as_u16(), 403);
+            forged["url"] = json!(format!(
+                "{head}X-Amz-Signature={flipped}{}",
+                &signature[1..]
+            ));
+            assert_eq!(
+                app.put_upload(&forged, fixture("tiny.png"))
+                    .await
+                    .status
+                    .as_u16(),
+                403
+            );
             // The content type is signed: another one is refused.
             let mut other_type = ticket.clone();
             other_type["headers"]["content-type"] = json!("text/html");
-            assert_eq!(app.put_upload(&other_type, fixture("tiny.png")).await.status.as_u16(), 403);
+            assert_eq!(
+                app.put_upload(&other_type, fixture("tiny.png"))
+                    .await
+                    .status
+                    .as_u16(),
+                403
+            );
             // So is the create-only condition: a PUT without it is refused.
             let mut unconditional = ticket.clone();
             unconditional["headers"] = json!({"content-type": "image/png"});
             assert_eq!(
-                app.put_upload(&unconditional, fixture("tiny.png")).await.status.as_u16(),
+                app.put_upload(&unconditional, fixture("tiny.png"))
+                    .await
+                    .status
+                    .as_u16(),
                 403
             );
         }
@@ -371,8 +453,16 @@ async fn public_keys_and_other_vaults_cannot_upload_or_complete() {
         .error(401, "UNAUTHORIZED");
     let ticket = app.start_upload(app.sk(), &png_request()).await.ok(201);
     let upload = upload_id(&ticket);
-    assert_eq!(app.put_upload(&ticket, fixture("tiny.png")).await.status.as_u16(), 200);
-    app.complete(app.pk(), &upload).await.error(403, "FORBIDDEN");
+    assert_eq!(
+        app.put_upload(&ticket, fixture("tiny.png"))
+            .await
+            .status
+            .as_u16(),
+        200
+    );
+    app.complete(app.pk(), &upload)
+        .await
+        .error(403, "FORBIDDEN");
     app.complete(&app.other.secret_key, &upload)
         .await
         .error(403, "FORBIDDEN");
@@ -401,7 +491,13 @@ async fn a_taken_name_is_409_at_the_start_and_at_complete() {
     let mut request = png_request();
     request["channel"] = json!("later");
     let ticket = app.start_upload(app.sk(), &request).await.ok(201);
-    assert_eq!(app.put_upload(&ticket, fixture("tiny.png")).await.status.as_u16(), 200);
+    assert_eq!(
+        app.put_upload(&ticket, fixture("tiny.png"))
+            .await
+            .status
+            .as_u16(),
+        200
+    );
     app.create(&imgbt_tests::Form::standard().set("channel", "later"))
         .await;
     app.complete(app.sk(), &upload_id(&ticket))
@@ -421,12 +517,20 @@ async fn every_check_of_the_multipart_upload_applies() {
         body[member] = value;
         body
     };
-    start(with("partition", json!("Bad_Name"))).await.invalid("partition");
-    start(with("filename", json!(".."))).await.invalid("filename");
-    start(with("metadata", json!([1]))).await.invalid("metadata");
+    start(with("partition", json!("Bad_Name")))
+        .await
+        .invalid("partition");
+    start(with("filename", json!("..")))
+        .await
+        .invalid("filename");
+    start(with("metadata", json!([1])))
+        .await
+        .invalid("metadata");
     start(with("tags", json!([""]))).await.invalid("tags");
     start(with("size", json!(-1))).await.invalid("size");
-    start(with("mime_type", json!("nope"))).await.invalid("mime_type");
+    start(with("mime_type", json!("nope")))
+        .await
+        .invalid("mime_type");
     start(with("unknown", json!(1))).await.invalid("unknown");
     let mut missing = png_request();
     missing.as_object_mut().unwrap().remove("channel");
@@ -442,11 +546,24 @@ async fn every_check_of_the_multipart_upload_applies() {
         .await
         .invalid("body");
     // The declared type is what the PUT must send, and the sniffer's declared type.
-    let ticket = start(with("mime_type", json!("Text/Markdown"))).await.ok(201);
+    let ticket = start(with("mime_type", json!("Text/Markdown")))
+        .await
+        .ok(201);
     assert_eq!(ticket["headers"], put_headers(app, "text/markdown"));
-    let ticket = start(upload_request("a", "b", "c", "README", 3)).await.ok(201);
-    assert_eq!(ticket["headers"], put_headers(app, "application/octet-stream"));
-    assert_eq!(app.put_upload(&ticket, b"abc".to_vec()).await.status.as_u16(), 200);
+    let ticket = start(upload_request("a", "b", "c", "README", 3))
+        .await
+        .ok(201);
+    assert_eq!(
+        ticket["headers"],
+        put_headers(app, "application/octet-stream")
+    );
+    assert_eq!(
+        app.put_upload(&ticket, b"abc".to_vec())
+            .await
+            .status
+            .as_u16(),
+        200
+    );
     let record = app.complete(app.sk(), &upload_id(&ticket)).await.ok(201);
     assert_eq!(record["mime_type"], "application/octet-stream");
 }
@@ -473,17 +590,31 @@ async fn gc_removes_expired_uploads_never_completed_and_fsck_does_not_call_them_
     let mut request = png_request();
     request["channel"] = json!("open");
     let open = app.start_upload(app.sk(), &request).await.ok(201);
-    assert_eq!(app.put_upload(&open, fixture("tiny.png")).await.status.as_u16(), 200);
+    assert_eq!(
+        app.put_upload(&open, fixture("tiny.png"))
+            .await
+            .status
+            .as_u16(),
+        200
+    );
     let mut request = png_request();
     request["channel"] = json!("done");
     let done = app.direct_upload(&request, fixture("tiny.png")).await;
 
-    let report = shared::admin::fsck(&*app.deps.db, &*app.deps.blobs).await.unwrap();
+    let report = shared::admin::fsck(
+        &*app.deps.db,
+        &imgbt_tests::past_the_grace(),
+        &*app.deps.blobs,
+    )
+    .await
+    .unwrap();
     assert!(report.is_clean(), "{report:?}");
     assert_eq!(report.pending_uploads.len(), 2, "{report:?}");
     assert!(report.pending_uploads.contains(&stale_key));
 
-    let gc = shared::admin::gc(&*app.deps.db, &app.deps.clock, &*app.deps.blobs).await.unwrap();
+    let gc = shared::admin::gc(&*app.deps.db, &app.deps.clock, &*app.deps.blobs)
+        .await
+        .unwrap();
     assert_eq!(gc.expired_uploads, vec![upload_id(&stale)]);
     assert_eq!(gc.deleted, vec![stale_key.clone()]);
     assert_eq!(app.read_object(&stale_key), None, "the object is gone");
@@ -496,10 +627,21 @@ async fn gc_removes_expired_uploads_never_completed_and_fsck_does_not_call_them_
     app.complete(app.sk(), &upload_id(&open)).await.ok(201);
     let download = app.download(app.pk(), &id(&done)).await;
     assert_eq!(download.body, fixture("tiny.png"));
-    let report = shared::admin::fsck(&*app.deps.db, &*app.deps.blobs).await.unwrap();
-    assert!(report.is_clean() && report.pending_uploads.is_empty(), "{report:?}");
+    let report = shared::admin::fsck(
+        &*app.deps.db,
+        &imgbt_tests::past_the_grace(),
+        &*app.deps.blobs,
+    )
+    .await
+    .unwrap();
+    assert!(
+        report.is_clean() && report.pending_uploads.is_empty(),
+        "{report:?}"
+    );
     // A second sweep finds nothing.
-    let gc = shared::admin::gc(&*app.deps.db, &app.deps.clock, &*app.deps.blobs).await.unwrap();
+    let gc = shared::admin::gc(&*app.deps.db, &app.deps.clock, &*app.deps.blobs)
+        .await
+        .unwrap();
     assert!(gc.expired_uploads.is_empty() && gc.deleted.is_empty());
 }
 
@@ -509,7 +651,13 @@ async fn a_store_failing_during_complete_loses_nothing_and_a_retry_completes() {
     let app = app().await;
     let ticket = app.start_upload(app.sk(), &png_request()).await.ok(201);
     let upload = upload_id(&ticket);
-    assert_eq!(app.put_upload(&ticket, fixture("tiny.png")).await.status.as_u16(), 200);
+    assert_eq!(
+        app.put_upload(&ticket, fixture("tiny.png"))
+            .await
+            .status
+            .as_u16(),
+        200
+    );
     let refusing = shared::Deps::new(
         std::sync::Arc::new(imgbt_tests::FaultyDb {
             make: || DbError::RateLimited("D1 said 429 (upstream detail)".into()),
@@ -523,7 +671,11 @@ async fn a_store_failing_during_complete_loses_nothing_and_a_retry_completes() {
         .send()
         .await;
     reply.error(429, "RATE_LIMITED");
-    assert!(!reply.text().contains("upstream detail"), "{}", reply.snippet());
+    assert!(
+        !reply.text().contains("upstream detail"),
+        "{}",
+        reply.snippet()
+    );
     let lost = shared::Deps::new(
         std::sync::Arc::new(imgbt_tests::FaultyDb {
             make: || DbError::Uncertain("the answer was lost".into()),
@@ -539,7 +691,10 @@ async fn a_store_failing_during_complete_loses_nothing_and_a_retry_completes() {
     // Nothing was recorded, the bytes are still there, the upload is still open.
     let listed = app.list(app.pk(), "").await.ok(200);
     assert_eq!(listed["data"], json!([]));
-    let rows = app.query("SELECT r2_key, completed_at FROM uploads").await.rows;
+    let rows = app
+        .query("SELECT r2_key, completed_at FROM uploads")
+        .await
+        .rows;
     assert_eq!(rows[0]["completed_at"], Value::Null);
     let key = rows[0]["r2_key"].as_str().unwrap();
     assert_eq!(app.read_object(key), Some(fixture("tiny.png")));
