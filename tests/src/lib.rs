@@ -1002,7 +1002,6 @@ pub fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-/// True when `text` is a ULID: 26 characters of Crockford base32 (uppercase), at most `7ZZ…`.
 /// A clock past [`ORPHAN_GRACE`](shared::admin::gc::ORPHAN_GRACE) (and a minute more) ahead of
 /// the system's. `fsck` with it reports every object without a record as a fault, as it would
 /// once the hour in which a write may still be on the way has passed; `gc` with it removes them.
@@ -1013,6 +1012,7 @@ pub fn past_the_grace() -> shared::clock::Clock {
     clock
 }
 
+/// True when `text` is a ULID: 26 characters of Crockford base32 (uppercase), at most `7ZZ…`.
 pub fn is_ulid(text: &str) -> bool {
     const ALPHABET: &[u8] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
     text.len() == 26 && text.bytes().all(|b| ALPHABET.contains(&b)) && text.as_bytes()[0] <= b'7'

@@ -19,19 +19,28 @@ pub enum BatchAction {
     LoseAnswer,
 }
 
-/// A Db in front of the app's own that acts on the `at`-th batch (1-based) it is handed.
+/// Which batch an [`OnBatch`] acts on.
+pub enum Target {
+    /// The `n`-th batch (1-based) it is handed.
+    Nth(usize),
+    /// The first batch whose first statement's SQL starts with this text: for a call whose
+    /// number of batches depends on the data (gc's sweeps).
+    Sql(&'static str),
+}
+
+/// A Db in front of the app's own that acts on one batch it is handed.
 pub struct OnBatch {
     inner: Arc<dyn Db>,
-    at: usize,
+    target: Target,
     seen: AtomicUsize,
     action: BatchAction,
 }
 
 impl OnBatch {
-    pub fn deps(app: &TestApp, at: usize, action: BatchAction) -> Deps {
+    pub fn deps(app: &TestApp, target: Target, action: BatchAction) -> Deps {
         let db = OnBatch {
             inner: app.deps.db.clone(),
-            at,
+            target,
             seen: AtomicUsize::new(0),
             action,
         };
@@ -41,6 +50,11 @@ impl OnBatch {
     /// Deps whose `at`-th batch meets `n` × `fault` on the app's D1 (the D1 test server, or the
     /// gateway's fault proxy). Panics on the embedded backend, which has no D1 to fail.
     pub fn arming(app: &Arc<TestApp>, at: usize, fault: Fault, n: usize) -> Deps {
+        Self::arming_target(app, Target::Nth(at), fault, n)
+    }
+
+    /// As [`arming`](Self::arming), for the batch `target` names.
+    pub fn arming_target(app: &Arc<TestApp>, target: Target, fault: Fault, n: usize) -> Deps {
         let server = app.clone();
         let arm = move || {
             server
@@ -48,20 +62,31 @@ impl OnBatch {
                 .expect("a backend with a D1 over HTTP")
                 .fail_next(n, fault.clone())
         };
-        Self::deps(app, at, BatchAction::Before(Box::new(arm)))
+        Self::deps(app, target, BatchAction::Before(Box::new(arm)))
     }
 
     /// Deps whose `at`-th batch runs and then loses its answer.
     pub fn losing(app: &TestApp, at: usize) -> Deps {
-        Self::deps(app, at, BatchAction::LoseAnswer)
+        Self::deps(app, Target::Nth(at), BatchAction::LoseAnswer)
+    }
+
+    /// True when `stmts` is the batch to act on (counting it, when the target is by position).
+    fn is_target(&self, stmts: &[Stmt]) -> bool {
+        match self.target {
+            Target::Nth(at) => self.seen.fetch_add(1, Ordering::SeqCst) + 1 == at,
+            Target::Sql(prefix) => {
+                stmts.first().is_some_and(|s| s.sql.starts_with(prefix))
+                    && self.seen.fetch_add(1, Ordering::SeqCst) == 0
+            }
+        }
     }
 }
 
 impl Db for OnBatch {
     fn batch(&self, stmts: Vec<Stmt>) -> BoxFuture<'_, Result<Vec<StmtResult>, DbError>> {
-        let n = self.seen.fetch_add(1, Ordering::SeqCst) + 1;
+        let target = self.is_target(&stmts);
         Box::pin(async move {
-            if n != self.at {
+            if !target {
                 return self.inner.batch(stmts).await;
             }
             match &self.action {

@@ -3,8 +3,9 @@
 //! uploads completed long ago.
 //!
 //! Every batch here is idempotent, as the D1 client may send one twice (its answer lost after the
-//! commit): `INSERT OR IGNORE`, `DELETE … WHERE` and reads. A repeated sweep changes nothing the
-//! first did not; only its report can then show less than was removed.
+//! commit): `INSERT OR IGNORE`, `DELETE … WHERE` and reads. Rows are read first and removed by id
+//! in a second request, so the report names what was removed even when the removal ran twice
+//! (the resend finds nothing left to return).
 //!
 //! Objects nothing names ("orphans") are what a lost answer leaves: an upload whose record insert
 //! committed nowhere after its PUT, a PUT to a direct upload's URL after its asset was deleted.
@@ -38,6 +39,9 @@ pub const ORPHAN_GRACE: Duration = Duration::from_secs(60 * 60);
 pub const COMPLETED_UPLOAD_RETENTION: Duration = Duration::from_secs(7 * 24 * 60 * 60);
 /// Objects per listing page.
 const LIST_PAGE: usize = 1000;
+/// Upload rows one sweep removes of each kind: their ids (38 bytes each as JSON) stay well under
+/// D1's 100 KB per statement.
+const UPLOADS_PER_SWEEP: usize = 1000;
 /// The JSON array of keys bound to one query stays under this many bytes: D1 takes at most
 /// 100 KB per statement, and the SQL text needs room too.
 const KEYS_JSON_BYTES: usize = 90_000;
@@ -159,22 +163,34 @@ async fn sweep_expired_uploads(db: &dyn Db, clock: &Clock) -> Result<Vec<String>
     let now_ms = clock.now_ms();
     let cutoff = now_ms.saturating_sub(crate::uploads::GC_GRACE.as_millis() as u64);
     let (now, cutoff) = (clock::format_ms(now_ms), clock::format_ms(cutoff));
-    let results = db::run(
+    let ids = upload_ids(
+        db,
+        "SELECT id FROM uploads WHERE completed_at IS NULL AND expires_at < ?1 ORDER BY id",
+        &cutoff,
+    )
+    .await?;
+    if ids.is_empty() {
+        return Ok(ids);
+    }
+    let list = ids_json(&ids);
+    db::run(
         db,
         vec![
             Stmt::new(
                 "INSERT OR IGNORE INTO pending_deletions (r2_key, requested_at) \
-                 SELECT r2_key, ?1 FROM uploads WHERE completed_at IS NULL AND expires_at < ?2",
-                vec![now.as_str().into(), cutoff.as_str().into()],
+                 SELECT r2_key, ?1 FROM uploads \
+                 WHERE id IN (SELECT value FROM json_each(?2)) AND completed_at IS NULL",
+                vec![now.as_str().into(), list.as_str().into()],
             ),
             Stmt::new(
-                "DELETE FROM uploads WHERE completed_at IS NULL AND expires_at < ?1 RETURNING id",
-                vec![cutoff.as_str().into()],
+                "DELETE FROM uploads \
+                 WHERE id IN (SELECT value FROM json_each(?1)) AND completed_at IS NULL",
+                vec![list.into()],
             ),
         ],
     )
     .await?;
-    Ok(results[1].rows.iter().map(|row| text(row, "id")).collect())
+    Ok(ids)
 }
 
 /// Removes the rows of uploads completed more than [`COMPLETED_UPLOAD_RETENTION`] ago. Their
@@ -183,18 +199,46 @@ async fn sweep_completed_uploads(db: &dyn Db, clock: &Clock) -> Result<Vec<Strin
     let cutoff = clock
         .now_ms()
         .saturating_sub(COMPLETED_UPLOAD_RETENTION.as_millis() as u64);
+    let ids = upload_ids(
+        db,
+        "SELECT id FROM uploads WHERE completed_at IS NOT NULL AND completed_at < ?1 ORDER BY id",
+        &clock::format_ms(cutoff),
+    )
+    .await?;
+    if !ids.is_empty() {
+        db::run(
+            db,
+            vec![Stmt::new(
+                "DELETE FROM uploads \
+                 WHERE id IN (SELECT value FROM json_each(?1)) AND completed_at IS NOT NULL",
+                vec![ids_json(&ids).into()],
+            )],
+        )
+        .await?;
+    }
+    Ok(ids)
+}
+
+/// The ids `select` (one `?1`, the cutoff) reads, at most a batch's worth: a larger backlog is
+/// finished by the next sweeps.
+async fn upload_ids(
+    db: &dyn Db,
+    select: &'static str,
+    cutoff: &str,
+) -> Result<Vec<String>, DbError> {
     let results = db::run(
         db,
         vec![Stmt::new(
-            "DELETE FROM uploads WHERE completed_at IS NOT NULL AND completed_at < ?1 \
-             RETURNING id",
-            vec![clock::format_ms(cutoff).into()],
+            format!("{select} LIMIT {UPLOADS_PER_SWEEP}"),
+            vec![cutoff.into()],
         )],
     )
     .await?;
-    let mut ids: Vec<String> = results[0].rows.iter().map(|row| text(row, "id")).collect();
-    ids.sort();
-    Ok(ids)
+    Ok(results[0].rows.iter().map(|row| text(row, "id")).collect())
+}
+
+fn ids_json(ids: &[String]) -> String {
+    serde_json::to_string(ids).unwrap_or_else(|_| "[]".to_owned())
 }
 
 // ?1 a JSON array of keys: those of them a record, an open upload or a pending deletion names.
