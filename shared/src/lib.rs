@@ -16,7 +16,8 @@
 //! - [`batch`]: typed batches: each statement with the reader of its result, in order.
 //! - [`db`], [`blobs`]: the two I/O seams (a batch of SQL; bytes by key) and their implementations.
 //! - [`migrations`]: the schema, in wrangler's format, and how it is applied.
-//! - [`admin`]: what the CLI does to a store (vaults and keys, gc, fsck), for the CLI and the test kit.
+//! - [`admin`]: what the CLI does to a store (vaults and keys, gc, fsck), for the CLI, the test kit
+//!   and the scheduled gc function.
 //! - [`deps`]: configuration from the environment, and the clients built once per cold start.
 //! - [`backoff`]: the one retry policy of every client (D1, R2, the CLI's).
 //! - [`calls`]: counts of D1 and R2 calls per request, for its log line.
