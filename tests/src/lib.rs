@@ -1084,6 +1084,11 @@ impl Db for FaultyDb {
     }
 }
 
+/// A deployed function's dependencies on `config`: D1 behind the schema check, and R2.
+pub fn function_deps(config: &CloudflareConfig) -> Deps {
+    Deps::cloudflare_function(config, shared::deps::r2_objects).expect("Cloudflare clients")
+}
+
 /// Configuration that points our Cloudflare clients at the local test servers.
 pub fn cloudflare_config(d1: &D1Server, s3: &S3Server) -> CloudflareConfig {
     CloudflareConfig {
