@@ -247,10 +247,11 @@ async fn run(command: Command, json: bool) -> Result<Output, Failure> {
             ));
         }
     }
-    let deps = Deps::open_from_env()?;
     if let Command::Migrate = command {
-        return migrate(&deps).await;
+        // D1 alone: the deploy workflow migrates with no R2 credentials.
+        return migrate(&Deps::open_d1_only_from_env()?).await;
     }
+    let deps = Deps::open_from_env()?;
     let pending = migrations::pending(&*deps.db).await?;
     if !pending.is_empty() {
         return Err(fail(format!(

@@ -101,6 +101,35 @@ async fn migrate_vaults_and_keys_work_against_d1() {
     assert_eq!(revoked.len(), 1);
 }
 
+/// As the deploy workflow runs it: D1's variables only, no R2 credentials.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrate_needs_only_the_d1_variables() {
+    let cloud = Cloud::start().await;
+    let d1_only: Vec<(&str, String)> = imgbt_test_servers::cloudflare_env(&cloud.d1, &cloud.s3)
+        .into_iter()
+        .filter(|(name, _)| !name.starts_with("IMGBT_R2_"))
+        .collect();
+    let run = |args: &'static [&'static str]| {
+        Command::new(env!("CARGO_BIN_EXE_imgbt"))
+            .args(args)
+            .env_clear()
+            .envs(d1_only.clone())
+            .output()
+    };
+    let out = run(&["migrate", "--json"]).await.unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let recorded = cloud.d1.query("SELECT name FROM d1_migrations");
+    assert_eq!(recorded.len(), shared::migrations::MIGRATIONS.len());
+    // Every other command still needs R2's.
+    let out = run(&["vault", "list"]).await.unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("IMGBT_R2_BUCKET"));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_incomplete_cloudflare_configuration_is_refused_by_name() {
     let out = Command::new(env!("CARGO_BIN_EXE_imgbt"))

@@ -6,7 +6,7 @@
 
 use crate::blobs::{Blobs, r2_endpoint_for};
 use crate::calls::{CountedBlobs, CountedDb};
-use crate::db::{Db, d1::D1Db};
+use crate::db::{Db, d1::D1Db, schema::SchemaChecked};
 pub use crate::secret::Secret;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -28,6 +28,13 @@ pub const REQUIRED_CLOUDFLARE_VARS: [&str; 6] = [
     "IMGBT_R2_BUCKET",
     "IMGBT_R2_ACCESS_KEY_ID",
     "IMGBT_R2_SECRET_ACCESS_KEY",
+];
+/// The Cloudflare variables of D1 alone: all that `imgbt migrate` needs, since it touches no
+/// object (so that the deploy workflow needs no R2 credentials).
+pub const REQUIRED_D1_VARS: [&str; 3] = [
+    "CLOUDFLARE_ACCOUNT_ID",
+    "CLOUDFLARE_API_TOKEN",
+    "IMGBT_D1_DATABASE_ID",
 ];
 /// Optional overrides; setting one also selects the Cloudflare backend.
 pub const OPTIONAL_CLOUDFLARE_VARS: [&str; 2] = ["IMGBT_D1_BASE_URL", "IMGBT_R2_ENDPOINT"];
@@ -72,6 +79,19 @@ impl Config {
 
     /// Reads configuration through `lookup`, so that tests need not touch the process environment.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        Self::from_lookup_requiring(lookup, &REQUIRED_CLOUDFLARE_VARS)
+    }
+
+    /// Like [`Config::from_env`] for a command that touches D1 only: the R2 variables may be
+    /// unset (they are empty then, and no R2 client may be built from them).
+    pub fn d1_only_from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup_requiring(|name| std::env::var(name).ok(), &REQUIRED_D1_VARS)
+    }
+
+    fn from_lookup_requiring(
+        lookup: impl Fn(&str) -> Option<String>,
+        required_vars: &[&'static str],
+    ) -> Result<Self, ConfigError> {
         let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
         let any_cloudflare = REQUIRED_CLOUDFLARE_VARS
             .iter()
@@ -83,8 +103,9 @@ impl Config {
                 data_dir: PathBuf::from(data_dir),
             });
         }
-        let missing: Vec<&'static str> = REQUIRED_CLOUDFLARE_VARS
-            .into_iter()
+        let missing: Vec<&'static str> = required_vars
+            .iter()
+            .copied()
             .filter(|v| get(v).is_none())
             .collect();
         if !missing.is_empty() {
@@ -138,7 +159,9 @@ impl Deps {
 
     /// Builds the stores that the environment configures, R2 included. On the embedded default,
     /// pending migrations are applied, so that a fresh directory just works; D1 is migrated on
-    /// request (`imgbt migrate` or wrangler), never by a function.
+    /// request (`imgbt migrate` or wrangler; the deploy workflow runs it), never by a function,
+    /// which instead refuses to run against a D1 schema that lacks them
+    /// ([`Deps::cloudflare_function`]).
     pub async fn from_env() -> Result<Self, ConfigError> {
         Self::from_env_with(DEFAULT_OBJECTS).await
     }
@@ -152,7 +175,7 @@ impl Deps {
             Config::Embedded { data_dir } => Self::embedded(&data_dir).await?,
             #[cfg(not(feature = "embedded"))]
             Config::Embedded { .. } => return Err(NO_EMBEDDED),
-            Config::Cloudflare(config) => Self::cloudflare_with(&config, objects)?,
+            Config::Cloudflare(config) => Self::cloudflare_function(&config, objects)?,
         };
         deps.max_request_bytes = request_limit(|name| std::env::var(name).ok())?;
         Ok(deps)
@@ -162,6 +185,15 @@ impl Deps {
     /// request only).
     pub fn open_from_env() -> Result<Self, ConfigError> {
         Self::open(&Config::from_env()?)
+    }
+
+    /// The stores the environment configures for a command that touches D1 only (`imgbt
+    /// migrate`): no R2 variable is needed, and no object store is built.
+    pub fn open_d1_only_from_env() -> Result<Self, ConfigError> {
+        match Config::d1_only_from_env()? {
+            Config::Cloudflare(config) => Self::cloudflare_with(&config, no_objects),
+            embedded => Self::open(&embedded),
+        }
     }
 
     pub fn open(config: &Config) -> Result<Self, ConfigError> {
@@ -211,7 +243,8 @@ impl Deps {
         Ok((db, blobs))
     }
 
-    /// D1 over REST and R2 over S3. Builds clients only; nothing is sent until a request needs it.
+    /// D1 over REST and R2 over S3, as they are (for `imgbt`, which migrates D1, and the tests).
+    /// Builds clients only; nothing is sent until a request needs it.
     pub fn cloudflare(config: &CloudflareConfig) -> Result<Self, ConfigError> {
         Self::cloudflare_with(config, DEFAULT_OBJECTS)
     }
@@ -220,15 +253,30 @@ impl Deps {
         config: &CloudflareConfig,
         objects: ObjectStore,
     ) -> Result<Self, ConfigError> {
-        let db = D1Db::new(
-            &config.d1_base_url,
-            &config.account_id,
-            &config.d1_database_id,
-            config.api_token.clone(),
-        )
-        .map_err(|e| ConfigError::Cloudflare(e.to_string()))?;
+        Ok(Self::new(Arc::new(d1(config)?), objects(config)))
+    }
+
+    /// What a function runs on: [`Deps::cloudflare_with`], with D1 behind
+    /// [`SchemaChecked`], so that the process's first batch proves that the schema has every
+    /// migration this binary knows, and fails (500, with an ERROR line naming the missing
+    /// migrations) without applying anything when it has not.
+    pub fn cloudflare_function(
+        config: &CloudflareConfig,
+        objects: ObjectStore,
+    ) -> Result<Self, ConfigError> {
+        let db = SchemaChecked::new(Arc::new(d1(config)?));
         Ok(Self::new(Arc::new(db), objects(config)))
     }
+}
+
+fn d1(config: &CloudflareConfig) -> Result<D1Db, ConfigError> {
+    D1Db::new(
+        &config.d1_base_url,
+        &config.account_id,
+        &config.d1_database_id,
+        config.api_token.clone(),
+    )
+    .map_err(|e| ConfigError::Cloudflare(e.to_string()))
 }
 
 #[cfg(feature = "embedded")]
@@ -338,6 +386,35 @@ mod tests {
         assert_eq!(
             (cf.d1_base_url.as_str(), cf.r2_endpoint.as_str()),
             ("http://127.0.0.1:1", "http://127.0.0.1:2")
+        );
+    }
+
+    #[test]
+    fn d1_alone_is_enough_for_a_d1_only_command_and_only_for_it() {
+        let d1_only: HashMap<String, String> = ALL
+            .iter()
+            .filter(|(k, _)| REQUIRED_D1_VARS.contains(k))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let lookup = |name: &str| d1_only.get(name).cloned();
+        let Config::Cloudflare(cf) =
+            Config::from_lookup_requiring(lookup, &REQUIRED_D1_VARS).unwrap()
+        else {
+            panic!("expected Cloudflare")
+        };
+        assert_eq!(cf.d1_database_id, "db");
+        assert_eq!(cf.r2_bucket, "");
+        let err = Config::from_lookup(lookup).unwrap_err().to_string();
+        assert!(err.contains("IMGBT_R2_BUCKET"), "{err}");
+        let err = Config::from_lookup_requiring(
+            |n| lookup(n).filter(|_| n != "IMGBT_D1_DATABASE_ID"),
+            &REQUIRED_D1_VARS,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("IMGBT_D1_DATABASE_ID") && !err.contains("R2"),
+            "{err}"
         );
     }
 

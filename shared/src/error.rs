@@ -112,7 +112,9 @@ impl From<crate::db::DbError> for ApiError {
         match err {
             DbError::Conflict(_) => ApiError::Conflict,
             DbError::RateLimited(cause) => ApiError::RateLimited(cause),
-            DbError::Other(cause) | DbError::Uncertain(cause) => ApiError::Internal(cause),
+            DbError::Other(cause) | DbError::Uncertain(cause) | DbError::Unmigrated(cause) => {
+                ApiError::Internal(cause)
+            }
         }
     }
 }

@@ -30,43 +30,95 @@ where
         .unwrap_or_default();
     let vault = routes::vault_of(&req);
     let (outcome, d1_calls, r2_calls) = calls::scope(run(req)).await;
-    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
-    let status = match &outcome {
-        Ok(response) => response.status().as_u16(),
-        Err(err) => err.status().as_u16(),
+    let line = Line {
+        function,
+        request_id: &request_id,
+        vault: vault.as_deref(),
+        started,
+        d1_calls,
+        r2_calls,
     };
-    // One line per request. Never the key, the body or a header: ids, counts and outcome only.
-    match &outcome {
-        Ok(_) => tracing::info!(
-            request_id, function, vault, status, latency_ms, d1_calls, r2_calls, "request"
-        ),
-        Err(err) => match err.cause() {
-            Some(cause) => tracing::error!(
-                request_id,
-                function,
-                vault,
-                status,
-                latency_ms,
-                d1_calls,
-                r2_calls,
-                code = err.code(),
-                cause,
-                "request failed"
+    Ok(line.log(outcome))
+}
+
+/// Answers a request of `function` that never reached its handler (see [`crate::entry`]) with
+/// `err`'s envelope, and logs it as [`serve`] logs any request.
+pub fn log_refused(
+    function: &'static str,
+    request_id: &str,
+    vault: Option<&str>,
+    started: Instant,
+    err: ApiError,
+) -> Response<Body> {
+    let line = Line {
+        function,
+        request_id,
+        vault,
+        started,
+        d1_calls: 0,
+        r2_calls: 0,
+    };
+    line.log(Err(err))
+}
+
+/// What the one log line of a request says besides its outcome.
+struct Line<'a> {
+    function: &'static str,
+    request_id: &'a str,
+    vault: Option<&'a str>,
+    started: Instant,
+    d1_calls: u32,
+    r2_calls: u32,
+}
+
+impl Line<'_> {
+    fn log(self, outcome: Result<Response<Body>, ApiError>) -> Response<Body> {
+        let Line {
+            function,
+            request_id,
+            vault,
+            started,
+            d1_calls,
+            r2_calls,
+        } = self;
+        let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+        let status = match &outcome {
+            Ok(response) => response.status().as_u16(),
+            Err(err) => err.status().as_u16(),
+        };
+        // One line per request. Never the key, the body or a header: ids, counts and outcome only.
+        match &outcome {
+            Ok(_) => tracing::info!(
+                request_id, function, vault, status, latency_ms, d1_calls, r2_calls, "request"
             ),
-            None => tracing::info!(
-                request_id,
-                function,
-                vault,
-                status,
-                latency_ms,
-                d1_calls,
-                r2_calls,
-                code = err.code(),
-                "request refused"
-            ),
-        },
+            Err(err) => match err.cause() {
+                Some(cause) => tracing::error!(
+                    request_id,
+                    function,
+                    vault,
+                    status,
+                    latency_ms,
+                    d1_calls,
+                    r2_calls,
+                    code = err.code(),
+                    cause,
+                    "request failed"
+                ),
+                None => tracing::info!(
+                    request_id,
+                    function,
+                    vault,
+                    status,
+                    latency_ms,
+                    d1_calls,
+                    r2_calls,
+                    code = err.code(),
+                    "request refused"
+                ),
+            },
+        }
+        outcome.unwrap_or_else(|err| error_response(&err))
     }
-    Ok(outcome.unwrap_or_else(|err| error_response(&err)))
 }
 
 /// The ids `route` addresses in `req` (404 NOT_FOUND for another route), and the presented key

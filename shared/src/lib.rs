@@ -3,6 +3,8 @@
 //! - [`error`]: [`ApiError`], the one error type, and its JSON envelope.
 //! - [`http`]: reading requests (path targets, bearer keys, JSON) and writing responses; [`http::serve`]
 //!   wraps every handler so that each request gets exactly one response and one log line.
+//! - [`entry`]: every function's `main`: the Lambda runtime, lambda_http on the normal path, and a
+//!   400 envelope for an event lambda_http cannot read.
 //! - [`functions`]: the registry of functions (`functions.toml`), the one list of functions.
 //! - [`routes`]: the registry's routes (docs/API.md#routes), and how a request's ids are found in
 //!   its path.
@@ -35,6 +37,7 @@ pub mod clock;
 pub mod cursor;
 pub mod db;
 pub mod deps;
+pub mod entry;
 pub mod error;
 pub mod functions;
 pub mod http;

@@ -11,7 +11,9 @@
 //!   a raw body, no path parameters, another method.
 //! - [`gateway`]: the functions over real HTTP on 127.0.0.1, routed as API Gateway routes them.
 //! - [`dispatch`]: hands a `lambda_http::Request` to the function that serves it, as the runtime does;
-//!   [`invoke_scheduled`] hands a scheduled function its EventBridge event.
+//!   [`invoke`] hands it an invocation's JSON payload instead, through the functions' own entry
+//!   point ([`shared::entry`]), and reads back what API Gateway would get; [`invoke_scheduled`]
+//!   hands a scheduled function its EventBridge event.
 //! - [`Reply`]: what came back (status, headers, body), and the asserts the suites repeat
 //!   ([`Reply::ok`], [`Reply::error`], [`Reply::invalid`]).
 //! - [`Form`]: multipart bodies byte by byte, so a suite controls duplicates, missing fields and
@@ -80,9 +82,40 @@ macro_rules! dispatch_to {
             };
             result.map_err(|e| e.to_string())
         }
+
+        /// The handler of `function` as its `main` hands it to [`shared::entry::run`].
+        pub async fn handler(
+            deps: &Deps,
+            function: &str,
+            req: Request,
+        ) -> Result<Response<Body>, lambda_http::Error> {
+            match function {
+                $(stringify!($function) => $function::handle(deps, req).await,)*
+                other => panic!("functions.toml has no function {other}"),
+            }
+        }
     };
 }
 shared::each_function!(dispatch_to);
+
+/// Hands `event` (an invocation's payload as JSON, e.g. an API Gateway event) to `function` the
+/// way its `main` does ([`shared::entry::run`]): read by lambda_http, or refused when it cannot be
+/// read. The answer is what the runtime would send to API Gateway, read back as a [`Reply`].
+pub async fn invoke(deps: &Deps, function: &'static str, event: &str, request_id: &str) -> Reply {
+    let payload: shared::entry::Event =
+        serde_json::from_str(event).expect("an invocation's payload is JSON");
+    let mut context = lambda_http::Context::default();
+    context.request_id = request_id.to_owned();
+    let handle = |req: Request| handler(deps, function, req);
+    let answer = shared::entry::answer(
+        function,
+        lambda_http::LambdaEvent::new(payload, context),
+        &handle,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{function} failed the invocation: {e}"));
+    Reply::from_event_response(&serde_json::to_value(answer).expect("an answer is JSON"))
+}
 
 /// Which stores a [`TestApp`] runs on. The contract suite runs on each.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -665,6 +698,52 @@ impl From<Response<Body>> for Reply {
 }
 
 impl Reply {
+    /// A Lambda function's answer to an HTTP event (payload format 2.0, 1.0 or ALB): status,
+    /// headers (single and multi-valued), and the body, base64-decoded when flagged so.
+    pub fn from_event_response(answer: &Value) -> Self {
+        let status = answer["statusCode"]
+            .as_u64()
+            .and_then(|s| u16::try_from(s).ok())
+            .and_then(|s| StatusCode::from_u16(s).ok())
+            .unwrap_or_else(|| panic!("the answer has no statusCode: {answer}"));
+        let mut headers = HeaderMap::new();
+        let single = answer["headers"].as_object().into_iter().flatten();
+        let multi = answer["multiValueHeaders"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .flat_map(|(name, values)| {
+                values
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(move |value| (name, value))
+            });
+        for (name, value) in single.chain(multi) {
+            let name =
+                lambda_http::http::HeaderName::from_bytes(name.as_bytes()).expect("header name");
+            let value =
+                HeaderValue::from_str(value.as_str().expect("header text")).expect("header value");
+            if !headers.get_all(&name).iter().any(|v| v == value) {
+                headers.append(name, value);
+            }
+        }
+        let text = answer["body"].as_str().unwrap_or_default();
+        let body = if answer["isBase64Encoded"] == true {
+            use base64::Engine;
+            base64::engine::general_purpose::STANDARD
+                .decode(text)
+                .expect("a base64 body")
+        } else {
+            text.as_bytes().to_vec()
+        };
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
     /// A response that came over HTTP.
     pub async fn from_http(response: reqwest::Response) -> Self {
         let status = StatusCode::from_u16(response.status().as_u16()).expect("a status");
@@ -1146,6 +1225,11 @@ impl Db for FaultyDb {
         let err = (self.make)();
         Box::pin(async move { Err(err) })
     }
+}
+
+/// A deployed function's dependencies on `config`: D1 behind the schema check, and R2.
+pub fn function_deps(config: &CloudflareConfig) -> Deps {
+    Deps::cloudflare_function(config, shared::deps::r2_objects).expect("Cloudflare clients")
 }
 
 /// Configuration that points our Cloudflare clients at the local test servers.

@@ -58,9 +58,20 @@ async fn each_request_logs_one_json_line_with_its_counts_and_no_secret() {
         .unwrap()
         .fail_next(100, imgbt_test_servers::d1::Fault::ServerError);
     app.list(app.pk(), "").await.error(500, "INTERNAL_ERROR");
+    // An event lambda_http cannot read (a control character in a header value) never reaches a
+    // handler, and is logged all the same.
+    let sample = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../events/get.200.sample.json"),
+    )
+    .unwrap();
+    let mut event: Value = serde_json::from_str(&sample).unwrap();
+    event["headers"]["x-client-note"] = "a\u{1}b".into();
+    imgbt_tests::invoke(&app.deps, "get", &event.to_string(), "req-unreadable-1")
+        .await
+        .error(400, "INVALID_PARAMS");
 
     let lines = request_lines(&captured);
-    assert_eq!(lines.len(), 4, "one line per request: {lines:#?}");
+    assert_eq!(lines.len(), 5, "one line per request: {lines:#?}");
     let fields: Vec<&Value> = lines.iter().map(|l| &l["fields"]).collect();
     assert_eq!(fields[0]["request_id"], "req-upload-1");
     for (f, (function, status, d1, r2)) in fields.iter().zip([
@@ -79,6 +90,18 @@ async fn each_request_logs_one_json_line_with_its_counts_and_no_secret() {
         );
         assert!(f["latency_ms"].as_f64().is_some(), "{f}");
     }
+    let unreadable = fields[4];
+    assert_eq!(unreadable["request_id"], "req-unreadable-1");
+    assert_eq!(unreadable["function"], "get");
+    assert_eq!(unreadable["status"], 400);
+    assert_eq!(unreadable["code"], "INVALID_PARAMS");
+    assert_eq!(
+        (
+            unreadable["d1_calls"].as_u64(),
+            unreadable["r2_calls"].as_u64()
+        ),
+        (Some(0), Some(0))
+    );
     assert_eq!(fields[2]["code"], "FORBIDDEN");
     assert!(fields[3]["cause"].is_string(), "a failure logs its cause");
 

@@ -1,8 +1,8 @@
-use lambda_http::{Error, service_fn};
+use lambda_http::Error;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     lambda_http::tracing::init_default_subscriber();
     let deps = shared::Deps::from_env().await?;
-    lambda_http::run(service_fn(|req| upload::handle(&deps, req))).await
+    shared::entry::run("upload", |req| upload::handle(&deps, req)).await
 }

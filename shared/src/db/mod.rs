@@ -3,10 +3,12 @@
 //! one batch (authentication included), so on D1 each API call costs one round trip.
 //!
 //! Implementations: [`sqlite::SqliteDb`] (the embedded default) and [`d1::D1Db`] (Cloudflare D1
-//! over REST). The SQL is D1's: SQLite, positional
+//! over REST); [`schema::SchemaChecked`] wraps a function's D1 so that it never runs against a
+//! schema older than its SQL. The SQL is D1's: SQLite, positional
 //! `?N` parameters, no BEGIN/COMMIT (the batch is the transaction).
 
 pub mod d1;
+pub mod schema;
 #[cfg(feature = "embedded")]
 pub mod sqlite;
 
@@ -290,6 +292,10 @@ pub enum DbError {
     /// whatever the batch's effect would need (an upload its object).
     #[error("{0}")]
     Uncertain(String),
+    /// The database lacks migrations this binary needs (the message names them); nothing in the
+    /// batch was applied. See [`schema::SchemaChecked`].
+    #[error("{0}")]
+    Unmigrated(String),
 }
 
 /// Runs batches of SQL. A batch is atomic: all of its statements apply, or none.

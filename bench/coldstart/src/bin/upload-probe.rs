@@ -14,7 +14,7 @@
 //! Product code is untouched: the same `upload::handle`, the same dependencies and profile; the
 //! allocator only counts.
 
-use lambda_http::{Error, Request, service_fn};
+use lambda_http::{Error, Request};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 
@@ -71,7 +71,7 @@ static ALLOCATOR: Counting = Counting;
 async fn main() -> Result<(), Error> {
     lambda_http::tracing::init_default_subscriber();
     let deps = shared::Deps::from_env().await?;
-    lambda_http::run(service_fn(|req: Request| {
+    shared::entry::run("upload", |req: Request| {
         let deps = &deps;
         async move {
             let decode_peak = status_kib("VmHWM:");
@@ -94,7 +94,7 @@ async fn main() -> Result<(), Error> {
             }
             Ok::<_, Error>(response)
         }
-    }))
+    })
     .await
 }
 
