@@ -7,6 +7,7 @@
 //! The 200,000 assets of the depth rows are inserted directly with SQL, in one transaction.
 //! See BENCH.md for the recorded numbers and what they mean.
 
+use imgbt_test_servers::D1Faults;
 use imgbt_tests::{Backend, Form, TestApp, dispatch};
 use lambda_http::Body;
 use rusqlite::{Connection, OptionalExtension, params};

@@ -2,6 +2,7 @@
 //! form of the PUT the R2 client sends, and what the API answers when D1 or R2 fail. The rules of
 //! docs/API.md themselves run on this backend in `contract.rs`.
 
+use imgbt_test_servers::D1Faults;
 use imgbt_test_servers::d1::Fault;
 use imgbt_tests::{Backend, Form, TestApp, UPSTREAM_SECRET};
 use serde_json::json;

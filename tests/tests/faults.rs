@@ -21,6 +21,7 @@
 //!   wrap the stores instead: the call runs, then reports an error. These cells also run on the
 //!   embedded backend.
 
+use imgbt_test_servers::D1Faults;
 use imgbt_test_servers::d1::Fault;
 use imgbt_tests::on_batch::OnBatch;
 use imgbt_tests::{Backend, Call, Form, Reply, TestApp};

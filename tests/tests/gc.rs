@@ -12,6 +12,7 @@
 //! The `gc` function itself (its event, answer and log line) is `gc_function.rs`'s.
 
 use bytes::Bytes;
+use imgbt_test_servers::D1Faults;
 use imgbt_tests::{Backend, Form, TestApp};
 use serde_json::{Value, json};
 use shared::BoxFuture;

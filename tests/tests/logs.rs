@@ -2,6 +2,7 @@
 //! vault, status, latency and the number of D1 and R2 calls; never a key, a token or a secret.
 //! (Its own test binary: it installs the process-wide log subscriber.)
 
+use imgbt_test_servers::D1Faults;
 use imgbt_tests::{Backend, Form, TestApp};
 use lambda_http::RequestExt;
 use serde_json::Value;

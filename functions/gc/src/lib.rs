@@ -77,34 +77,28 @@ fn log(request_id: &str, event: &ScheduledEvent, report: &GcReport) {
     let removed = serde_json::to_string(report).unwrap_or_default();
     let event_id = event.id.as_deref().unwrap_or_default();
     let scheduled_at = event.time.as_deref().unwrap_or_default();
+    // One field list for both levels (tracing fixes a line's level where it is written).
+    macro_rules! swept {
+        ($level:ident, $message:literal) => {
+            tracing::$level!(
+                request_id,
+                function = "gc",
+                event_id,
+                scheduled_at,
+                expired_uploads = counts.expired_uploads,
+                deleted = counts.deleted,
+                orphans = counts.orphans,
+                completed_uploads = counts.completed_uploads,
+                failed = counts.failed,
+                removed,
+                $message
+            )
+        };
+    }
     if counts.failed > 0 {
-        tracing::warn!(
-            request_id,
-            function = "gc",
-            event_id,
-            scheduled_at,
-            expired_uploads = counts.expired_uploads,
-            deleted = counts.deleted,
-            orphans = counts.orphans,
-            completed_uploads = counts.completed_uploads,
-            failed = counts.failed,
-            removed,
-            "gc swept, some objects could not be removed"
-        );
+        swept!(warn, "gc swept, some objects could not be removed");
     } else {
-        tracing::info!(
-            request_id,
-            function = "gc",
-            event_id,
-            scheduled_at,
-            expired_uploads = counts.expired_uploads,
-            deleted = counts.deleted,
-            orphans = counts.orphans,
-            completed_uploads = counts.completed_uploads,
-            failed = counts.failed,
-            removed,
-            "gc swept"
-        );
+        swept!(info, "gc swept");
     }
 }
 

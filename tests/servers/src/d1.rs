@@ -114,35 +114,60 @@ impl Fault {
     }
 }
 
+/// What a D1 endpoint under test keeps of its requests, and the faults queued for the next ones:
+/// a [`D1Server`]'s, and a [`FaultProxy`](crate::FaultProxy)'s.
+#[derive(Debug, Default)]
+pub struct FaultLog {
+    requests: AtomicU64,
+    bodies: Mutex<Vec<Value>>,
+    faults: Mutex<VecDeque<Fault>>,
+}
+
+impl FaultLog {
+    /// Counts a request whose body is `body` and takes the fault queued for it, if any.
+    pub(crate) fn record(&self, body: &[u8]) -> Option<Fault> {
+        self.requests.fetch_add(1, Ordering::SeqCst);
+        lock(&self.bodies).push(serde_json::from_slice(body).unwrap_or(Value::Null));
+        lock(&self.faults).pop_front()
+    }
+}
+
 /// The fault controls of a D1 endpoint under test, whichever serves it: a [`D1Server`], or a
-/// [`FaultProxy`](crate::FaultProxy) in front of another D1 (the gateway on workerd). The methods
-/// are those of both types.
+/// [`FaultProxy`](crate::FaultProxy) in front of another D1 (the gateway on workerd).
 pub trait D1Faults: Send + Sync {
+    /// Where the endpoint keeps its requests and faults.
+    fn fault_log(&self) -> &FaultLog;
+
     /// Fails the next `n` requests with `fault` (after any faults already queued).
-    fn fail_next(&self, n: usize, fault: Fault);
+    ///
+    /// # Panics
+    /// On [`Fault::RunThenStatus`] with a number that is not an HTTP status (100–999).
+    fn fail_next(&self, n: usize, fault: Fault) {
+        check_fault(&fault);
+        lock(&self.fault_log().faults).extend(std::iter::repeat_n(fault, n));
+    }
+
     /// Requests received since start or the last reset, faulted ones included.
-    fn requests(&self) -> u64;
+    fn requests(&self) -> u64 {
+        self.fault_log().requests.load(Ordering::SeqCst)
+    }
+
     /// Zeroes [`requests`](Self::requests) and forgets [`request_bodies`](Self::request_bodies).
-    fn reset_requests(&self);
+    fn reset_requests(&self) {
+        let log = self.fault_log();
+        log.requests.store(0, Ordering::SeqCst);
+        lock(&log.bodies).clear();
+    }
+
     /// The body of every request received, in order, as JSON (`null` when it was not JSON).
-    fn request_bodies(&self) -> Vec<Value>;
+    fn request_bodies(&self) -> Vec<Value> {
+        lock(&self.fault_log().bodies).clone()
+    }
 }
 
 impl D1Faults for D1Server {
-    fn fail_next(&self, n: usize, fault: Fault) {
-        D1Server::fail_next(self, n, fault);
-    }
-
-    fn requests(&self) -> u64 {
-        D1Server::requests(self)
-    }
-
-    fn reset_requests(&self) {
-        D1Server::reset_requests(self);
-    }
-
-    fn request_bodies(&self) -> Vec<Value> {
-        D1Server::request_bodies(self)
+    fn fault_log(&self) -> &FaultLog {
+        &self.state.log
     }
 }
 
@@ -158,9 +183,7 @@ struct State {
     database_id: String,
     token: String,
     conn: Mutex<Connection>,
-    requests: AtomicU64,
-    bodies: Mutex<Vec<Value>>,
-    faults: Mutex<VecDeque<Fault>>,
+    log: FaultLog,
     latency: Mutex<Duration>,
 }
 
@@ -176,9 +199,7 @@ impl D1Server {
             database_id: random_database_id(),
             token: random_hex(20),
             conn: Mutex::new(conn),
-            requests: AtomicU64::new(0),
-            bodies: Mutex::new(Vec::new()),
-            faults: Mutex::new(VecDeque::new()),
+            log: FaultLog::default(),
             latency: Mutex::new(Duration::ZERO),
         });
         let shared = state.clone();
@@ -220,32 +241,6 @@ impl D1Server {
     /// The bearer token the server accepts.
     pub fn token(&self) -> &str {
         &self.state.token
-    }
-
-    /// Requests received since start or the last [`reset_requests`](Self::reset_requests), refused
-    /// and failed ones included.
-    pub fn requests(&self) -> u64 {
-        self.state.requests.load(Ordering::SeqCst)
-    }
-
-    /// The body of every request received, in order, parsed as JSON (`null` when it was not JSON).
-    pub fn request_bodies(&self) -> Vec<Value> {
-        lock(&self.state.bodies).clone()
-    }
-
-    /// Zeroes [`requests`](Self::requests) and forgets [`request_bodies`](Self::request_bodies).
-    pub fn reset_requests(&self) {
-        self.state.requests.store(0, Ordering::SeqCst);
-        lock(&self.state.bodies).clear();
-    }
-
-    /// Fails the next `n` requests with `fault` (after any faults already queued).
-    ///
-    /// # Panics
-    /// On [`Fault::RunThenStatus`] with a number that is not an HTTP status (100–999).
-    pub fn fail_next(&self, n: usize, fault: Fault) {
-        check_fault(&fault);
-        lock(&self.state.faults).extend(std::iter::repeat_n(fault, n));
     }
 
     /// Waits `latency` before every answer from now on.
@@ -363,7 +358,7 @@ pub(crate) fn fault_answer(fault: &Fault) -> Option<http::Response<Full<Bytes>>>
 }
 
 /// Refuses a fault no server could answer, so that a test does not run with another one.
-pub(crate) fn check_fault(fault: &Fault) {
+fn check_fault(fault: &Fault) {
     if let Fault::RunThenStatus(status) = fault {
         assert!(
             StatusCode::from_u16(*status).is_ok(),
@@ -422,15 +417,13 @@ impl State {
         self: Arc<Self>,
         req: http::Request<Incoming>,
     ) -> Result<http::Response<Full<Bytes>>, HangUp> {
-        self.requests.fetch_add(1, Ordering::SeqCst);
         let (parts, body) = req.into_parts();
         let body = body
             .collect()
             .await
             .map(|b| b.to_bytes())
             .unwrap_or_default();
-        lock(&self.bodies).push(serde_json::from_slice(&body).unwrap_or(Value::Null));
-        let fault = lock(&self.faults).pop_front();
+        let fault = self.log.record(&body);
         let latency = *lock(&self.latency);
         if !latency.is_zero() {
             tokio::time::sleep(latency).await;

@@ -28,7 +28,7 @@ pub mod proxy;
 pub mod s3;
 mod s3_store;
 
-pub use d1::{D1Faults, D1Server};
+pub use d1::{D1Faults, D1Server, FaultLog};
 pub use proxy::FaultProxy;
 pub use s3::S3Server;
 

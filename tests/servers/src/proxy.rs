@@ -4,32 +4,28 @@
 //! [`FaultProxy`] listens on `127.0.0.1:0` in front of one upstream (`http://host:port[/path]`).
 //! Unfaulted, it forwards each request as it came (method, path and query, headers, body; only
 //! `Host` and the hop-by-hop headers are its own) over a fresh connection, waits for the whole
-//! answer and passes on its status, headers and body. Its [`Fault`]s are those of
-//! [`D1Server`](crate::D1Server), with the same answers:
+//! answer and passes on its status, headers and body. Its faults are those of
+//! [`D1Server`](crate::D1Server) ([`Fault`](crate::d1::Fault)), with the same answers:
 //!
-//! - before-faults ([`Fault::RateLimited`], [`Fault::ServerError`], [`Fault::Disconnect`]) answer
-//!   without forwarding: the upstream never sees the request;
-//! - after-commit faults ([`Fault::RunThenStatus`], [`Fault::RunThenDisconnect`]) forward, wait for
-//!   the upstream's full answer (the write is done), then throw it away and answer the status or
-//!   hang up.
+//! - before-faults (`RateLimited`, `ServerError`, `Disconnect`) answer without forwarding: the
+//!   upstream never sees the request;
+//! - after-commit faults (`RunThenStatus`, `RunThenDisconnect`) forward, wait for the upstream's
+//!   full answer (the write is done), then throw it away and answer the status or hang up.
 //!
 //! When the upstream cannot be reached or hangs up itself, the proxy hangs up too: the client sees
 //! what it would have seen without the proxy.
 
-use crate::d1::{D1Faults, Fault, check_fault, fault_answer};
-use crate::{HangUp, Running, lock, serve};
+use crate::d1::{D1Faults, FaultLog, fault_answer};
+use crate::{HangUp, Running, serve};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Uri, header};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use serde_json::Value;
-use std::collections::VecDeque;
 use std::error::Error as StdError;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use tokio::net::TcpStream;
 
 /// A running fault proxy; stops when dropped.
@@ -44,9 +40,7 @@ pub struct FaultProxy {
 struct State {
     /// `host:port` of the upstream.
     authority: String,
-    requests: AtomicU64,
-    bodies: Mutex<Vec<Value>>,
-    faults: Mutex<VecDeque<Fault>>,
+    log: FaultLog,
 }
 
 type BoxError = Box<dyn StdError + Send + Sync>;
@@ -75,9 +69,7 @@ impl FaultProxy {
         };
         let state = Arc::new(State {
             authority,
-            requests: AtomicU64::new(0),
-            bodies: Mutex::new(Vec::new()),
-            faults: Mutex::new(VecDeque::new()),
+            log: FaultLog::default(),
         });
         let shared = state.clone();
         let service = service_fn(move |req| {
@@ -102,49 +94,11 @@ impl FaultProxy {
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }
-
-    /// Requests received since start or the last [`reset_requests`](Self::reset_requests),
-    /// faulted ones included (forwarded or not).
-    pub fn requests(&self) -> u64 {
-        self.state.requests.load(Ordering::SeqCst)
-    }
-
-    /// The body of every request received, in order, parsed as JSON (`null` when it was not JSON).
-    pub fn request_bodies(&self) -> Vec<Value> {
-        lock(&self.state.bodies).clone()
-    }
-
-    /// Zeroes [`requests`](Self::requests) and forgets [`request_bodies`](Self::request_bodies).
-    pub fn reset_requests(&self) {
-        self.state.requests.store(0, Ordering::SeqCst);
-        lock(&self.state.bodies).clear();
-    }
-
-    /// Fails the next `n` requests with `fault` (after any faults already queued).
-    ///
-    /// # Panics
-    /// On [`Fault::RunThenStatus`] with a number that is not an HTTP status (100–999).
-    pub fn fail_next(&self, n: usize, fault: Fault) {
-        check_fault(&fault);
-        lock(&self.state.faults).extend(std::iter::repeat_n(fault, n));
-    }
 }
 
 impl D1Faults for FaultProxy {
-    fn fail_next(&self, n: usize, fault: Fault) {
-        FaultProxy::fail_next(self, n, fault);
-    }
-
-    fn requests(&self) -> u64 {
-        FaultProxy::requests(self)
-    }
-
-    fn reset_requests(&self) {
-        FaultProxy::reset_requests(self);
-    }
-
-    fn request_bodies(&self) -> Vec<Value> {
-        FaultProxy::request_bodies(self)
+    fn fault_log(&self) -> &FaultLog {
+        &self.state.log
     }
 }
 
@@ -153,15 +107,13 @@ impl State {
         self: Arc<Self>,
         req: http::Request<Incoming>,
     ) -> Result<http::Response<Full<Bytes>>, HangUp> {
-        self.requests.fetch_add(1, Ordering::SeqCst);
         let (parts, body) = req.into_parts();
         let body = body
             .collect()
             .await
             .map(|b| b.to_bytes())
             .map_err(|_| HangUp)?;
-        lock(&self.bodies).push(serde_json::from_slice(&body).unwrap_or(Value::Null));
-        let fault = lock(&self.faults).pop_front();
+        let fault = self.log.record(&body);
         if let Some(fault) = fault.as_ref().filter(|f| !f.runs_request()) {
             return fault_answer(fault).ok_or(HangUp);
         }

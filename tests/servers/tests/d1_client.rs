@@ -1,5 +1,6 @@
 //! Our D1 client (`shared::db::d1::D1Db`) against the D1 stand-in.
 
+use imgbt_test_servers::D1Faults;
 use imgbt_test_servers::D1Server;
 use imgbt_test_servers::d1::Fault;
 use serde_json::json;

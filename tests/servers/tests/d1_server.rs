@@ -1,5 +1,6 @@
 //! The D1 stand-in answers as D1's REST API does, checked over raw HTTP.
 
+use imgbt_test_servers::D1Faults;
 use imgbt_test_servers::D1Server;
 use imgbt_test_servers::d1::Fault;
 use serde_json::{Value, json};

@@ -1,6 +1,7 @@
 // The rules of direct uploads and downloads. Included once per backend by `../direct.rs`, where
 // `app()` is defined.
 
+use imgbt_test_servers::D1Faults;
 use imgbt_tests::{Backend, TestApp, fetch, fixture, is_api_time, is_ulid, upload_request};
 use serde_json::{Value, json};
 use shared::MAX_FILE_BYTES;
