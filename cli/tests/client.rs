@@ -318,30 +318,31 @@ fn the_largest_file_that_fits_the_gateway_goes_multipart_and_one_byte_more_does_
     });
 }
 
-/// The bytes the client's form adds around a file with these fields (partition, collection,
-/// channel, filename), as the client writes it: each field's part, the file part's header and the
-/// closing boundary, with the client's 38-character boundary.
+/// The body's length with these fields and an empty file, as reqwest's form writer (which the
+/// client sends with) computes it: the part headers and boundaries around the file.
 fn multipart_overhead(fields: &[&str; 4]) -> u64 {
-    let boundary = 38 + 2; // "--" + boundary
+    use reqwest::multipart::{Form, Part};
     let names = ["partition", "collection", "channel", "filename"];
-    let mut n = 0;
-    for (name, value) in names.iter().zip(fields) {
-        n += boundary
-            + 2
-            + r#"Content-Disposition: form-data; name="""#.len()
-            + name.len()
-            + 4
-            + value.len()
-            + 2;
-    }
-    n += boundary
-        + 2
-        + r#"Content-Disposition: form-data; name="file"; filename="upload""#.len()
-        + 2
-        + "Content-Type: application/octet-stream".len()
-        + 4;
-    n += 2 + boundary + 2 + 2;
-    n as u64
+    let form = names
+        .iter()
+        .zip(fields)
+        .fold(Form::new(), |form, (name, value)| {
+            form.text(name.to_string(), value.to_string())
+        })
+        .part(
+            "file",
+            Part::stream_with_length(reqwest::Body::from(Vec::new()), 0).file_name("upload"),
+        );
+    let request = reqwest::Client::new()
+        .post("http://127.0.0.1:9/")
+        .multipart(form)
+        .build()
+        .unwrap();
+    request.headers()["content-length"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap()
 }
 
 #[test]

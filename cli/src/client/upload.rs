@@ -9,12 +9,11 @@
 //! size, takes it as its own (and says so on stderr); otherwise the 409 stands.
 
 use super::assets;
-use super::multipart::Form;
+use super::multipart;
 use super::progress::{self, human_bytes};
 use super::{Api, ClientError, ConnectionArgs, VaultArgs, expect, json_body, other, usage};
 use clap::{Args, ValueEnum};
-use futures_util::StreamExt;
-use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderName, HeaderValue};
+use reqwest::header::{CONTENT_LENGTH, HeaderName, HeaderValue};
 use reqwest::{Method, StatusCode, Url};
 use serde_json::{Map, Value, json};
 use std::path::{Path, PathBuf};
@@ -137,16 +136,17 @@ pub async fn run(args: &UploadArgs, json: bool) -> Result<Uploaded, ClientError>
         tags: (!args.tags.is_empty()).then_some(args.tags.as_slice()),
     };
 
-    let form = Form::new(&target.form_fields(), size);
-    let method = match args.method {
-        UploadMethod::Auto if form.len() <= MULTIPART_LIMIT => UploadMethod::Multipart,
-        UploadMethod::Auto => UploadMethod::Direct,
-        forced => forced,
-    };
+    let fields = target.form_fields();
+    let encoded = multipart::encoded_len(
+        api.request(Method::POST, api.url(target.vault, &["assets"])),
+        &fields,
+        size,
+    );
+    let method = pick(args.method, encoded);
     let bar = progress::bar(size, !json, "upload");
     let mut method = method;
     let mut asset = match method {
-        UploadMethod::Multipart => multipart(&api, &target, &args.path, form, &bar).await,
+        UploadMethod::Multipart => upload_multipart(&api, &target, &args.path, size, &bar).await,
         _ => direct(&api, &target, &args.path, size, &bar).await,
     };
     if args.method == UploadMethod::Auto
@@ -194,35 +194,41 @@ impl Target<'_> {
     }
 }
 
-async fn multipart(
+/// The method `asked` resolves to for a multipart body of `encoded` bytes (`None`: unknown):
+/// `auto` is multipart when the body fits in one Lambda invocation, else a direct upload.
+fn pick(asked: UploadMethod, encoded: Option<u64>) -> UploadMethod {
+    match asked {
+        UploadMethod::Auto if encoded.is_some_and(|len| len <= MULTIPART_LIMIT) => {
+            UploadMethod::Multipart
+        }
+        UploadMethod::Auto => UploadMethod::Direct,
+        forced => forced,
+    }
+}
+
+async fn upload_multipart(
     api: &Api,
     target: &Target<'_>,
     path: &Path,
-    form: Form,
+    size: u64,
     bar: &indicatif::ProgressBar,
 ) -> Result<Value, ClientError> {
     let url = api.url(target.vault, &["assets"]);
+    let fields = target.form_fields();
     let sent = api
         .send("upload", || async {
-            let file = progress::open_sized(path, form.file_size).await?;
+            let file = progress::open_sized(path, size).await?;
             bar.set_position(0);
-            let body = futures_util::stream::once(std::future::ready(Ok(form.head.clone())))
-                .chain(progress::file_chunks(file, form.file_size, bar.clone()))
-                .chain(futures_util::stream::once(std::future::ready(Ok(form
-                    .tail
-                    .clone()))));
-            Ok(api
-                .request(Method::POST, url.clone())
-                .header(CONTENT_TYPE, form.content_type())
-                .header(CONTENT_LENGTH, form.len())
-                .body(reqwest::Body::wrap_stream(body)))
+            let chunks = progress::file_chunks(file, size, bar.clone());
+            let form = multipart::form(&fields, reqwest::Body::wrap_stream(chunks), size);
+            Ok(api.request(Method::POST, url.clone()).multipart(form))
         })
         .await?;
     let ambiguous = sent.ambiguous;
     match expect(sent.response, &[StatusCode::CREATED], "the API").await {
         Ok(response) => json_body(response, "upload").await,
         Err(ClientError::Api { status: 409, .. }) if ambiguous => {
-            claim_landed_upload(api, target, form.file_size).await
+            claim_landed_upload(api, target, size).await
         }
         Err(err) => Err(err),
     }
@@ -432,8 +438,24 @@ mod tests {
             ("channel", "ch"),
             ("filename", "f"),
         ];
-        let overhead = Form::new(&fields, 0).len();
-        assert!(Form::new(&fields, MULTIPART_LIMIT - overhead).len() <= MULTIPART_LIMIT);
-        assert!(Form::new(&fields, MULTIPART_LIMIT - overhead + 1).len() > MULTIPART_LIMIT);
+        let client = reqwest::Client::new();
+        let encoded =
+            |size| multipart::encoded_len(client.post("http://127.0.0.1:9/"), &fields, size);
+        let overhead = encoded(0).expect("a length");
+        let fits = MULTIPART_LIMIT - overhead;
+        assert_eq!(encoded(fits), Some(MULTIPART_LIMIT));
+        assert_eq!(
+            pick(UploadMethod::Auto, encoded(fits)),
+            UploadMethod::Multipart
+        );
+        assert_eq!(
+            pick(UploadMethod::Auto, encoded(fits + 1)),
+            UploadMethod::Direct
+        );
+        assert_eq!(pick(UploadMethod::Auto, None), UploadMethod::Direct);
+        assert_eq!(
+            pick(UploadMethod::Multipart, encoded(fits + 1)),
+            UploadMethod::Multipart
+        );
     }
 }
