@@ -6,7 +6,7 @@ use serde::Serialize;
 use shared::auth::{self, KeyKind};
 use shared::blobs::Blobs;
 use shared::clock::{self, Clock};
-use shared::db::{self, Db, DbError, Row, Stmt, Value};
+use shared::db::{self, Db, DbError, Stmt, Value};
 use shared::ingest::forget_pending;
 
 /// The dev vault's id. Fixed, so that the sample events in `events/` can name it.
@@ -250,13 +250,13 @@ pub async fn seed_dev(db: &dyn Db, clock: &Clock, blobs: &dyn Blobs) -> Result<D
     let removed: Vec<String> = results[4]
         .rows
         .iter()
-        .map(|row| text(row, "r2_key"))
+        .map(|row| row.text("r2_key"))
         .collect();
     let open_uploads = results[8]
         .rows
         .iter()
         .filter(|row| row.get("completed_at").is_none_or(|v| v.is_null()))
-        .map(|row| text(row, "r2_key"));
+        .map(|row| row.text("r2_key"));
 
     let mut pending_objects = 0;
     let mut done = Vec::new();
@@ -285,13 +285,6 @@ pub async fn seed_dev(db: &dyn Db, clock: &Clock, blobs: &dyn Blobs) -> Result<D
         removed_assets: removed.len(),
         pending_objects,
     })
-}
-
-fn text(row: &Row, column: &str) -> String {
-    row.get(column)
-        .and_then(|v| v.as_str())
-        .unwrap_or_default()
-        .to_owned()
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 use super::gc::ORPHAN_GRACE;
 use crate::blobs::Blobs;
 use crate::clock::Clock;
-use crate::db::{self, Db, DbError, Row, Stmt};
+use crate::db::{self, Db, DbError, Stmt};
 use serde::Serialize;
 
 /// What `imgbt fsck` found: the store's records and objects, compared.
@@ -80,10 +80,10 @@ pub async fn fsck(db: &dyn Db, clock: &Clock, blobs: &dyn Blobs) -> Result<FsckR
         let rows = &results[0].rows;
         for row in rows {
             let size = row.get("size").and_then(|v| v.as_u64()).unwrap_or_default();
-            records.insert(text(row, "r2_key"), (text(row, "id"), size));
+            records.insert(row.text("r2_key"), (row.text("id"), size));
         }
         match rows.last() {
-            Some(last) if rows.len() == 1000 => after = text(last, "r2_key"),
+            Some(last) if rows.len() == 1000 => after = last.text("r2_key"),
             _ => break,
         }
     }
@@ -98,7 +98,7 @@ pub async fn fsck(db: &dyn Db, clock: &Clock, blobs: &dyn Blobs) -> Result<FsckR
     let pending: std::collections::BTreeSet<String> = pending_rows[0]
         .rows
         .iter()
-        .map(|row| text(row, "r2_key"))
+        .map(|row| row.text("r2_key"))
         .collect();
     let upload_rows = db::run(
         db,
@@ -111,7 +111,7 @@ pub async fn fsck(db: &dyn Db, clock: &Clock, blobs: &dyn Blobs) -> Result<FsckR
     let uploading: std::collections::BTreeSet<String> = upload_rows[0]
         .rows
         .iter()
-        .map(|row| text(row, "r2_key"))
+        .map(|row| row.text("r2_key"))
         .collect();
     let objects = blobs.list("").await?;
 
@@ -160,11 +160,4 @@ pub async fn fsck(db: &dyn Db, clock: &Clock, blobs: &dyn Blobs) -> Result<FsckR
         .filter(|key| stored.contains_key(key.as_str()))
         .collect();
     Ok(report)
-}
-
-fn text(row: &Row, column: &str) -> String {
-    row.get(column)
-        .and_then(|v| v.as_str())
-        .unwrap_or_default()
-        .to_owned()
 }

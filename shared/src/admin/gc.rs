@@ -24,7 +24,7 @@
 
 use crate::blobs::{Blobs, Listed};
 use crate::clock::{self, Clock};
-use crate::db::{self, Db, DbError, Row, Stmt};
+use crate::db::{self, Db, DbError, Stmt};
 use crate::ids;
 use crate::ingest::forget_pending;
 use serde::Serialize;
@@ -134,7 +134,7 @@ async fn sweep_pending(
         let keys: Vec<String> = results[0]
             .rows
             .iter()
-            .map(|row| text(row, "r2_key"))
+            .map(|row| row.text("r2_key"))
             .filter(|key| !report.failed.iter().any(|f| f.r2_key == *key))
             .collect();
         let mut done = Vec::new();
@@ -234,7 +234,7 @@ async fn upload_ids(
         )],
     )
     .await?;
-    Ok(results[0].rows.iter().map(|row| text(row, "id")).collect())
+    Ok(results[0].rows.iter().map(|row| row.text("id")).collect())
 }
 
 fn ids_json(ids: &[String]) -> String {
@@ -278,7 +278,7 @@ async fn sweep_orphans(
             let named: std::collections::HashSet<String> = results[0]
                 .rows
                 .iter()
-                .map(|row| text(row, "r2_key"))
+                .map(|row| row.text("r2_key"))
                 .collect();
             for key in chunk.into_iter().filter(|k| !named.contains(*k)) {
                 match blobs.delete(key).await {
@@ -333,13 +333,6 @@ pub fn is_asset_key(key: &str) -> bool {
         && ids::is_id("asset_", &name[..id_len])
         && name[id_len..].starts_with('_')
         && !name.contains('/')
-}
-
-fn text(row: &Row, column: &str) -> String {
-    row.get(column)
-        .and_then(|v| v.as_str())
-        .unwrap_or_default()
-        .to_owned()
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 
 use crate::auth::{self, KeyKind};
 use crate::clock::{self, Clock};
-use crate::db::{self, Db, DbError, Row, Stmt};
+use crate::db::{self, Db, DbError, Stmt};
 use crate::ids;
 use serde::Serialize;
 
@@ -120,9 +120,9 @@ pub async fn list_vaults(db: &dyn Db) -> Result<Vec<VaultInfo>, DbError> {
         .rows
         .iter()
         .map(|row| VaultInfo {
-            id: text(row, "id"),
-            name: text(row, "name"),
-            created_at: text(row, "created_at"),
+            id: row.text("id"),
+            name: row.text("name"),
+            created_at: row.text("created_at"),
         })
         .collect())
 }
@@ -174,11 +174,11 @@ pub async fn list_keys(db: &dyn Db, vault_id: &str) -> Result<Vec<KeyInfo>, DbEr
         .rows
         .iter()
         .map(|row| KeyInfo {
-            id: text(row, "id"),
-            kind: text(row, "kind"),
-            hint: text(row, "hint"),
-            label: text(row, "label"),
-            created_at: text(row, "created_at"),
+            id: row.text("id"),
+            kind: row.text("kind"),
+            hint: row.text("hint"),
+            label: row.text("label"),
+            created_at: row.text("created_at"),
             revoked_at: row
                 .get("revoked_at")
                 .and_then(|v| v.as_str())
@@ -212,11 +212,4 @@ pub async fn revoke_key(
     )
     .await?;
     Ok(!results[1].rows.is_empty())
-}
-
-fn text(row: &Row, column: &str) -> String {
-    row.get(column)
-        .and_then(|v| v.as_str())
-        .unwrap_or_default()
-        .to_owned()
 }

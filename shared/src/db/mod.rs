@@ -233,6 +233,12 @@ impl Row {
         self.values.get(i)
     }
 
+    /// The text of `column`, or empty when the result lacks it or it is not text (for admin
+    /// reads, whose columns are NOT NULL text by the schema).
+    pub fn text(&self, column: &str) -> String {
+        self[column].as_str().unwrap_or_default().to_owned()
+    }
+
     pub fn len(&self) -> usize {
         self.values.len()
     }
