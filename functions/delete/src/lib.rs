@@ -35,7 +35,6 @@ const DELETE: &str = concat!(
     " RETURNING r2_key"
 );
 
-/// At most this many settled keys ride along with one batch (D1 allows 100 bound parameters).
 // ?1 asset id, ?2 vault id, ?4 this request's time: the pending row JOURNAL wrote for this asset
 // at this time. The batch can run twice (D1's answer lost, db/d1.rs); the second run finds the
 // record gone and this row, which says the first run deleted it. (An asset's object key is
@@ -43,6 +42,7 @@ const DELETE: &str = concat!(
 const JOURNALED: &str = "SELECT r2_key FROM pending_deletions WHERE requested_at = ?4 \
     AND substr(r2_key, 1, length(?2) + 1) = ?2 || '/' AND instr(r2_key, '/' || ?1 || '_') > 0";
 
+/// At most this many settled keys ride along with one batch (D1 allows 100 bound parameters).
 const SETTLED_PER_BATCH: usize = 50;
 
 // ?1 the cutoff: older than this, a pending deletion is not one a request is still working on.
