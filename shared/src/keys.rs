@@ -1,4 +1,4 @@
-//! Keys and vault settings as the HTTP routes manage them (docs/API.md#keys, docs/API.md#vault):
+//! Keys and vault settings as the HTTP routes manage them (docs/API.md#key-management, docs/API.md#vault):
 //! the records they return, the bodies they take, and their SQL. Request handlers use this module;
 //! `admin::vaults` (the CLI's side) shares its key insert.
 //!

@@ -5,7 +5,7 @@
 //! is there), and the probe that finds the new row by its id and hash, so that a resent batch
 //! answers with the key its first run stored.
 //!
-//! Contract: docs/API.md#keys.
+//! Contract: docs/API.md#key-management.
 
 use lambda_http::{Body, Request, RequestExt, Response, http::StatusCode};
 use shared::auth::{self, Access};

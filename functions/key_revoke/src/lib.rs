@@ -5,7 +5,7 @@
 //! key. The vault's last live secret key is kept by the UPDATE's own WHERE (see
 //! `shared::keys::revoke`), so concurrent revokes cannot lock a vault out.
 //!
-//! Contract: docs/API.md#keys.
+//! Contract: docs/API.md#key-management.
 
 use lambda_http::{Body, Request, RequestExt, Response};
 use shared::auth::Access;

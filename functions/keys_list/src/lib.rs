@@ -3,7 +3,7 @@
 //!
 //! One batch: the key lookup and the listing, itself guarded by the caller's key.
 //!
-//! Contract: docs/API.md#keys.
+//! Contract: docs/API.md#key-management.
 
 use lambda_http::{Body, Request, Response, http::StatusCode};
 use shared::auth::Access;

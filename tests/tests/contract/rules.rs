@@ -352,7 +352,7 @@ async fn keys_are_random_and_stored_only_as_a_hash() {
         let random = key
             .strip_prefix(prefix)
             .unwrap_or_else(|| panic!("{key} starts with {prefix}"));
-        // 48 hex digits: 192 bits, at least the 128 that docs/API.md#keys promises.
+        // 48 hex digits: 192 bits, at least the 128 that docs/API.md#key-management promises.
         assert_eq!(random.len(), 48, "{key}");
         assert!(random.bytes().all(|b| b.is_ascii_hexdigit()), "{key}");
     }
@@ -2237,7 +2237,7 @@ async fn a_direct_upload_url_is_a_valid_url_whatever_the_host_header() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Keys and vault settings (docs/API.md#keys, docs/API.md#vault)
+// Keys and vault settings (docs/API.md#key-management, docs/API.md#vault)
 
 const KEY_FIELDS: [&str; 6] = ["created_at", "hint", "id", "label", "revoked_at", "type"];
 
