@@ -49,6 +49,11 @@ DEV_UPLOAD_TOKEN = "feedfacefeedfacefeedfacefeedfacefeedfacefeedface"
 DEV_UPLOAD_BYTES = b"Hello from a direct upload!\n"
 UNKNOWN_UPLOAD = "upload_01DEVDEVDEVDEVDEVDEVN0NE00"
 
+# imgbt_cli::dev::{DEV_PUBLIC_KEY_ID, DEV_SECRET_KEY_ID}: the ids of PK and SK.
+PK_ID = "key_01DEVDEVDEVDEVDEVDEVDEV0PK"
+SK_ID = "key_01DEVDEVDEVDEVDEVDEVDEV0SK"
+UNKNOWN_KEY_ID = "key_01DEVDEVDEVDEVDEVDEVN0NE00"
+
 API_ID = "a1b2c3d4e5"
 DOMAIN = f"{API_ID}.execute-api.eu-west-1.amazonaws.com"
 USER_AGENT = "curl/8.5.0"
@@ -71,12 +76,12 @@ def multipart(fields, file_name, content_type, data):
 
 
 def event(n, function, vault=VAULT, asset=None, key=None, query="", body=None,
-          content_type=None, binary=False, upload=None):
+          content_type=None, binary=False, upload=None, key_id=None):
     """One payload-2.0 event for `function`'s route. `n` makes the request id and time unique
     per file."""
     method, route = route_of(function)
     path = (route.replace("{vaultId}", vault).replace("{assetId}", asset or "")
-            .replace("{uploadId}", upload or ""))
+            .replace("{uploadId}", upload or "").replace("{keyId}", key_id or ""))
     headers = {
         "accept": "*/*",
         "host": DOMAIN,
@@ -97,6 +102,8 @@ def event(n, function, vault=VAULT, asset=None, key=None, query="", body=None,
         params["assetId"] = asset
     if upload is not None:
         params["uploadId"] = upload
+    if key_id is not None:
+        params["keyId"] = key_id
     epoch = 1795000000000 + n * 1000
     ev = {
         "version": "2.0",
@@ -247,6 +254,27 @@ EVENTS = {
     "content.200.sample": event(80, "content", asset=ASSET, key=PK),
     "content.401.missing-auth": event(81, "content", asset=ASSET),
     "content.404.unknown-asset": event(82, "content", asset=UNKNOWN_ASSET, key=PK),
+    # keys (the dev vault has PK and SK, its one secret key)
+    "keys_list.200.secret-key": event(100, "keys_list", key=SK),
+    "keys_list.403.public-key": event(101, "keys_list", key=PK),
+    "key_create.201.secret": event(102, "key_create", key=SK,
+                                   body=json.dumps({"label": "CI deploys", "type": "secret"}),
+                                   content_type="application/json"),
+    "key_create.400.unknown-type": event(103, "key_create", key=SK,
+                                         body=json.dumps({"label": "CI", "type": "admin"}),
+                                         content_type="application/json"),
+    "key_revoke.204.public-key": event(104, "key_revoke", key=SK, key_id=PK_ID),
+    "key_revoke.404.unknown-key": event(105, "key_revoke", key=SK, key_id=UNKNOWN_KEY_ID),
+    "key_revoke.409.last-secret-key": event(106, "key_revoke", key=SK, key_id=SK_ID),
+    # vault settings
+    "vault_get.200.public-key": event(107, "vault_get", key=PK),
+    "vault_get.403.other-vault": event(108, "vault_get", vault=OTHER_VAULT, key=PK),
+    "vault_update.200.rename": event(109, "vault_update", key=SK,
+                                     body=json.dumps({"name": "dev, renamed"}),
+                                     content_type="application/merge-patch+json"),
+    "vault_update.400.unknown-member": event(110, "vault_update", key=SK,
+                                             body=json.dumps({"id": "vault_x"}),
+                                             content_type="application/json"),
     # gc (the scheduled sweep): 200 stands for an invocation that answers its report
     "gc.200.scheduled": scheduled(90, "gc"),
 }

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
 /// The path parameters `shared::routes` knows how to fill in.
-pub const PARAMETERS: [&str; 3] = ["vaultId", "assetId", "uploadId"];
+pub const PARAMETERS: [&str; 4] = ["vaultId", "assetId", "uploadId", "keyId"];
 /// The methods the functions may serve.
 pub const METHODS: [&str; 5] = ["GET", "POST", "PUT", "PATCH", "DELETE"];
 /// Every route lives under a vault: logging and authorization read the vault from the path.

@@ -19,8 +19,13 @@ pub enum ApiError {
     AssetNotFound,
     #[error("no such route")]
     NotFound,
+    #[error("key not found")]
+    KeyNotFound,
     #[error("an asset with this filename already exists in this channel")]
     Conflict,
+    /// Revoking the vault's last live secret key; the message says why it is refused.
+    #[error("{0}")]
+    LastSecretKey(&'static str),
     #[error("{0}")]
     PayloadTooLarge(&'static str),
     #[error("upload not found")]
@@ -59,8 +64,8 @@ impl ApiError {
             ApiError::Unauthorized => "UNAUTHORIZED",
             ApiError::Forbidden(_) => "FORBIDDEN",
             ApiError::AssetNotFound => "ASSET_NOT_FOUND",
-            ApiError::NotFound => "NOT_FOUND",
-            ApiError::Conflict => "CONFLICT",
+            ApiError::NotFound | ApiError::KeyNotFound => "NOT_FOUND",
+            ApiError::Conflict | ApiError::LastSecretKey(_) => "CONFLICT",
             ApiError::PayloadTooLarge(_) => "PAYLOAD_TOO_LARGE",
             ApiError::UploadNotFound => "UPLOAD_NOT_FOUND",
             ApiError::UploadExpired(_) => "UPLOAD_EXPIRED",
@@ -75,10 +80,13 @@ impl ApiError {
             ApiError::InvalidParams(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
-            ApiError::AssetNotFound | ApiError::NotFound | ApiError::UploadNotFound => {
-                StatusCode::NOT_FOUND
+            ApiError::AssetNotFound
+            | ApiError::NotFound
+            | ApiError::KeyNotFound
+            | ApiError::UploadNotFound => StatusCode::NOT_FOUND,
+            ApiError::Conflict | ApiError::LastSecretKey(_) | ApiError::UploadIncomplete(_) => {
+                StatusCode::CONFLICT
             }
-            ApiError::Conflict | ApiError::UploadIncomplete(_) => StatusCode::CONFLICT,
             ApiError::UploadExpired(_) => StatusCode::GONE,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,

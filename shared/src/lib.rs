@@ -12,6 +12,7 @@
 //! - [`validate`], [`cursor`]: typed inputs; a value that exists is valid.
 //! - [`auth`]: keys, their hashes, and the SQL that folds authentication into each request's batch.
 //! - [`asset`]: the asset record and its columns.
+//! - [`keys`]: keys and vault settings as the HTTP routes manage them: records, bodies, SQL.
 //! - [`ingest`]: a new asset's record insert, and objects no record will name.
 //! - [`uploads`]: direct uploads: their rows, their lifetime, their URLs' tokens.
 //! - [`media`]: MIME type and pixel size from a file's first bytes.
@@ -43,6 +44,7 @@ pub mod functions;
 pub mod http;
 pub mod ids;
 pub mod ingest;
+pub mod keys;
 pub mod media;
 pub mod migrations;
 pub mod random;

@@ -35,6 +35,7 @@ pub struct Target {
     pub vault_id: String,
     pub asset_id: Option<String>,
     pub upload_id: Option<String>,
+    pub key_id: Option<String>,
 }
 
 /// Finds the ids of `route` in `req`; a request for another method or path is 404 NOT_FOUND.
@@ -72,6 +73,7 @@ pub fn resolve(req: &Request, route: Route) -> Result<Target, ApiError> {
             vault_id: vault_id.to_owned(),
             asset_id: id("assetId")?,
             upload_id: id("uploadId")?,
+            key_id: id("keyId")?,
         });
     }
     match_path(path, route.path).ok_or(ApiError::NotFound)
@@ -99,12 +101,14 @@ fn match_path(path: &str, template: &str) -> Option<Target> {
         vault_id: String::new(),
         asset_id: None,
         upload_id: None,
+        key_id: None,
     };
     for (segment, want) in segments[start..].iter().zip(&pattern) {
         match *want {
             "{vaultId}" => target.vault_id = (*segment).to_owned(),
             "{assetId}" => target.asset_id = Some((*segment).to_owned()),
             "{uploadId}" => target.upload_id = Some((*segment).to_owned()),
+            "{keyId}" => target.key_id = Some((*segment).to_owned()),
             literal if literal == *segment => {}
             _ => return None,
         }

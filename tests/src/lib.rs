@@ -314,6 +314,7 @@ impl TestApp {
             vault: self.vault.vault_id.clone(),
             asset: None,
             upload: None,
+            key_id: None,
             template: None,
             query: String::new(),
             headers: HeaderMap::new(),
@@ -535,6 +536,7 @@ pub struct Call<'a> {
     vault: String,
     asset: Option<String>,
     upload: Option<String>,
+    key_id: Option<String>,
     /// The path's shape, when not the function's own (see [`Call::path`]).
     template: Option<&'static str>,
     query: String,
@@ -561,6 +563,12 @@ impl Call<'_> {
 
     pub fn upload(mut self, upload_id: &str) -> Self {
         self.upload = Some(upload_id.to_owned());
+        self
+    }
+
+    /// The `{keyId}` of a key's route (not the key presented: that is [`Call::key`]).
+    pub fn key_id(mut self, key_id: &str) -> Self {
+        self.key_id = Some(key_id.to_owned());
         self
     }
 
@@ -634,7 +642,8 @@ impl Call<'_> {
                 .unwrap_or(own)
                 .replace("{vaultId}", &self.vault)
                 .replace("{assetId}", self.asset.as_deref().unwrap_or_default())
-                .replace("{uploadId}", self.upload.as_deref().unwrap_or_default()),
+                .replace("{uploadId}", self.upload.as_deref().unwrap_or_default())
+                .replace("{keyId}", self.key_id.as_deref().unwrap_or_default()),
         };
         if !self.path_params {
             path = format!("/lambda-url/{}{path}", self.function);
@@ -660,6 +669,9 @@ impl Call<'_> {
             }
             if let Some(upload) = self.upload {
                 params.insert("uploadId".to_owned(), upload);
+            }
+            if let Some(key_id) = self.key_id {
+                params.insert("keyId".to_owned(), key_id);
             }
             req = req.with_path_parameters(params);
         }

@@ -61,10 +61,12 @@ fn parse_name(file_name: &str) -> Result<Declared, String> {
 
 /// The error code docs/API.md#error-codes gives each error status of `function`.
 fn code_for(function: &str, status: u16) -> Option<&'static str> {
-    let upload_route = shared::routes::route_of(function)
-        .path
-        .contains("{uploadId}");
+    let path = shared::routes::route_of(function).path;
+    let upload_route = path.contains("{uploadId}");
+    let key_route = path.contains("{keyId}");
     Some(match status {
+        // A key's route: its key is unknown (or revoked), NOT_FOUND.
+        404 if key_route => "NOT_FOUND",
         // An upload's route: its upload is unknown.
         404 if upload_route => "UPLOAD_NOT_FOUND",
         409 if upload_route => "UPLOAD_INCOMPLETE",
@@ -224,6 +226,29 @@ async fn check(path: &Path) -> Result<(), String> {
                     .as_str()
                     .is_some_and(|id| id.starts_with("upload_")),
                 _ => body == serde_json::json!({}),
+            };
+            if !ok {
+                return Err(format!("{name}: unexpected body {body}"));
+            }
+        }
+        // The keys and vault routes answer keys and the vault, not assets.
+        (200..=299, _)
+            if matches!(
+                declared.function,
+                "keys_list" | "key_create" | "vault_get" | "vault_update"
+            ) =>
+        {
+            let body: Value = serde_json::from_slice(&reply.body)
+                .map_err(|e| format!("{name}: the body is not JSON ({e}): {}", reply.snippet()))?;
+            let ok = match declared.function {
+                "keys_list" => body["data"].as_array().is_some_and(|keys| {
+                    keys.iter().any(|k| k["id"] == dev::DEV_SECRET_KEY_ID)
+                        && keys.iter().all(|k| k.get("key").is_none())
+                }),
+                "key_create" => body["key"]
+                    .as_str()
+                    .is_some_and(|key| key.starts_with("sk_") && body["hint"] == key[..7]),
+                _ => body["id"] == DEV_VAULT_ID,
             };
             if !ok {
                 return Err(format!("{name}: unexpected body {body}"));

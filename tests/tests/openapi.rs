@@ -276,7 +276,9 @@ fn every_error() -> Vec<ApiError> {
         ApiError::Forbidden(""),
         ApiError::AssetNotFound,
         ApiError::NotFound,
+        ApiError::KeyNotFound,
         ApiError::Conflict,
+        ApiError::LastSecretKey(""),
         ApiError::PayloadTooLarge(""),
         ApiError::UploadNotFound,
         ApiError::UploadExpired(""),
@@ -291,7 +293,9 @@ fn every_error() -> Vec<ApiError> {
             | ApiError::Forbidden(_)
             | ApiError::AssetNotFound
             | ApiError::NotFound
+            | ApiError::KeyNotFound
             | ApiError::Conflict
+            | ApiError::LastSecretKey(_)
             | ApiError::PayloadTooLarge(_)
             | ApiError::UploadNotFound
             | ApiError::UploadExpired(_)

@@ -7,11 +7,14 @@
 //! - A DELETE racing a PATCH of the same asset, 20 times: each time either the asset is gone with
 //!   its object (fsck clean after gc), or it is there with the PATCH applied and its object; never
 //!   a record without its object.
+//! - Two revokes of a vault's last two secret keys, 20 times, each key revoking itself or the
+//!   other: exactly one passes, and one secret key stays alive (also on the D1 gateway).
 
 use imgbt_tests::{Backend, Form, Reply, TestApp, dispatch};
 use serde_json::{Value, json};
 use shared::Deps;
 use shared::admin;
+use shared::auth::KeyKind;
 use std::sync::Arc;
 use tokio::sync::Barrier;
 
@@ -237,4 +240,103 @@ async fn a_delete_racing_a_patch_never_leaves_a_record_without_its_object(backen
     let report = fsck(&app).await;
     assert!(report.is_clean(), "{report:#?}");
     assert_eq!((report.records, report.objects), (0, 0), "{report:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_revokes_of_the_last_two_secret_keys_leave_one_alive_embedded() {
+    racing_revokes_of_the_last_two_secret_keys_leave_one_alive(Backend::Embedded).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_revokes_of_the_last_two_secret_keys_leave_one_alive_on_d1() {
+    racing_revokes_of_the_last_two_secret_keys_leave_one_alive(Backend::Cloudflare).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_revokes_of_the_last_two_secret_keys_leave_one_alive_on_the_gateway() {
+    racing_revokes_of_the_last_two_secret_keys_leave_one_alive(Backend::Gateway).await;
+}
+
+/// The vault's live secret keys, as the store has them.
+async fn live_secret_keys(app: &TestApp) -> Vec<String> {
+    admin::list_keys(&*app.deps.db, &app.vault.vault_id)
+        .await
+        .expect("keys")
+        .into_iter()
+        .filter(|k| k.kind == "secret" && k.revoked_at.is_none())
+        .map(|k| k.id)
+        .collect()
+}
+
+/// Each round, a vault with exactly two live secret keys gets two revokes at once from two
+/// instances: either each key revoking itself, or each revoking the other. Without the guard in
+/// the UPDATE both could pass and lock the vault out; with it exactly one passes, and the other
+/// is 409 (or 401, when its own key was revoked first).
+async fn racing_revokes_of_the_last_two_secret_keys_leave_one_alive(backend: Backend) {
+    let app = TestApp::on(backend).await;
+    let instances = instances(&app, 2).await;
+    let (db, clock, vault) = (&*app.deps.db, &app.deps.clock, &app.vault.vault_id);
+    for round in 0..ROUNDS {
+        // Two fresh secret keys, and no other live one (the CLI's revoke has no guard).
+        let mut pair = Vec::new();
+        for n in 0..2 {
+            let label = format!("round {round} key {n}");
+            let key = admin::create_key(db, clock, vault, KeyKind::Secret, &label)
+                .await
+                .expect("create_key")
+                .expect("the vault exists");
+            pair.push(key);
+        }
+        for id in live_secret_keys(&app).await {
+            if pair.iter().all(|k| k.key_id != id) {
+                assert!(admin::revoke_key(db, clock, vault, &id).await.unwrap());
+            }
+        }
+        assert_eq!(live_secret_keys(&app).await.len(), 2, "round {round}");
+        // Even rounds: each key revokes itself; odd rounds: each revokes the other.
+        let crossed = round % 2 == 1;
+        let barrier = Arc::new(Barrier::new(2));
+        let mut tasks = Vec::new();
+        for (n, deps) in instances.iter().enumerate() {
+            let target = &pair[if crossed { 1 - n } else { n }].key_id;
+            let req = app
+                .call_on(deps, "key_revoke")
+                .key(&pair[n].key)
+                .key_id(target)
+                .build();
+            let (deps, barrier) = (deps.clone(), barrier.clone());
+            tasks.push(tokio::spawn(async move {
+                barrier.wait().await;
+                Reply::from(dispatch(&deps, "key_revoke", req).await)
+            }));
+        }
+        let mut statuses = Vec::new();
+        for task in tasks {
+            let reply = task.await.expect("the revoke task");
+            match reply.status.as_u16() {
+                204 => {}
+                409 => {
+                    reply.error(409, "CONFLICT");
+                }
+                401 if crossed => {
+                    reply.error(401, "UNAUTHORIZED");
+                }
+                other => panic!("round {round}: {other}: {}", reply.snippet()),
+            }
+            statuses.push(reply.status.as_u16());
+        }
+        statuses.sort();
+        assert_eq!(
+            statuses[0], 204,
+            "round {round}: one revoke passes: {statuses:?}"
+        );
+        assert_ne!(statuses[1], 204, "round {round}: not both: {statuses:?}");
+        let live = live_secret_keys(&app).await;
+        assert_eq!(
+            live.len(),
+            1,
+            "round {round}: one secret key stays alive: {live:?}"
+        );
+        assert!(pair.iter().any(|k| k.key_id == live[0]), "round {round}");
+    }
 }

@@ -827,10 +827,10 @@ fn the_registry_file_is_checked_when_it_is_compiled_in() {
     assert_eq!(
         faulty(
             "\"GET /api/v1/vaults/{vaultId}/assets/{assetId}\"",
-            "\"GET /api/v1/vaults/{vaultId}/keys/{keyId}\""
+            "\"GET /api/v1/vaults/{vaultId}/tags/{tagId}\""
         ),
-        "[[function]] #3: get: \"GET /api/v1/vaults/{vaultId}/keys/{keyId}\": {keyId} is not a \
-         parameter shared::routes fills in ([\"vaultId\", \"assetId\", \"uploadId\"])"
+        "[[function]] #3: get: \"GET /api/v1/vaults/{vaultId}/tags/{tagId}\": {tagId} is not a \
+         parameter shared::routes fills in ([\"vaultId\", \"assetId\", \"uploadId\", \"keyId\"])"
     );
     assert_eq!(
         faulty("\"PATCH /api/v1", "\"HEAD /api/v1"),

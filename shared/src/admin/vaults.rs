@@ -5,6 +5,7 @@ use crate::auth::{self, KeyKind};
 use crate::clock::{self, Clock};
 use crate::db::{self, Db, DbError, Stmt};
 use crate::ids;
+use crate::keys;
 use serde::Serialize;
 
 /// A new vault with one key of each kind. The keys are shown here once and stored only hashed.
@@ -50,20 +51,8 @@ fn insert_key(
     label: &str,
     now: &str,
 ) -> Stmt {
-    Stmt::new(
-        "INSERT INTO api_keys (id, vault_id, kind, key_hash, hint, label, created_at) \
-         SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7 WHERE EXISTS (SELECT 1 FROM vaults WHERE id = ?2) \
-         ON CONFLICT DO NOTHING",
-        vec![
-            key_id.into(),
-            vault_id.into(),
-            kind.as_str().into(),
-            auth::hash_key(key).into(),
-            auth::key_hint(key).into(),
-            label.into(),
-            now.into(),
-        ],
-    )
+    // The CLI works on the store itself: no caller's key to guard the insert with.
+    keys::insert(key_id, vault_id, kind, key, label, now, None)
 }
 
 /// Creates a vault and a public and a secret key for it, in one batch.

@@ -352,7 +352,7 @@ async fn keys_are_random_and_stored_only_as_a_hash() {
         let random = key
             .strip_prefix(prefix)
             .unwrap_or_else(|| panic!("{key} starts with {prefix}"));
-        // 48 hex digits: 192 bits, at least the 128 that docs/API.md#keys promises.
+        // 48 hex digits: 192 bits, at least the 128 that docs/API.md#key-management promises.
         assert_eq!(random.len(), 48, "{key}");
         assert!(random.bytes().all(|b| b.is_ascii_hexdigit()), "{key}");
     }
@@ -2233,5 +2233,312 @@ async fn a_direct_upload_url_is_a_valid_url_whatever_the_host_header() {
         }
         let put = app.put_upload(&ticket, b"abc".to_vec()).await;
         assert_eq!(put.status.as_u16(), 200, "{}", put.snippet());
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Keys and vault settings (docs/API.md#key-management, docs/API.md#vault)
+
+const KEY_FIELDS: [&str; 6] = ["created_at", "hint", "id", "label", "revoked_at", "type"];
+
+async fn keys_of(app: &TestApp, key: &str) -> Vec<Value> {
+    let page = app.call("keys_list").key(key).send().await.ok(200);
+    page["data"].as_array().expect("data is an array").clone()
+}
+
+/// The vault's keys as the store has them, read without the API.
+async fn stored_keys(app: &TestApp) -> Vec<(String, Option<String>, String)> {
+    admin::list_keys(&*app.deps.db, &app.vault.vault_id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|k| (k.id, k.revoked_at, k.label))
+        .collect()
+}
+
+async fn create_key(app: &TestApp, key: &str, kind: &str, label: &str) -> Value {
+    app.call("key_create")
+        .key(key)
+        .json(&json!({ "label": label, "type": kind }))
+        .send()
+        .await
+        .ok(201)
+}
+
+async fn revoke(app: &TestApp, key: &str, key_id: &str) -> imgbt_tests::Reply {
+    app.call("key_revoke").key(key).key_id(key_id).send().await
+}
+
+/// The id of the vault's live secret key that the test app was created with.
+async fn own_secret_key_id(app: &TestApp) -> String {
+    let hint: String = app.sk().chars().take(7).collect();
+    let keys = keys_of(app, app.sk()).await;
+    let own = keys
+        .iter()
+        .find(|k| k["type"] == "secret" && k["hint"] == hint.as_str() && k["revoked_at"].is_null())
+        .expect("the app's secret key is listed");
+    id(own)
+}
+
+#[tokio::test]
+async fn the_keys_routes_take_only_a_secret_key_of_the_vault() {
+    let app = app().await;
+    let sk_id = own_secret_key_id(&app).await;
+    let before = stored_keys(&app).await;
+    let body = json!({ "label": "x", "type": "secret" });
+    for (key, status, code) in [
+        (app.pk().to_owned(), 403, "FORBIDDEN"),
+        (app.other.secret_key.clone(), 403, "FORBIDDEN"),
+        (app.other.public_key.clone(), 403, "FORBIDDEN"),
+        (shared::auth::generate_key(KeyKind::Secret), 401, "UNAUTHORIZED"),
+    ] {
+        app.call("keys_list").key(&key).send().await.error(status, code);
+        app.call("key_create")
+            .key(&key)
+            .json(&body)
+            .send()
+            .await
+            .error(status, code);
+        revoke(&app, &key, &sk_id).await.error(status, code);
+    }
+    app.call("keys_list").send().await.error(401, "UNAUTHORIZED");
+    assert_eq!(stored_keys(&app).await, before, "a refused request changes no key");
+}
+
+#[tokio::test]
+async fn a_created_key_is_shown_once_and_works_on_the_next_request() {
+    let app = app().await;
+    let asset = id(&app.create(&Form::standard()).await);
+    for kind in ["secret", "public"] {
+        let created = create_key(&app, app.sk(), kind, "Production API").await;
+        let key = created["key"].as_str().expect("the key is in the answer").to_owned();
+        assert!(key.starts_with(if kind == "secret" { "sk_" } else { "pk_" }), "{key}");
+        assert_eq!(key.len(), 51);
+        assert_eq!(created["type"], kind);
+        assert_eq!(created["label"], "Production API");
+        assert_eq!(created["hint"], &key[..7]);
+        assert!(created["revoked_at"].is_null());
+        assert!(is_api_time(created["created_at"].as_str().unwrap()));
+        let key_id = id(&created);
+        assert!(key_id.starts_with("key_") && is_ulid(&key_id[4..]), "{key_id}");
+
+        // Listed by its record, never with the key.
+        let listed = keys_of(&app, app.sk()).await;
+        let mine = listed.iter().find(|k| k["id"] == key_id.as_str()).expect("listed");
+        let mut expected = created.clone();
+        expected.as_object_mut().unwrap().remove("key");
+        assert_eq!(*mine, expected);
+
+        // It works on the very next request, with what its type allows.
+        app.get(&key, &asset).await.ok(200);
+        app.call("vault_get").key(&key).send().await.ok(200);
+        if kind == "secret" {
+            keys_of(&app, &key).await;
+        } else {
+            app.call("keys_list").key(&key).send().await.error(403, "FORBIDDEN");
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_key_list_never_carries_a_key_or_its_hash() {
+    let app = app().await;
+    let created = create_key(&app, app.sk(), "secret", "ci").await;
+    let new_key = created["key"].as_str().unwrap().to_owned();
+    let keys = keys_of(&app, app.sk()).await;
+    assert_eq!(keys.len(), 3, "the app's two keys and the new one: {keys:?}");
+    let text = serde_json::to_string(&keys).unwrap();
+    for key in [app.sk(), app.pk(), new_key.as_str()] {
+        assert!(!text.contains(&key[3..]), "a key in the listing: {text}");
+        let hash = shared::auth::hash_key(key);
+        assert!(!text.contains(&hash), "a key's hash in the listing: {text}");
+    }
+    for record in &keys {
+        let mut members: Vec<&str> = record.as_object().unwrap().keys().map(|k| k.as_str()).collect();
+        members.sort();
+        assert_eq!(members, KEY_FIELDS, "{record}");
+    }
+    let ids: Vec<String> = keys.iter().map(id).collect();
+    let mut sorted = ids.clone();
+    sorted.sort();
+    assert_eq!(ids, sorted, "oldest first");
+}
+
+#[tokio::test]
+async fn a_new_keys_body_is_a_label_of_1_to_100_characters_and_a_type() {
+    let app = app().await;
+    let before = stored_keys(&app).await;
+    for (body, field) in [
+        (json!({ "type": "secret" }), "label"),
+        (json!({ "label": "", "type": "secret" }), "label"),
+        (json!({ "label": "x".repeat(101), "type": "secret" }), "label"),
+        (json!({ "label": 7, "type": "secret" }), "label"),
+        (json!({ "label": "tab\there", "type": "secret" }), "label"),
+        (json!({ "label": "x" }), "type"),
+        (json!({ "label": "x", "type": "admin" }), "type"),
+        (json!({ "label": "x", "type": "secret", "key": "sk_mine" }), "key"),
+        (json!(["label"]), "body"),
+    ] {
+        app.call("key_create")
+            .key(app.sk())
+            .json(&body)
+            .send()
+            .await
+            .invalid(field);
+    }
+    app.call("key_create")
+        .key(app.sk())
+        .body(Some("text/plain"), r#"{"label":"x","type":"secret"}"#)
+        .send()
+        .await
+        .invalid("body");
+    // Authentication comes before the body.
+    app.call("key_create")
+        .key(app.pk())
+        .json(&json!({ "type": "nope" }))
+        .send()
+        .await
+        .error(403, "FORBIDDEN");
+    assert_eq!(stored_keys(&app).await, before, "nothing was created");
+    let longest = create_key(&app, app.sk(), "public", &"é".repeat(100)).await;
+    assert_eq!(longest["label"].as_str().unwrap().chars().count(), 100);
+}
+
+#[tokio::test]
+async fn a_revoked_key_is_401_on_the_very_next_request() {
+    let app = app().await;
+    let asset = id(&app.create(&Form::standard()).await);
+    for kind in ["secret", "public"] {
+        let created = create_key(&app, app.sk(), kind, "short-lived").await;
+        let key = created["key"].as_str().unwrap().to_owned();
+        app.get(&key, &asset).await.ok(200);
+        let reply = revoke(&app, app.sk(), &id(&created)).await;
+        assert_eq!(reply.status, 204, "{}", reply.snippet());
+        assert!(reply.body.is_empty(), "204 has no body");
+        app.get(&key, &asset).await.error(401, "UNAUTHORIZED");
+        app.call("vault_get").key(&key).send().await.error(401, "UNAUTHORIZED");
+        let listed = keys_of(&app, app.sk()).await;
+        let record = listed.iter().find(|k| k["id"] == created["id"]).unwrap();
+        assert!(is_api_time(record["revoked_at"].as_str().expect("revoked_at is set")));
+    }
+}
+
+#[tokio::test]
+async fn revoking_an_unknown_or_already_revoked_key_is_404_not_found() {
+    let app = app().await;
+    let created = create_key(&app, app.sk(), "public", "once").await;
+    assert_eq!(revoke(&app, app.sk(), &id(&created)).await.status, 204);
+    // A revoke that finds its key revoked at its own millisecond takes it for its own earlier run
+    // whose answer was lost (the D1 client resends), so the second revoke comes a tick later.
+    tokio::time::sleep(std::time::Duration::from_millis(3)).await;
+    let theirs = admin::list_keys(&*app.deps.db, &app.other.vault_id).await.unwrap();
+    let before = stored_keys(&app).await;
+    for key_id in [
+        id(&created),
+        "key_01JD0000000000000000000000".to_owned(),
+        "nope".to_owned(),
+        theirs[0].id.clone(),
+    ] {
+        let message = revoke(&app, app.sk(), &key_id).await.error(404, "NOT_FOUND");
+        assert_eq!(message, "key not found", "{key_id}");
+    }
+    assert_eq!(stored_keys(&app).await, before);
+    let still: Vec<_> = admin::list_keys(&*app.deps.db, &app.other.vault_id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|k| k.revoked_at)
+        .collect();
+    assert!(still.iter().all(Option::is_none), "another vault's keys are untouched");
+}
+
+#[tokio::test]
+async fn revoking_the_vaults_last_secret_key_is_409_and_the_key_stays() {
+    let app = app().await;
+    let sk_id = own_secret_key_id(&app).await;
+    let before = stored_keys(&app).await;
+    let message = revoke(&app, app.sk(), &sk_id).await.error(409, "CONFLICT");
+    assert!(message.contains("last active secret key"), "{message}");
+    assert_eq!(stored_keys(&app).await, before);
+    keys_of(&app, app.sk()).await;
+    // A public key never counts: revoking every one of them is fine.
+    let pk_id = keys_of(&app, app.sk())
+        .await
+        .iter()
+        .find(|k| k["type"] == "public")
+        .map(id)
+        .unwrap();
+    assert_eq!(revoke(&app, app.sk(), &pk_id).await.status, 204);
+}
+
+#[tokio::test]
+async fn a_key_may_revoke_itself_while_another_secret_key_remains() {
+    let app = app().await;
+    let sk_id = own_secret_key_id(&app).await;
+    let second = create_key(&app, app.sk(), "secret", "second").await;
+    let second_key = second["key"].as_str().unwrap().to_owned();
+    let reply = revoke(&app, app.sk(), &sk_id).await;
+    assert_eq!(reply.status, 204, "{}", reply.snippet());
+    app.call("keys_list").key(app.sk()).send().await.error(401, "UNAUTHORIZED");
+    // Now the second is the last one: it may not revoke itself.
+    revoke(&app, &second_key, &id(&second)).await.error(409, "CONFLICT");
+    assert_eq!(keys_of(&app, &second_key).await.len(), 3);
+}
+
+#[tokio::test]
+async fn a_vault_shows_its_settings_to_any_of_its_keys() {
+    let app = app().await;
+    let vaults = admin::list_vaults(&*app.deps.db).await.unwrap();
+    let stored = vaults.iter().find(|v| v.id == app.vault.vault_id).unwrap();
+    let expected = json!({ "id": stored.id, "name": stored.name, "created_at": stored.created_at });
+    for key in [app.pk(), app.sk()] {
+        assert_eq!(app.call("vault_get").key(key).send().await.ok(200), expected);
+    }
+    for key in [&app.other.public_key, &app.other.secret_key] {
+        app.call("vault_get").key(key).send().await.error(403, "FORBIDDEN");
+    }
+    app.call("vault_get").send().await.error(401, "UNAUTHORIZED");
+}
+
+#[tokio::test]
+async fn a_vault_is_renamed_by_a_secret_key_with_the_asset_patch_body_rules() {
+    let app = app().await;
+    let before = app.call("vault_get").key(app.pk()).send().await.ok(200);
+    let patch = |key: &str, content_type: &str, body: &str| {
+        app.call("vault_update")
+            .key(key)
+            .body(Some(content_type), body.to_owned())
+    };
+    for (content_type, body, field) in [
+        ("application/json", "{}", "body"),
+        ("application/json", r#"{"name":"x","id":"vault_x"}"#, "id"),
+        ("application/json", r#"{"name":""}"#, "name"),
+        ("application/json", r#"{"name":null}"#, "name"),
+        ("application/json", &format!(r#"{{"name":"{}"}}"#, "n".repeat(101)), "name"),
+        ("application/json", "[]", "body"),
+        ("text/plain", r#"{"name":"x"}"#, "body"),
+    ] {
+        patch(app.sk(), content_type, body).send().await.invalid(field);
+    }
+    patch(app.pk(), "application/json", r#"{"name":"x"}"#)
+        .send()
+        .await
+        .error(403, "FORBIDDEN");
+    patch(&app.other.secret_key, "application/json", r#"{"name":"x"}"#)
+        .send()
+        .await
+        .error(403, "FORBIDDEN");
+    assert_eq!(app.call("vault_get").key(app.pk()).send().await.ok(200), before);
+
+    for (content_type, name) in [
+        ("application/merge-patch+json", "production"),
+        ("application/json", "prod, renamed"),
+    ] {
+        let body = json!({ "name": name }).to_string();
+        let renamed = patch(app.sk(), content_type, &body).send().await.ok(200);
+        let mut expected = before.clone();
+        expected["name"] = json!(name);
+        assert_eq!(renamed, expected);
+        assert_eq!(app.call("vault_get").key(app.pk()).send().await.ok(200), expected);
     }
 }

@@ -1,0 +1,392 @@
+//! Keys and vault settings as the HTTP routes manage them (docs/API.md#key-management, docs/API.md#vault):
+//! the records they return, the bodies they take, and their SQL. Request handlers use this module;
+//! `admin::vaults` (the CLI's side) shares its key insert.
+//!
+//! Every write carries [`write_guard!`](crate::write_guard) and is safe to run twice (the D1
+//! client may resend a batch whose answer was lost, db/d1.rs): each write is followed by a probe
+//! that finds its own row by id, so a resend reads the first run's effect.
+
+use crate::ApiError;
+use crate::auth::{self, KeyKind};
+use crate::batch::{self, Query};
+use crate::db::{Row, Stmt, StmtResult, Value};
+use crate::validate;
+use serde::Serialize;
+
+/// Longest label of a key and longest name of a vault, in characters.
+pub const MAX_LABEL_CHARS: usize = 100;
+
+/// A key as the keys routes show it: never the key or its hash.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct KeyRecord {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub hint: String,
+    pub label: String,
+    pub created_at: String,
+    pub revoked_at: Option<String>,
+}
+
+/// A key just created: its record and, this once, the key itself.
+#[derive(Debug, Clone, Serialize)]
+pub struct CreatedKey {
+    #[serde(flatten)]
+    pub record: KeyRecord,
+    pub key: String,
+}
+
+/// A vault's settings. Kept a struct of named members so that later settings join it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct VaultRecord {
+    pub id: String,
+    pub name: String,
+    pub created_at: String,
+}
+
+/// A label or a vault name: 1 to 100 characters, none of them a control character (they would
+/// break the one-line listings of the CLI).
+pub fn parse_label(field: &str, value: Option<serde_json::Value>) -> Result<String, ApiError> {
+    let Some(value) = value else {
+        return Err(ApiError::invalid(field, "is required"));
+    };
+    let serde_json::Value::String(text) = value else {
+        return Err(ApiError::invalid(field, "must be a string"));
+    };
+    let chars = text.chars().count();
+    if chars == 0 || chars > MAX_LABEL_CHARS {
+        return Err(ApiError::invalid(
+            field,
+            format_args!("must be 1 to {MAX_LABEL_CHARS} characters"),
+        ));
+    }
+    if text.chars().any(char::is_control) {
+        return Err(ApiError::invalid(
+            field,
+            "must not contain control characters",
+        ));
+    }
+    Ok(text)
+}
+
+/// The body of `POST …/keys`.
+#[derive(Debug, PartialEq)]
+pub struct NewKeyBody {
+    pub label: String,
+    pub kind: KeyKind,
+}
+
+impl NewKeyBody {
+    pub fn parse(content_type: Option<&str>, body: &[u8]) -> Result<Self, ApiError> {
+        let mut members = validate::json_object(content_type, &[], body, &["label", "type"])?;
+        let label = parse_label("label", members.remove("label"))?;
+        let kind = match members.remove("type") {
+            None => return Err(ApiError::invalid("type", "is required")),
+            Some(serde_json::Value::String(text)) => KeyKind::parse(&text),
+            Some(_) => None,
+        }
+        .ok_or_else(|| ApiError::invalid("type", "must be \"public\" or \"secret\""))?;
+        Ok(NewKeyBody { label, kind })
+    }
+}
+
+/// The body of `PATCH /api/v1/vaults/{vaultId}`: the asset PATCH's rules (a JSON object, as
+/// `application/json` or `application/merge-patch+json`, unknown members refused, at least one
+/// change).
+#[derive(Debug, PartialEq)]
+pub struct VaultPatch {
+    pub name: String,
+}
+
+impl VaultPatch {
+    pub fn parse(content_type: Option<&str>, body: &[u8]) -> Result<Self, ApiError> {
+        let mut members = validate::json_object(
+            content_type,
+            &["application/merge-patch+json"],
+            body,
+            &["name"],
+        )?;
+        if members.is_empty() {
+            return Err(ApiError::invalid("body", "must contain name"));
+        }
+        Ok(VaultPatch {
+            name: parse_label("name", members.remove("name"))?,
+        })
+    }
+}
+
+fn text(row: &Row, column: &str) -> String {
+    row.get(column)
+        .and_then(|v| v.as_str())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+const KEY_COLUMNS: &str = "id, kind, hint, label, created_at, revoked_at";
+
+fn key_record(row: &Row) -> KeyRecord {
+    KeyRecord {
+        id: text(row, "id"),
+        kind: text(row, "kind"),
+        hint: text(row, "hint"),
+        label: text(row, "label"),
+        created_at: text(row, "created_at"),
+        revoked_at: row
+            .get("revoked_at")
+            .and_then(|v| v.as_str())
+            .map(str::to_owned),
+    }
+}
+
+fn key_records(result: StmtResult) -> Result<Vec<KeyRecord>, ApiError> {
+    Ok(result.rows.iter().map(key_record).collect())
+}
+
+fn first_key_record(result: StmtResult) -> Result<Option<KeyRecord>, ApiError> {
+    Ok(result.rows.first().map(key_record))
+}
+
+/// The keys of `vault_id`, oldest first, read only for a live secret key of the vault (`hash`).
+pub fn list(vault_id: &str, hash: Value) -> Query<Vec<KeyRecord>> {
+    Query::new(
+        Stmt::new(
+            format!(
+                "SELECT {KEY_COLUMNS} FROM api_keys WHERE vault_id = ?1 AND {} ORDER BY id",
+                crate::write_guard!("?2", "?1")
+            ),
+            vec![vault_id.into(), hash],
+        ),
+        key_records,
+    )
+}
+
+/// Inserts a key unless a row with its id is there; `guard_hash` (the caller's key hash) makes
+/// it a write only a live secret key of the vault may do, `None` leaves that to the caller (the
+/// CLI, which works on the store itself).
+pub fn insert(
+    key_id: &str,
+    vault_id: &str,
+    kind: KeyKind,
+    key: &str,
+    label: &str,
+    now: &str,
+    guard_hash: Option<Value>,
+) -> Stmt {
+    let mut params = vec![
+        key_id.into(),
+        vault_id.into(),
+        kind.as_str().into(),
+        auth::hash_key(key).into(),
+        auth::key_hint(key).into(),
+        label.into(),
+        now.into(),
+    ];
+    let guard = match guard_hash {
+        Some(hash) => {
+            params.push(hash);
+            concat!(" AND ", crate::write_guard!("?8", "?2"))
+        }
+        None => "",
+    };
+    Stmt::new(
+        format!(
+            "INSERT INTO api_keys (id, vault_id, kind, key_hash, hint, label, created_at) \
+             SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7 WHERE EXISTS (SELECT 1 FROM vaults WHERE id = ?2)\
+             {guard} ON CONFLICT DO NOTHING"
+        ),
+        params,
+    )
+}
+
+/// The key `key_id` if it holds `key` (so that a resent batch finds the row its first run
+/// inserted, and nothing else).
+pub fn created(key_id: &str, key: &str) -> Query<Option<KeyRecord>> {
+    Query::new(
+        Stmt::new(
+            format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE id = ?1 AND key_hash = ?2"),
+            vec![key_id.into(), auth::hash_key(key).into()],
+        ),
+        first_key_record,
+    )
+}
+
+// ?1 now, ?2 key id, ?3 vault id, ?4 the caller's key hash. A secret key is revoked only while
+// another live secret key of the vault remains: the count is in the UPDATE's own WHERE, so two
+// concurrent revokes of a vault's last two secret keys cannot both pass it (each statement runs
+// under the store's one writer, and a D1 batch is a transaction).
+const REVOKE: &str = concat!(
+    "UPDATE api_keys SET revoked_at = ?1 ",
+    "WHERE id = ?2 AND vault_id = ?3 AND revoked_at IS NULL AND ",
+    crate::write_guard!("?4", "?3"),
+    " AND (kind <> 'secret' OR EXISTS (SELECT 1 FROM api_keys AS other ",
+    "WHERE other.vault_id = ?3 AND other.kind = 'secret' AND other.revoked_at IS NULL ",
+    "AND other.id <> ?2))"
+);
+
+// After the UPDATE: the key as it now is. `revoked` says this call's time is on it (this run or a
+// lost earlier run of the batch revoked it); `by_itself` that it is the caller's own secret key.
+const REVOKED: &str = "SELECT revoked_at IS NOT NULL AND revoked_at = ?1 AS revoked, \
+     revoked_at IS NULL AS live, (key_hash = ?4 AND kind = 'secret') AS by_itself \
+     FROM api_keys WHERE id = ?2 AND vault_id = ?3";
+
+/// What a revoke found, read from the probe after its UPDATE.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Revoke {
+    /// Revoked by this request (`by_itself`: the key that made it).
+    Done { by_itself: bool },
+    /// Live, and kept: the vault's last live secret key, or the caller could not write.
+    Kept,
+    /// No such key in the vault, or revoked before.
+    NotFound,
+}
+
+fn read_revoke(result: StmtResult) -> Result<Revoke, ApiError> {
+    let Some(row) = result.rows.first() else {
+        return Ok(Revoke::NotFound);
+    };
+    let flag = |column: &str| row.get(column).and_then(|v| v.as_i64()) == Some(1);
+    Ok(if flag("revoked") {
+        Revoke::Done {
+            by_itself: flag("by_itself"),
+        }
+    } else if flag("live") {
+        Revoke::Kept
+    } else {
+        Revoke::NotFound
+    })
+}
+
+/// Revokes `key_id` of `vault_id` at `now` for the caller whose key hash is `hash`: the guarded
+/// UPDATE, then the probe that says what happened.
+pub fn revoke(now: &str, key_id: &str, vault_id: &str, hash: Value) -> (Query<()>, Query<Revoke>) {
+    let params = vec![now.into(), key_id.into(), vault_id.into(), hash];
+    (
+        Query::new(Stmt::new(REVOKE, params.clone()), batch::ignore),
+        Query::new(Stmt::new(REVOKED, params), read_revoke),
+    )
+}
+
+fn vault_record(result: StmtResult) -> Result<Option<VaultRecord>, ApiError> {
+    Ok(result.rows.first().map(|row| VaultRecord {
+        id: text(row, "id"),
+        name: text(row, "name"),
+        created_at: text(row, "created_at"),
+    }))
+}
+
+/// The settings of `vault_id`.
+pub fn vault(vault_id: &str) -> Query<Option<VaultRecord>> {
+    Query::new(
+        Stmt::new(
+            "SELECT id, name, created_at FROM vaults WHERE id = ?1",
+            vec![vault_id.into()],
+        ),
+        vault_record,
+    )
+}
+
+/// Renames `vault_id` for a live secret key of it (`hash`), and returns its settings. Safe to run
+/// twice: the second run writes the same name.
+pub fn rename(vault_id: &str, name: &str, hash: Value) -> Query<Option<VaultRecord>> {
+    Query::new(
+        Stmt::new(
+            concat!(
+                "UPDATE vaults SET name = ?2 WHERE id = ?1 AND ",
+                crate::write_guard!("?3", "?1"),
+                " RETURNING id, name, created_at"
+            ),
+            vec![vault_id.into(), name.into(), hash],
+        ),
+        vault_record,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const JSON: Option<&str> = Some("application/json");
+
+    #[test]
+    fn a_new_key_needs_a_label_and_a_type_and_nothing_else() {
+        assert_eq!(
+            NewKeyBody::parse(JSON, br#"{"label":"CI","type":"secret"}"#).unwrap(),
+            NewKeyBody {
+                label: "CI".into(),
+                kind: KeyKind::Secret
+            }
+        );
+        let long = "é".repeat(MAX_LABEL_CHARS);
+        let body = serde_json::json!({"label": long, "type": "public"}).to_string();
+        assert!(NewKeyBody::parse(JSON, body.as_bytes()).is_ok());
+        for (bad, field) in [
+            (r#"{"type":"secret"}"#, "label: "),
+            (r#"{"label":"","type":"secret"}"#, "label: "),
+            (r#"{"label":1,"type":"secret"}"#, "label: "),
+            (r#"{"label":"a\nb","type":"secret"}"#, "label: "),
+            (r#"{"label":"a"}"#, "type: "),
+            (r#"{"label":"a","type":"admin"}"#, "type: "),
+            (r#"{"label":"a","type":"secret","x":1}"#, "x: "),
+            ("[]", "body: "),
+        ] {
+            let err = NewKeyBody::parse(JSON, bad.as_bytes()).unwrap_err();
+            assert!(err.to_string().starts_with(field), "{bad}: {err}");
+        }
+        let over = serde_json::json!({"label": "a".repeat(101), "type": "secret"}).to_string();
+        assert!(NewKeyBody::parse(JSON, over.as_bytes()).is_err());
+        assert!(
+            NewKeyBody::parse(Some("text/plain"), br#"{"label":"a","type":"secret"}"#).is_err()
+        );
+    }
+
+    #[test]
+    fn a_vault_patch_takes_the_asset_patch_content_types_and_a_name() {
+        let merge = Some("application/merge-patch+json");
+        assert_eq!(
+            VaultPatch::parse(merge, br#"{"name":"prod"}"#)
+                .unwrap()
+                .name,
+            "prod"
+        );
+        assert!(VaultPatch::parse(JSON, br#"{"name":"prod"}"#).is_ok());
+        for bad in [
+            &br#"{}"#[..],
+            br#"{"name":null}"#,
+            br#"{"id":"x"}"#,
+            b"null",
+        ] {
+            assert!(
+                matches!(
+                    VaultPatch::parse(JSON, bad),
+                    Err(ApiError::InvalidParams(_))
+                ),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+
+    #[test]
+    fn a_record_never_carries_the_key_or_its_hash() {
+        let record = KeyRecord {
+            id: "key_1".into(),
+            kind: "secret".into(),
+            hint: "sk_abcd".into(),
+            label: "CI".into(),
+            created_at: "t".into(),
+            revoked_at: None,
+        };
+        let json = serde_json::to_value(&record).unwrap();
+        let mut members: Vec<&str> = json
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(|k| k.as_str())
+            .collect();
+        members.sort();
+        assert_eq!(
+            members,
+            ["created_at", "hint", "id", "label", "revoked_at", "type"]
+        );
+    }
+}
