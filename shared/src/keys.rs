@@ -115,22 +115,15 @@ impl VaultPatch {
     }
 }
 
-fn text(row: &Row, column: &str) -> String {
-    row.get(column)
-        .and_then(|v| v.as_str())
-        .unwrap_or_default()
-        .to_owned()
-}
-
 const KEY_COLUMNS: &str = "id, kind, hint, label, created_at, revoked_at";
 
 fn key_record(row: &Row) -> KeyRecord {
     KeyRecord {
-        id: text(row, "id"),
-        kind: text(row, "kind"),
-        hint: text(row, "hint"),
-        label: text(row, "label"),
-        created_at: text(row, "created_at"),
+        id: row.text("id"),
+        kind: row.text("kind"),
+        hint: row.text("hint"),
+        label: row.text("label"),
+        created_at: row.text("created_at"),
         revoked_at: row
             .get("revoked_at")
             .and_then(|v| v.as_str())
@@ -268,9 +261,9 @@ pub fn revoke(now: &str, key_id: &str, vault_id: &str, hash: Value) -> (Query<()
 
 fn vault_record(result: StmtResult) -> Result<Option<VaultRecord>, ApiError> {
     Ok(result.rows.first().map(|row| VaultRecord {
-        id: text(row, "id"),
-        name: text(row, "name"),
-        created_at: text(row, "created_at"),
+        id: row.text("id"),
+        name: row.text("name"),
+        created_at: row.text("created_at"),
     }))
 }
 
