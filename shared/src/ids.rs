@@ -31,6 +31,12 @@ pub fn new_key_id(ms: u64) -> String {
     make("key_", ms)
 }
 
+/// The id one revoke writes beside `revoked_at`, so that a resent batch knows its own revoke
+/// (migrations/0004_key_revoked_by.sql).
+pub fn new_revoke_id(ms: u64) -> String {
+    make("revoke_", ms)
+}
+
 /// True when `text` is `prefix` followed by a well-formed ULID (26 Crockford base32 characters).
 pub fn is_id(prefix: &str, text: &str) -> bool {
     text.strip_prefix(prefix)

@@ -13,6 +13,23 @@ use crate::db::{Row, Stmt, StmtResult, Value};
 use crate::validate;
 use serde::Serialize;
 
+/// Writes the one log line of a key change (issue: "request id, vault, key id, action"): never
+/// the key, which only the create's answer carries.
+pub fn log_change(req: &lambda_http::Request, vault_id: &str, key_id: &str, action: &str) {
+    use lambda_http::RequestExt;
+    let request_id = req
+        .lambda_context_ref()
+        .map(|c| c.request_id.as_str())
+        .unwrap_or_default();
+    lambda_http::tracing::info!(
+        request_id,
+        vault = vault_id,
+        key_id,
+        action,
+        "key change"
+    );
+}
+
 /// Longest label of a key and longest name of a vault, in characters.
 pub const MAX_LABEL_CHARS: usize = 100;
 
@@ -203,12 +220,12 @@ pub fn created(key_id: &str, key: &str) -> Query<Option<KeyRecord>> {
     )
 }
 
-// ?1 now, ?2 key id, ?3 vault id, ?4 the caller's key hash. A secret key is revoked only while
-// another live secret key of the vault remains: the count is in the UPDATE's own WHERE, so two
-// concurrent revokes of a vault's last two secret keys cannot both pass it (each statement runs
-// under the store's one writer, and a D1 batch is a transaction).
+// ?1 now, ?2 key id, ?3 vault id, ?4 the caller's key hash, ?5 this revoke's id. A secret key is
+// revoked only while another live secret key of the vault remains: the count is in the UPDATE's
+// own WHERE, so two concurrent revokes of a vault's last two secret keys cannot both pass it (each
+// statement runs under the store's one writer, and a D1 batch is a transaction).
 const REVOKE: &str = concat!(
-    "UPDATE api_keys SET revoked_at = ?1 ",
+    "UPDATE api_keys SET revoked_at = ?1, revoked_by = ?5 ",
     "WHERE id = ?2 AND vault_id = ?3 AND revoked_at IS NULL AND ",
     crate::write_guard!("?4", "?3"),
     " AND (kind <> 'secret' OR EXISTS (SELECT 1 FROM api_keys AS other ",
@@ -216,9 +233,9 @@ const REVOKE: &str = concat!(
     "AND other.id <> ?2))"
 );
 
-// After the UPDATE: the key as it now is. `revoked` says this call's time is on it (this run or a
-// lost earlier run of the batch revoked it); `by_itself` that it is the caller's own secret key.
-const REVOKED: &str = "SELECT revoked_at IS NOT NULL AND revoked_at = ?1 AS revoked, \
+// After the UPDATE: the key as it now is. `revoked` says this revoke's id is on it (this run or a
+// lost earlier run of the same batch revoked it); `by_itself` that it is the caller's own secret key.
+const REVOKED: &str = "SELECT revoked_by IS NOT NULL AND revoked_by = ?5 AS revoked, \
      revoked_at IS NULL AS live, (key_hash = ?4 AND kind = 'secret') AS by_itself \
      FROM api_keys WHERE id = ?2 AND vault_id = ?3";
 
@@ -249,10 +266,21 @@ fn read_revoke(result: StmtResult) -> Result<Revoke, ApiError> {
     })
 }
 
-/// Revokes `key_id` of `vault_id` at `now` for the caller whose key hash is `hash`: the guarded
-/// UPDATE, then the probe that says what happened.
-pub fn revoke(now: &str, key_id: &str, vault_id: &str, hash: Value) -> (Query<()>, Query<Revoke>) {
-    let params = vec![now.into(), key_id.into(), vault_id.into(), hash];
+/// Revokes `key_id` of `vault_id` at `now_ms` for the caller whose key hash is `hash`: the guarded
+/// UPDATE, then the probe that says what happened. The revoke's own id (new here) is in both.
+pub fn revoke(
+    now_ms: u64,
+    key_id: &str,
+    vault_id: &str,
+    hash: Value,
+) -> (Query<()>, Query<Revoke>) {
+    let params = vec![
+        crate::clock::format_ms(now_ms).into(),
+        key_id.into(),
+        vault_id.into(),
+        hash,
+        crate::ids::new_revoke_id(now_ms).into(),
+    ];
     (
         Query::new(Stmt::new(REVOKE, params.clone()), batch::ignore),
         Query::new(Stmt::new(REVOKED, params), read_revoke),

@@ -23,6 +23,10 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0003_uploads.sql",
         sql: include_str!("../../migrations/0003_uploads.sql"),
     },
+    Migration {
+        name: "0004_key_revoked_by.sql",
+        sql: include_str!("../../migrations/0004_key_revoked_by.sql"),
+    },
 ];
 
 const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS d1_migrations (\

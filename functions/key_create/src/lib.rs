@@ -7,7 +7,7 @@
 //!
 //! Contract: docs/API.md#key-management.
 
-use lambda_http::{Body, Request, RequestExt, Response, http::StatusCode};
+use lambda_http::{Body, Request, Response, http::StatusCode};
 use shared::auth::{self, Access};
 use shared::http::{begin, body_bytes, content_type, json_response, serve};
 use shared::keys::{self, CreatedKey, NewKeyBody};
@@ -50,16 +50,6 @@ async fn run(deps: &Deps, req: Request) -> Result<Response<Body>, ApiError> {
     let (key, record) = created.ok_or_else(|| ApiError::internal("a valid body is inserted"))?;
     let record = record
         .ok_or_else(|| ApiError::internal("a key insert an authorised caller sent left no row"))?;
-    let request_id = req
-        .lambda_context_ref()
-        .map(|c| c.request_id.clone())
-        .unwrap_or_default();
-    lambda_http::tracing::info!(
-        request_id,
-        vault = target.vault_id,
-        key_id = record.id,
-        action = "create",
-        "key change"
-    );
+    keys::log_change(&req, &target.vault_id, &record.id, "create");
     json_response(StatusCode::CREATED, &CreatedKey { record, key })
 }

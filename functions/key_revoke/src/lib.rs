@@ -7,11 +7,11 @@
 //!
 //! Contract: docs/API.md#key-management.
 
-use lambda_http::{Body, Request, RequestExt, Response};
+use lambda_http::{Body, Request, Response};
 use shared::auth::Access;
 use shared::http::{begin, no_content, serve};
 use shared::keys::{self, Revoke};
-use shared::{ApiError, Deps, batch, clock, routes};
+use shared::{ApiError, Deps, batch, routes};
 
 pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, lambda_http::Error> {
     serve("key_revoke", req, |req| run(deps, req)).await
@@ -24,8 +24,7 @@ pub const LAST_SECRET_KEY: &str = "this is the vault's last active secret key; c
 async fn run(deps: &Deps, req: Request) -> Result<Response<Body>, ApiError> {
     let (target, credential) = begin(&req, routes::route_of("key_revoke"))?;
     let key_id = target.key_id.clone().unwrap_or_default();
-    let now = clock::format_ms(deps.clock.now_ms());
-    let (update, probe) = keys::revoke(&now, &key_id, &target.vault_id, credential.hash_param());
+    let (update, probe) = keys::revoke(deps.clock.now_ms(), &key_id, &target.vault_id, credential.hash_param());
     let (key, (), outcome) = batch::run(&*deps.db, (credential.lookup(), update, probe)).await?;
     match outcome {
         // A key that revoked itself is no longer found by the lookup when the batch is resent
@@ -35,17 +34,7 @@ async fn run(deps: &Deps, req: Request) -> Result<Response<Body>, ApiError> {
     }
     match outcome {
         Revoke::Done { .. } => {
-            let request_id = req
-                .lambda_context_ref()
-                .map(|c| c.request_id.clone())
-                .unwrap_or_default();
-            lambda_http::tracing::info!(
-                request_id,
-                vault = target.vault_id,
-                key_id,
-                action = "revoke",
-                "key change"
-            );
+            keys::log_change(&req, &target.vault_id, &key_id, "revoke");
             no_content()
         }
         Revoke::Kept => Err(ApiError::LastSecretKey(LAST_SECRET_KEY)),

@@ -183,19 +183,26 @@ pub async fn revoke_key(
     vault_id: &str,
     key_id: &str,
 ) -> Result<bool, DbError> {
-    let now = clock::format_ms(clock.now_ms());
+    let ms = clock.now_ms();
+    let params = vec![
+        clock::format_ms(ms).into(),
+        key_id.into(),
+        vault_id.into(),
+        ids::new_revoke_id(ms).into(),
+    ];
     let results = db::run(
         db,
         vec![
             Stmt::new(
-                "UPDATE api_keys SET revoked_at = ?1 WHERE id = ?2 AND vault_id = ?3 AND revoked_at IS NULL",
-                vec![now.as_str().into(), key_id.into(), vault_id.into()],
+                "UPDATE api_keys SET revoked_at = ?1, revoked_by = ?4 \
+                 WHERE id = ?2 AND vault_id = ?3 AND revoked_at IS NULL",
+                params.clone(),
             ),
-            // Revoked at this call's time: by this run of the batch, or by an earlier run whose
-            // answer was lost (the D1 client resends it, db/d1.rs).
+            // Revoked by this call: by this run of the batch, or by an earlier run whose answer
+            // was lost (the D1 client resends it, db/d1.rs).
             Stmt::new(
-                "SELECT 1 AS revoked FROM api_keys WHERE id = ?2 AND vault_id = ?3 AND revoked_at = ?1",
-                vec![now.as_str().into(), key_id.into(), vault_id.into()],
+                "SELECT 1 AS revoked FROM api_keys WHERE id = ?2 AND vault_id = ?3 AND revoked_by = ?4",
+                params,
             ),
         ],
     )
