@@ -34,9 +34,11 @@ struct Ids {
     upload: String,
     /// The upload URL's `token` query parameter.
     token: String,
+    /// A live public key of the vault, for `key_revoke`.
+    key: String,
 }
 
-/// A fresh asset, and a fresh upload of [`NOT_UTF8`]'s size (its bytes already sent when
+/// A fresh asset, a fresh public key, and a fresh upload of [`NOT_UTF8`]'s size (its bytes already sent when
 /// `received`).
 async fn fresh(app: &TestApp, received: bool) -> Ids {
     let n = SERIAL.fetch_add(1, Ordering::Relaxed);
@@ -63,10 +65,22 @@ async fn fresh(app: &TestApp, received: bool) -> Ids {
         .split_once("token=")
         .map(|(_, t)| t.split('&').next().unwrap().to_owned())
         .expect("the local upload URL carries its token");
+    let key = shared::admin::create_key(
+        &*app.deps.db,
+        &app.deps.clock,
+        &app.vault.vault_id,
+        shared::auth::KeyKind::Public,
+        "raw events",
+    )
+    .await
+    .unwrap()
+    .unwrap()
+    .key_id;
     Ids {
         asset,
         upload: ticket["upload_id"].as_str().unwrap().to_owned(),
         token,
+        key,
     }
 }
 
@@ -112,6 +126,14 @@ impl Spec {
                 let body = upload_request("raw", "events", "started", &format!("s{n}.bin"), 3);
                 EventBody::Text(body.to_string())
             }
+            "key_create" => {
+                headers.push(("content-type".into(), "application/json".into()));
+                EventBody::Text(json!({"label": format!("k{n}"), "type": "public"}).to_string())
+            }
+            "vault_update" => {
+                headers.push(("content-type".into(), "application/json".into()));
+                EventBody::Text(json!({"name": format!("v{n}")}).to_string())
+            }
             "receive" => {
                 query = format!("token={}", ids.token);
                 headers.push(("content-type".into(), "application/octet-stream".into()));
@@ -154,13 +176,17 @@ impl Spec {
             .path
             .replace("{vaultId}", &app.vault.vault_id)
             .replace("{assetId}", &ids.asset)
-            .replace("{uploadId}", &ids.upload);
+            .replace("{uploadId}", &ids.upload)
+            .replace("{keyId}", &ids.key);
         let mut params = json!({"vaultId": app.vault.vault_id});
         if route.path.contains("{assetId}") {
             params["assetId"] = json!(ids.asset);
         }
         if route.path.contains("{uploadId}") {
             params["uploadId"] = json!(ids.upload);
+        }
+        if route.path.contains("{keyId}") {
+            params["keyId"] = json!(ids.key);
         }
         let host = "a1b2c3d4e5.execute-api.eu-west-1.amazonaws.com";
         let mut headers = json!({
@@ -218,9 +244,10 @@ impl Spec {
 /// The status a valid request on `function` gets.
 fn success(function: &str) -> u16 {
     match function {
-        "upload" | "uploads" | "complete" => 201,
-        "delete" => 204,
-        "list" | "get" | "update" | "content" | "receive" => 200,
+        "upload" | "uploads" | "complete" | "key_create" => 201,
+        "delete" | "key_revoke" => 204,
+        "list" | "get" | "update" | "content" | "receive" | "keys_list" | "vault_get"
+        | "vault_update" => 200,
         other => panic!("{other}: a new route; write down what a valid request gets"),
     }
 }
@@ -277,7 +304,7 @@ async fn a_body_that_is_not_utf8_is_refused_where_it_is_read_and_ignored_elsewhe
         let what = label(route);
         match route.function {
             // JSON bodies: not UTF-8 is not JSON.
-            "update" | "uploads" => {
+            "update" | "uploads" | "key_create" | "vault_update" => {
                 reply.invalid("body");
             }
             // Not a multipart body at all.
@@ -287,7 +314,8 @@ async fn a_body_that_is_not_utf8_is_refused_where_it_is_read_and_ignored_elsewhe
             // The bytes are the file: any bytes are.
             "receive" => assert_eq!(reply.status.as_u16(), 200, "{what}: {}", reply.snippet()),
             // No body is defined for these routes: one that comes is not read.
-            "list" | "get" | "delete" | "content" | "complete" => assert_eq!(
+            "list" | "get" | "delete" | "content" | "complete" | "keys_list" | "key_revoke"
+            | "vault_get" => assert_eq!(
                 reply.status.as_u16(),
                 success(route.function),
                 "{what}: {}",
@@ -371,7 +399,8 @@ async fn a_10_kb_query_is_read_as_usual() {
             }
             // No parameter of theirs is named `pad`; these routes read no other.
             "upload" | "get" | "update" | "delete" | "uploads" | "complete" | "content"
-            | "receive" => assert_eq!(
+            | "receive" | "keys_list" | "key_create" | "key_revoke" | "vault_get"
+            | "vault_update" => assert_eq!(
                 reply.status.as_u16(),
                 success(route.function),
                 "{what}: {}",
