@@ -2,10 +2,9 @@
 //!
 //! Two kinds of property:
 //! - Handlers (upload, list, update, get, key_create, vault_update, and the Authorization header on
-//!   list): whatever arrives,
-//!   the answer is a 2xx or a 4xx in the error envelope, never a 5xx or a panic. Where the input
-//!   is generated with structure, an independent model of docs/API.md's rules says which: accepted
-//!   exactly when every rule holds.
+//!   list): whatever arrives, the answer is a 2xx or a 4xx in the error envelope, never a 5xx or a
+//!   panic. Where the input is generated with structure, an independent model of docs/API.md's
+//!   rules says which: accepted exactly when every rule holds.
 //! - Validators (`PathSegment`, `Filename`, `Cursor`, `Limit`, `Tags`, `Metadata`): never panic,
 //!   and accept exactly what the rule, checked here independently, allows.
 //!
