@@ -13,6 +13,7 @@ use lambda_http::http::{Method, Request as HttpRequest};
 use lambda_http::{Body, RequestExt};
 use serde::Deserialize;
 use serde_json::Value;
+use shared::auth::KeyKind;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -45,7 +46,18 @@ const INTERNAL_TEXT: [&str; 16] = [
     "internal error",
 ];
 
-const FUNCTIONS: [&str; 5] = ["upload", "list", "get", "update", "delete"];
+const FUNCTIONS: [&str; 10] = [
+    "upload",
+    "list",
+    "get",
+    "update",
+    "delete",
+    "keys_list",
+    "key_create",
+    "key_revoke",
+    "vault_get",
+    "vault_update",
+];
 
 /// One corpus file.
 #[derive(Debug, Deserialize)]
@@ -56,6 +68,9 @@ struct Case {
     method: Option<String>,
     vault: Option<String>,
     asset: Option<String>,
+    key_id: Option<String>,
+    /// The raw path, instead of the route's own shape; the path parameters are sent all the same.
+    path: Option<String>,
     query: Option<String>,
     cursor_json: Option<String>,
     auth: Option<String>,
@@ -184,6 +199,12 @@ impl Names {
             ("other_pk", app.other.public_key.clone()),
             ("asset", seeded.asset.clone()),
             ("other_asset", seeded.other_asset.clone()),
+            ("sk_id", seeded.keys.sk_id.clone()),
+            ("pk_id", seeded.keys.pk_id.clone()),
+            ("other_sk_id", seeded.keys.other_sk_id.clone()),
+            ("other_pk_id", seeded.keys.other_pk_id.clone()),
+            ("revoked_key_id", seeded.keys.revoked_key_id.clone()),
+            ("revoked_pk", seeded.keys.revoked_pk.clone()),
         ]);
         Names { map }
     }
@@ -236,10 +257,60 @@ fn base64_bytes(text: &str) -> Result<Vec<u8>, String> {
         .map_err(|e| format!("bad base64 ({e}): {text:?}"))
 }
 
-/// The assets every case runs beside.
+/// The assets and keys every case runs beside.
 struct Seeded {
     asset: String,
     other_asset: String,
+    keys: SeededKeys,
+}
+
+/// The ids of the keys each vault is created with, and a public key of the first vault that was
+/// revoked (with the key itself, which must be refused).
+struct SeededKeys {
+    sk_id: String,
+    pk_id: String,
+    other_sk_id: String,
+    other_pk_id: String,
+    revoked_key_id: String,
+    revoked_pk: String,
+}
+
+/// The id of the one key of `kind` that `vault_id` was created with.
+async fn key_id_of(app: &TestApp, vault_id: &str, kind: &str) -> String {
+    let keys = shared::admin::list_keys(&*app.deps.db, vault_id)
+        .await
+        .expect("list keys");
+    let mut of_kind = keys.iter().filter(|k| k.kind == kind);
+    let key = of_kind.next().expect("a key of the kind");
+    assert!(of_kind.next().is_none(), "one {kind} key in {vault_id}");
+    key.id.clone()
+}
+
+async fn seed_keys(app: &TestApp) -> SeededKeys {
+    let (vault, other) = (&app.vault.vault_id, &app.other.vault_id);
+    // Read before the revoked key is added, so that each vault holds one key of each kind.
+    let sk_id = key_id_of(app, vault, "secret").await;
+    let pk_id = key_id_of(app, vault, "public").await;
+    let other_sk_id = key_id_of(app, other, "secret").await;
+    let other_pk_id = key_id_of(app, other, "public").await;
+    let db = &*app.deps.db;
+    let revoked = shared::admin::create_key(db, &app.deps.clock, vault, KeyKind::Public, "gone")
+        .await
+        .expect("create key")
+        .expect("the vault is there");
+    assert!(
+        shared::admin::revoke_key(db, &app.deps.clock, vault, &revoked.key_id)
+            .await
+            .expect("revoke key")
+    );
+    SeededKeys {
+        sk_id,
+        pk_id,
+        other_sk_id,
+        other_pk_id,
+        revoked_key_id: revoked.key_id,
+        revoked_pk: revoked.key,
+    }
 }
 
 async fn seeded_app() -> (Arc<TestApp>, Seeded) {
@@ -260,11 +331,20 @@ async fn seeded_app() -> (Arc<TestApp>, Seeded) {
         .await
         .ok(201);
     let other_asset = other["id"].as_str().expect("asset id").to_owned();
-    (Arc::new(app), Seeded { asset, other_asset })
+    let keys = seed_keys(&app).await;
+    (
+        Arc::new(app),
+        Seeded {
+            asset,
+            other_asset,
+            keys,
+        },
+    )
 }
 
-/// Everything a client or the disk could observe of both vaults.
-async fn snapshot(app: &TestApp) -> (Value, Value, Vec<PathBuf>) {
+/// Everything a client or the disk could observe of both vaults: their assets, their keys (with
+/// `revoked_at`), their settings, and every object file.
+async fn snapshot(app: &TestApp) -> (Value, Vec<PathBuf>) {
     let mine = app.list(app.sk(), "limit=200").await.ok(200);
     let theirs = app
         .call("list")
@@ -274,9 +354,23 @@ async fn snapshot(app: &TestApp) -> (Value, Value, Vec<PathBuf>) {
         .send()
         .await
         .ok(200);
+    let db = &*app.deps.db;
+    let mut keys = Vec::new();
+    for vault in [&app.vault.vault_id, &app.other.vault_id] {
+        let listed = shared::admin::list_keys(db, vault)
+            .await
+            .expect("list keys");
+        keys.push(serde_json::to_value(listed).expect("keys as JSON"));
+    }
+    let vaults = shared::admin::list_vaults(db).await.expect("list vaults");
+    let records = serde_json::json!({
+        "assets": [mine["data"], theirs["data"]],
+        "keys": keys,
+        "vaults": serde_json::to_value(vaults).expect("vaults as JSON"),
+    });
     let mut files = app.object_files();
     files.sort();
-    (mine["data"].clone(), theirs["data"].clone(), files)
+    (records, files)
 }
 
 /// Percent-encodes every byte a URI cannot carry as it is (`keep` names the extra bytes kept).
@@ -298,7 +392,9 @@ fn build(case: &Case, names: &Names) -> Result<lambda_http::Request, String> {
         return Err(format!("no function {:?}", case.function));
     }
     let route = shared::routes::route_of(&case.function);
+    let legacy = [shared::routes::ASSETS, shared::routes::ASSET].contains(&route.path);
     let wants_asset = route.path == shared::routes::ASSET;
+    let wants_key = route.path.contains("{keyId}");
     let x = |text: &str| names.expand(text, DEFAULT_BOUNDARY);
 
     let method = case.method.as_deref().unwrap_or(route.method);
@@ -309,10 +405,28 @@ fn build(case: &Case, names: &Names) -> Result<lambda_http::Request, String> {
         (None, true) => Some(x("${asset}")?),
         (None, false) => None,
     };
-    let mut path = format!("/api/v1/vaults/{}/assets", encode_uri(&vault, b""));
-    if let Some(asset) = &asset {
-        path = format!("{path}/{}", encode_uri(asset, b""));
-    }
+    let key_id = match (&case.key_id, wants_key) {
+        (Some(key_id), _) => Some(x(key_id)?),
+        (None, true) => Some(x("${pk_id}")?),
+        (None, false) => None,
+    };
+    let path = if let Some(raw) = &case.path {
+        encode_uri(&x(raw)?, b"/")
+    } else if legacy {
+        let mut path = format!("/api/v1/vaults/{}/assets", encode_uri(&vault, b""));
+        if let Some(asset) = &asset {
+            path = format!("{path}/{}", encode_uri(asset, b""));
+        }
+        path
+    } else {
+        // A later route takes only requests of its own shape (docs/API.md#route-matching).
+        let fill = |id: &Option<String>| encode_uri(id.as_deref().unwrap_or_default(), b"");
+        route
+            .path
+            .replace("{vaultId}", &encode_uri(&vault, b""))
+            .replace("{assetId}", &fill(&asset))
+            .replace("{keyId}", &fill(&key_id))
+    };
     let mut query = match &case.query {
         Some(q) => encode_uri(&x(q)?, b"!$&'()*+,;=:@/?%"),
         None => String::new(),
@@ -410,6 +524,9 @@ fn build(case: &Case, names: &Names) -> Result<lambda_http::Request, String> {
     let mut params = HashMap::from([("vaultId".to_owned(), vault)]);
     if let Some(asset) = asset {
         params.insert("assetId".to_owned(), asset);
+    }
+    if let Some(key_id) = key_id {
+        params.insert("keyId".to_owned(), key_id);
     }
     Ok(req.with_path_parameters(params))
 }
@@ -563,7 +680,7 @@ fn judge(reply: &Reply, expect: &Expect, names: &Names) -> Vec<String> {
             ));
         }
     }
-    for key in ["sk", "pk", "other_sk", "other_pk"] {
+    for key in ["sk", "pk", "other_sk", "other_pk", "revoked_pk"] {
         if message.contains(&names.map[key][3..]) {
             problems.push(format!("the message shows a key: {message}"));
         }

@@ -1,10 +1,10 @@
 //! Property tests over request parsing and validation, bounded to run in a few seconds.
 //!
 //! Two kinds of property:
-//! - Handlers (upload, list, update, get, and the Authorization header on list): whatever arrives,
-//!   the answer is a 2xx or a 4xx in the error envelope, never a 5xx or a panic. Where the input
-//!   is generated with structure, an independent model of docs/API.md's rules says which: accepted
-//!   exactly when every rule holds.
+//! - Handlers (upload, list, update, get, key_create, vault_update, and the Authorization header on
+//!   list): whatever arrives, the answer is a 2xx or a 4xx in the error envelope, never a 5xx or a
+//!   panic. Where the input is generated with structure, an independent model of docs/API.md's
+//!   rules says which: accepted exactly when every rule holds.
 //! - Validators (`PathSegment`, `Filename`, `Cursor`, `Limit`, `Tags`, `Metadata`): never panic,
 //!   and accept exactly what the rule, checked here independently, allows.
 //!
@@ -119,10 +119,17 @@ impl Req {
             .asset
             .clone()
             .or_else(|| (route.path == shared::routes::ASSET).then(|| env.asset.clone()));
-        let mut uri = format!("/api/v1/vaults/{vault}/assets");
-        if let Some(asset) = &asset {
-            uri = format!("{uri}/{}", encode_uri(asset, b""));
-        }
+        let legacy = [shared::routes::ASSETS, shared::routes::ASSET].contains(&route.path);
+        let mut uri = if legacy {
+            let mut uri = format!("/api/v1/vaults/{vault}/assets");
+            if let Some(asset) = &asset {
+                uri = format!("{uri}/{}", encode_uri(asset, b""));
+            }
+            uri
+        } else {
+            // A later route takes only requests of its own shape (docs/API.md#route-matching).
+            route.path.replace("{vaultId}", &vault)
+        };
         if !self.query.is_empty() {
             uri = format!("{uri}?{}", encode_uri(&self.query, b"!$&'()*+,;=:@/?%"));
         }
@@ -880,6 +887,251 @@ fn arbitrary_patch_bodies_are_refused_cleanly() {
         |(content_type, body)| {
             let reply = env.send(
                 "update",
+                Req {
+                    content_type,
+                    body,
+                    ..Req::default()
+                },
+            );
+            well_formed(&reply)
+        },
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Keys and the vault (docs/API.md#key-management, docs/API.md#vault)
+
+/// The label and vault name rule, checked independently of shared::keys: a string of 1 to 100
+/// characters (not bytes), none of them a C0 control, DEL or a C1 control.
+fn label_ok(value: Option<&Value>) -> bool {
+    let Some(text) = value.and_then(Value::as_str) else {
+        return false;
+    };
+    let control = |c: char| c <= '\u{1f}' || ('\u{7f}'..='\u{9f}').contains(&c);
+    (1..=100).contains(&text.chars().count()) && !text.chars().any(control)
+}
+
+/// Labels and names: strings at the length edges (0, 1, 100, 101 characters) of characters of
+/// one to four UTF-8 bytes, one time in five with a control character put in somewhere; any
+/// text; and every other JSON type.
+fn label_value() -> BoxedStrategy<Value> {
+    let printable = prop_oneof![
+        30 => prop::sample::select(vec!['a', 'Z', '7', ' ', '-', 'é', 'ß', '漢', '🙂', '\u{a0}']),
+        1 => any::<char>(),
+    ];
+    let control = prop::sample::select(vec![
+        '\0', '\t', '\n', '\r', '\u{1b}', '\u{1f}', '\u{7f}', '\u{80}', '\u{85}', '\u{9f}',
+    ]);
+    let text = move |lengths: std::ops::RangeInclusive<usize>| {
+        (
+            prop::collection::vec(printable.clone(), lengths),
+            prop::option::weighted(0.2, (control.clone(), any::<prop::sample::Index>())),
+        )
+            .prop_map(|(mut chars, control)| {
+                if let Some((c, at)) = control {
+                    let at = at.index(chars.len() + 1);
+                    chars.insert(at, c);
+                }
+                Value::from(chars.into_iter().collect::<String>())
+            })
+    };
+    prop_oneof![
+        4 => text(0..=2),
+        4 => text(99..=101),
+        3 => text(3..=98),
+        1 => any::<String>().prop_map(Value::from),
+        1 => json_value(),
+    ]
+    .boxed()
+}
+
+/// A JSON object of the given members (each present 9 times in 10, its value from its
+/// strategy), sometimes one more member of any name; one time in eight not an object at all.
+fn body_of(members: Vec<(&'static str, BoxedStrategy<Value>)>) -> BoxedStrategy<Value> {
+    let names: Vec<&'static str> = members.iter().map(|(name, _)| *name).collect();
+    let values: Vec<_> = members
+        .into_iter()
+        .map(|(_, value)| prop::option::weighted(0.9, value))
+        .collect();
+    let extra = prop::option::weighted(0.1, ("[a-zA-Z_]{1,8}", json_value()));
+    let object = (values, extra).prop_map(move |(values, extra)| {
+        let mut object = Map::new();
+        for (name, value) in names.iter().zip(values) {
+            if let Some(value) = value {
+                object.insert((*name).to_owned(), value);
+            }
+        }
+        if let Some((name, value)) = extra {
+            object.insert(name, value);
+        }
+        Value::Object(object)
+    });
+    prop_oneof![7 => object, 1 => json_value()].boxed()
+}
+
+fn key_type_value() -> BoxedStrategy<Value> {
+    prop_oneof![
+        6 => prop::sample::select(vec!["public", "secret"]).prop_map(Value::from),
+        1 => prop::sample::select(vec!["Public", "SECRET", "admin", "", "sk", "secret "])
+            .prop_map(Value::from),
+        1 => json_value(),
+    ]
+    .boxed()
+}
+
+fn new_key_body() -> BoxedStrategy<Value> {
+    body_of(vec![("label", label_value()), ("type", key_type_value())])
+}
+
+fn essence(content_type: Option<&str>) -> Option<String> {
+    content_type.map(|ct| {
+        ct.split(';')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase()
+    })
+}
+
+/// docs/API.md#key-management: `application/json` only, an object of `label` and `type` and
+/// nothing else, a good label, and a type of `public` or `secret`.
+fn new_key_is_valid(content_type: Option<&str>, body: &Value) -> bool {
+    let Some(object) = body.as_object() else {
+        return false;
+    };
+    essence(content_type).as_deref() == Some("application/json")
+        && object.keys().all(|k| k == "label" || k == "type")
+        && label_ok(object.get("label"))
+        && matches!(
+            object.get("type").and_then(Value::as_str),
+            Some("public" | "secret")
+        )
+}
+
+#[test]
+fn new_keys_are_created_exactly_when_every_rule_holds() {
+    let env = Env::new();
+    let content_type = prop::option::weighted(
+        0.95,
+        prop_oneof![
+            6 => Just("application/json"),
+            1 => Just("Application/JSON; charset=utf-8"),
+            1 => Just("application/merge-patch+json"),
+            1 => Just("text/plain"),
+        ]
+        .prop_map(str::to_owned),
+    );
+    // Every accepted body adds a key to the vault: nothing here depends on how many there are.
+    check(
+        "key_create: structured bodies",
+        500,
+        (content_type, new_key_body()),
+        |(content_type, body)| {
+            let valid = new_key_is_valid(content_type.as_deref(), &body);
+            let reply = env.send(
+                "key_create",
+                Req {
+                    content_type,
+                    body: body.to_string().into_bytes(),
+                    ..Req::default()
+                },
+            );
+            answered(&reply, if valid { 201 } else { 400 })?;
+            if valid {
+                let created = reply.json();
+                let kind = body["type"].as_str().unwrap_or_default();
+                let prefix = if kind == "secret" { "sk_" } else { "pk_" };
+                let key = created["key"].as_str().unwrap_or_default();
+                prop_assert_eq!(&created["label"], &body["label"]);
+                prop_assert_eq!(&created["type"], &body["type"]);
+                prop_assert!(key.starts_with(prefix) && key.len() == 51, "{}", created);
+                prop_assert_eq!(created["hint"].as_str(), key.get(..7));
+                prop_assert!(
+                    created["id"]
+                        .as_str()
+                        .and_then(|id| id.strip_prefix("key_"))
+                        .is_some_and(is_ulid),
+                    "{}",
+                    created
+                );
+                prop_assert!(created["revoked_at"].is_null(), "{}", created);
+            }
+            Ok(())
+        },
+    );
+}
+
+/// docs/API.md#vault: the asset PATCH's content types, an object of `name` and nothing else, and
+/// a good name.
+fn vault_patch_is_valid(content_type: Option<&str>, body: &Value) -> bool {
+    let Some(object) = body.as_object() else {
+        return false;
+    };
+    matches!(
+        essence(content_type).as_deref(),
+        Some("application/json" | "application/merge-patch+json")
+    ) && object.keys().all(|k| k == "name")
+        && label_ok(object.get("name"))
+}
+
+#[test]
+fn vault_patches_are_accepted_exactly_when_every_rule_holds() {
+    let env = Env::new();
+    // The name the vault must hold: the one it was created with, then each accepted one.
+    let expected = std::cell::RefCell::new("main".to_owned());
+    check(
+        "vault_update: structured bodies",
+        400,
+        (patch_content_type(), body_of(vec![("name", label_value())])),
+        |(content_type, body)| {
+            let valid = vault_patch_is_valid(content_type.as_deref(), &body);
+            let reply = env.send(
+                "vault_update",
+                Req {
+                    content_type,
+                    body: body.to_string().into_bytes(),
+                    ..Req::default()
+                },
+            );
+            answered(&reply, if valid { 200 } else { 400 })?;
+            if valid {
+                let vault = reply.json();
+                prop_assert_eq!(&vault["name"], &body["name"]);
+                prop_assert_eq!(vault["id"].as_str(), Some(env.app.vault.vault_id.as_str()));
+                *expected.borrow_mut() = body["name"].as_str().unwrap_or_default().to_owned();
+            }
+            // A refused patch changes nothing; an accepted one is what any key reads next.
+            let read = env.send(
+                "vault_get",
+                Req {
+                    authorization: Some(format!("Bearer {}", env.app.pk()).into_bytes()),
+                    ..Req::default()
+                },
+            );
+            answered(&read, 200)?;
+            let (held, wanted) = (read.json(), expected.borrow().clone());
+            prop_assert_eq!(held["name"].as_str(), Some(wanted.as_str()));
+            Ok(())
+        },
+    );
+}
+
+#[test]
+fn arbitrary_key_and_vault_bodies_are_refused_cleanly() {
+    let env = Env::new();
+    let body = prop_oneof![
+        prop::collection::vec(any::<u8>(), 0..256),
+        any::<String>().prop_map(String::into_bytes),
+        "[\\[\\]{}\",:0-9a-z ]{0,40}".prop_map(String::into_bytes),
+    ];
+    let function = prop::sample::select(vec!["key_create", "vault_update"]);
+    check(
+        "key_create, vault_update: arbitrary bodies",
+        300,
+        (function, patch_content_type(), body),
+        |(function, content_type, body)| {
+            let reply = env.send(
+                function,
                 Req {
                     content_type,
                     body,
