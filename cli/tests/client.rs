@@ -1721,16 +1721,10 @@ fn the_help_says_which_commands_work_on_the_store_and_which_over_the_api() {
         let help = imgbt("http://127.0.0.1:9", "sk_x", &["vault", "--help"]).await;
         assert!(help.status.success());
         let help = stdout(&help);
-        let line = |name: &str| {
-            help.lines()
-                .find(|l| l.trim_start().starts_with(name))
-                .unwrap_or_else(|| panic!("no {name} in {help}"))
-                .to_owned()
-        };
-        assert!(line("create").contains("on the store"), "{help}");
-        assert!(line("list").contains("on the store"), "{help}");
-        assert!(line("show").contains("Over the API"), "{help}");
-        assert!(line("rename").contains("Over the API"), "{help}");
+        assert!(line_of(&help, "create").contains("on the store"), "{help}");
+        assert!(line_of(&help, "list").contains("on the store"), "{help}");
+        assert!(line_of(&help, "show").contains("Over the API"), "{help}");
+        assert!(line_of(&help, "rename").contains("Over the API"), "{help}");
         let top = stdout(&imgbt("http://127.0.0.1:9", "sk_x", &["--help"]).await);
         assert!(line_of(&top, "keys").contains("Over the API"), "{top}");
         assert!(line_of(&top, "key ").contains("on the store"), "{top}");
@@ -1848,5 +1842,31 @@ fn a_create_whose_answer_was_lost_names_the_key_nobody_saw() {
         );
         let keys = listed_keys(&api, api.app.sk()).await;
         assert_eq!(keys.iter().filter(|k| k["label"] == "again").count(), 1);
+    });
+}
+
+#[test]
+fn a_self_revoke_whose_answer_was_lost_says_the_401_may_be_its_own_doing() {
+    local(async {
+        let api = serve(Backend::Embedded).await;
+        let own = secret_key_id(&api).await;
+        api.json(&["keys", "create", "--type", "secret", "--label", "next"])
+            .await;
+        // The first DELETE revokes the very key the command runs with; its retry is told 401.
+        let proxy = lossy_proxy(api.url.clone(), "DELETE", &own, true).await;
+        let out = imgbt(
+            &proxy.url,
+            api.app.sk(),
+            &["keys", "revoke", &own, "--vault", api.vault()],
+        )
+        .await;
+        assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+        let err = stderr(&out);
+        assert!(err.contains("HTTP 401"), "{err}");
+        assert!(
+            err.contains(&format!("if {own} is the key this command runs with")),
+            "{err}"
+        );
+        assert!(!err.contains(api.app.sk()), "{err}");
     });
 }
