@@ -1,7 +1,8 @@
 //! The client commands of `imgbt` (upload, ls, show, patch, rm, download, keys, vault show|rename),
-//! run as a user runs them: the real binary, over HTTP, against the functions behind the in-process gateway
-//! (`imgbt_tests::gateway`), with the gateway's request limit (4,718,592 bytes) applied. Retries
-//! and redirects are checked against tiny local servers that count what reaches them.
+//! run as a user runs them: the real binary, over HTTP, against the functions behind the
+//! in-process gateway (`imgbt_tests::gateway`), with the gateway's request limit (4,718,592 bytes)
+//! applied. Retries and redirects are checked against tiny local servers that count what reaches
+//! them.
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
