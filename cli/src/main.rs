@@ -3,8 +3,10 @@
 //! - Admin commands (here): they open the same store as the functions (configured by the same
 //!   environment: `IMGBT_DATA_DIR` for the embedded default) and run `shared::migrations` and
 //!   `shared::admin` against it.
-//! - Client commands ([`client`]: upload, ls, show, patch, rm, download): they talk to the API at
-//!   `IMGBT_URL` with `IMGBT_API_KEY`, over HTTP, as any user of the API does.
+//! - Client commands ([`client`]: upload, ls, show, patch, rm, download, keys, vault show|rename):
+//!   they talk to the API at `IMGBT_URL` with `IMGBT_API_KEY`, over HTTP, as any user of the API
+//!   does. `keys` and `vault show|rename` are the API's side of the admin `key` and
+//!   `vault create|list`, for those who hold a secret key but not the store's credentials.
 //!
 //! Output: friendly text by default; with `--json`, exactly one JSON document on stdout. Errors go
 //! to stderr with a non-zero exit code (and, with `--json`, `{"error": "..."}` on stdout): 1 for
@@ -29,10 +31,13 @@ use std::process::ExitCode;
 #[command(
     name = "imgbt",
     version,
-    about = "imgbt: the API's client (upload, ls, show, patch, rm, download) and admin \
-             (migrations, vaults, keys, cleanup)",
-    after_help = "Client commands read IMGBT_URL (the API's base URL) and IMGBT_API_KEY; admin \
-                  commands open the store itself (IMGBT_DATA_DIR, or the Cloudflare variables).\n\
+    about = "imgbt: the API's client (upload, ls, show, patch, rm, download, keys, vault \
+             show|rename) and admin on the store (migrate, vault create|list, key, gc, fsck, dev)",
+    after_help = "Client commands (over the API) read IMGBT_URL (the API's base URL) and \
+                  IMGBT_API_KEY; admin commands open the store itself (IMGBT_DATA_DIR, or the \
+                  Cloudflare variables). Keys: `imgbt keys` over the API with a secret key, \
+                  `imgbt key` on the store. Vaults: `vault show|rename` over the API, \
+                  `vault create|list` on the store.\n\
                   Exit codes: 0 ok; 1 failure; 2 usage; 3 the API refused the request (4xx); \
                   4 not found; 5 conflict; 6 the API is unavailable (429, 5xx or no answer, \
                   after retries)."
@@ -59,12 +64,17 @@ enum Command {
     Rm(client::assets::AssetArgs),
     /// Download an asset's bytes.
     Download(client::download::DownloadArgs),
+    /// Over the API, with a secret key of the vault: list, create and revoke its API keys. (On the
+    /// store itself, with its credentials: `imgbt key`.)
+    #[command(subcommand)]
+    Keys(client::keys::KeysCommand),
     /// Apply pending schema migrations (safe to run again).
     Migrate,
-    /// Create and list vaults.
+    /// Vaults: `create` and `list` on the store itself (admin); `show` and `rename` over the API.
     #[command(subcommand)]
     Vault(VaultCommand),
-    /// Create, list and revoke API keys.
+    /// Admin, on the store itself: create, list and revoke API keys. (Over the API, with a secret
+    /// key: `imgbt keys`.)
     #[command(subcommand)]
     Key(KeyCommand),
     /// Finish pending object deletions, retrying any that failed when their asset was deleted;
@@ -91,14 +101,19 @@ enum DevCommand {
 
 #[derive(Subcommand)]
 enum VaultCommand {
-    /// Create a vault with one public (pk_) and one secret (sk_) key; the keys are shown only now.
+    /// Admin, on the store: create a vault with one public (pk_) and one secret (sk_) key; the
+    /// keys are shown only now.
     Create {
         /// A name for people; it need not be unique.
         #[arg(long)]
         name: String,
     },
-    /// List vaults.
+    /// Admin, on the store: list vaults.
     List,
+    /// Over the API (any key of the vault): show the vault's id, name and creation time.
+    Show(client::vault::ShowArgs),
+    /// Over the API (a secret key of the vault): rename the vault.
+    Rename(client::vault::RenameArgs),
 }
 
 #[derive(Subcommand)]
@@ -235,6 +250,13 @@ async fn run(command: Command, json: bool) -> Result<Output, Failure> {
         Command::Patch(args) => return client(client::assets::patch(args).await?),
         Command::Rm(args) => return client(client::assets::rm(args).await?),
         Command::Download(args) => return client(client::download::run(args, json).await?),
+        Command::Keys(command) => return client(client::keys::run(command).await?),
+        Command::Vault(VaultCommand::Show(args)) => {
+            return client(client::vault::show(args).await?);
+        }
+        Command::Vault(VaultCommand::Rename(args)) => {
+            return client(client::vault::rename(args).await?);
+        }
         _ => {}
     }
     if let Command::Dev(_) = command {
@@ -266,7 +288,11 @@ async fn run(command: Command, json: bool) -> Result<Output, Failure> {
         | Command::Show(_)
         | Command::Patch(_)
         | Command::Rm(_)
-        | Command::Download(_) => unreachable!("client commands are handled above"),
+        | Command::Download(_)
+        | Command::Keys(_)
+        | Command::Vault(VaultCommand::Show(_) | VaultCommand::Rename(_)) => {
+            unreachable!("client commands are handled above")
+        }
         Command::Vault(VaultCommand::Create { name }) => vault_create(&deps, &name).await,
         Command::Vault(VaultCommand::List) => vault_list(&deps).await,
         Command::Key(KeyCommand::Create { vault, kind, label }) => {

@@ -1,7 +1,8 @@
-//! The client commands of `imgbt` (upload, ls, show, patch, rm, download), run as a user runs
-//! them: the real binary, over HTTP, against the functions behind the in-process gateway
-//! (`imgbt_tests::gateway`), with the gateway's request limit (4,718,592 bytes) applied. Retries
-//! and redirects are checked against tiny local servers that count what reaches them.
+//! The client commands of `imgbt` (upload, ls, show, patch, rm, download, keys, vault show|rename),
+//! run as a user runs them: the real binary, over HTTP, against the functions behind the
+//! in-process gateway (`imgbt_tests::gateway`), with the gateway's request limit (4,718,592 bytes)
+//! applied. Retries and redirects are checked against tiny local servers that count what reaches
+//! them.
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -1405,5 +1406,468 @@ fn a_download_the_embedded_default_cannot_answer_under_lambda_is_a_clear_413() {
             stderr(&out)
         );
         assert!(!back.exists());
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Keys and vault settings over the API (`imgbt keys`, `imgbt vault show | rename`).
+
+/// The key `imgbt keys create` printed: the one line of its text that is a key.
+fn printed_key(out: &Output) -> String {
+    let text = stdout(out);
+    let keys: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("sk_") || l.starts_with("pk_"))
+        .collect();
+    assert_eq!(keys.len(), 1, "one key line in: {text}");
+    keys[0].to_owned()
+}
+
+/// The vault's keys as `imgbt keys ls --json` lists them, run with `key`.
+async fn listed_keys(api: &Served, key: &str) -> Vec<Value> {
+    let out = api
+        .run(key, &["keys", "ls", "--vault", api.vault(), "--json"])
+        .await;
+    let doc = ok_json(&out, &["keys", "ls"]);
+    assert_eq!(doc["vault_id"], api.vault());
+    doc["keys"].as_array().unwrap().clone()
+}
+
+fn listed<'a>(keys: &'a [Value], id: &str) -> &'a Value {
+    keys.iter()
+        .find(|k| k["id"] == id)
+        .unwrap_or_else(|| panic!("{id} is not listed: {keys:?}"))
+}
+
+/// The id of the vault's one live secret key (the one `TestApp` made).
+async fn secret_key_id(api: &Served) -> String {
+    let keys = listed_keys(api, api.app.sk()).await;
+    let live: Vec<&Value> = keys
+        .iter()
+        .filter(|k| k["type"] == "secret" && k["revoked_at"].is_null())
+        .collect();
+    assert_eq!(live.len(), 1, "{keys:?}");
+    live[0]["id"].as_str().unwrap().to_owned()
+}
+
+/// Create over HTTP, use at once, list without the key, revoke, refused at once.
+async fn a_key_lives_and_dies_over_http(backend: Backend) {
+    let api = serve(backend).await;
+    let created = api
+        .run(
+            api.app.sk(),
+            &[
+                "keys",
+                "create",
+                "--type",
+                "secret",
+                "--label",
+                "CI deploy",
+                "--vault",
+                api.vault(),
+            ],
+        )
+        .await;
+    assert!(created.status.success(), "{}", stderr(&created));
+    let key = printed_key(&created);
+    assert!(key.starts_with("sk_") && key.len() == 51, "{key}");
+    assert!(
+        stdout(&created).contains("shown only now, never again"),
+        "{}",
+        stdout(&created)
+    );
+    let id = stdout(&created)
+        .split_whitespace()
+        .find(|w| w.starts_with("key_"))
+        .unwrap()
+        .to_owned();
+
+    // The printed key works on the very next request, for reads and for writes.
+    let ls = api.run(&key, &["ls", "--vault", api.vault()]).await;
+    assert!(ls.status.success(), "{}", stderr(&ls));
+    let renamed = api
+        .run(
+            &key,
+            &["vault", "rename", "--name", "by CI", "--vault", api.vault()],
+        )
+        .await;
+    assert!(renamed.status.success(), "{}", stderr(&renamed));
+
+    // Listed, with its hint, and never the key itself: not in the text, not in the JSON.
+    let keys = listed_keys(&api, api.app.sk()).await;
+    let record = listed(&keys, &id);
+    assert_eq!(record["type"], "secret");
+    assert_eq!(record["label"], "CI deploy");
+    assert_eq!(record["hint"], &key[..7]);
+    assert!(record["revoked_at"].is_null());
+    let text = api
+        .run(api.app.sk(), &["keys", "ls", "--vault", api.vault()])
+        .await;
+    assert!(text.status.success(), "{}", stderr(&text));
+    let table = stdout(&text);
+    assert!(table.starts_with("ID"), "{table}");
+    let row = table.lines().find(|l| l.starts_with(&id)).unwrap();
+    assert!(row.contains(&format!("{}…", &key[..7])), "{row}");
+    assert!(row.contains("CI deploy") && row.ends_with('-'), "{row}");
+    let json_text = api
+        .run(
+            api.app.sk(),
+            &["keys", "ls", "--vault", api.vault(), "--json"],
+        )
+        .await;
+    for out in [&text, &json_text] {
+        for secret in [key.as_str(), api.app.sk()] {
+            assert!(!stdout(out).contains(secret), "a key was listed");
+            assert!(!stderr(out).contains(secret), "a key was logged");
+        }
+    }
+
+    let revoked = api.json(&["keys", "revoke", &id]).await;
+    assert_eq!(
+        revoked,
+        json!({"revoked": true, "vault_id": api.vault(), "key_id": id})
+    );
+    // Refused on the very next request: 401, exit 3.
+    let refused = api.run(&key, &["ls", "--vault", api.vault()]).await;
+    assert_eq!(refused.status.code(), Some(3), "{}", stderr(&refused));
+    assert!(
+        stderr(&refused).contains("UNAUTHORIZED, HTTP 401"),
+        "{}",
+        stderr(&refused)
+    );
+    let keys = listed_keys(&api, api.app.sk()).await;
+    assert!(listed(&keys, &id)["revoked_at"].is_string());
+    // Without a lost answer, revoking it again is the API's 404.
+    let again = api
+        .run(
+            api.app.sk(),
+            &["keys", "revoke", &id, "--vault", api.vault()],
+        )
+        .await;
+    assert_eq!(again.status.code(), Some(4), "{}", stderr(&again));
+    assert!(stderr(&again).contains("NOT_FOUND"), "{}", stderr(&again));
+}
+
+#[test]
+fn a_key_created_over_http_works_at_once_and_is_refused_once_revoked() {
+    local(a_key_lives_and_dies_over_http(Backend::Embedded));
+}
+
+#[test]
+fn a_key_created_over_http_works_at_once_and_is_refused_once_revoked_on_d1() {
+    local(a_key_lives_and_dies_over_http(Backend::Cloudflare));
+}
+
+#[test]
+fn with_json_the_created_key_is_a_member_of_the_one_document_and_pk_cannot_manage_keys() {
+    local(async {
+        let api = serve(Backend::Embedded).await;
+        let doc = api
+            .json(&["keys", "create", "--type", "public", "--label", "site"])
+            .await;
+        let key = doc["key"].as_str().unwrap().to_owned();
+        assert!(key.starts_with("pk_") && key.len() == 51, "{doc}");
+        assert_eq!(doc["type"], "public");
+        assert_eq!(doc["label"], "site");
+        assert_eq!(doc["hint"], &key[..7]);
+        assert!(doc["id"].as_str().unwrap().starts_with("key_"), "{doc}");
+        assert!(doc["revoked_at"].is_null());
+
+        // The new read key reads, but neither it nor any pk_ manages keys: 403, exit 3.
+        let shown = api
+            .run(&key, &["vault", "show", "--vault", api.vault()])
+            .await;
+        assert!(shown.status.success(), "{}", stderr(&shown));
+        for args in [
+            vec!["keys", "ls"],
+            vec!["keys", "create", "--type", "secret", "--label", "x"],
+            vec!["keys", "revoke", doc["id"].as_str().unwrap()],
+        ] {
+            let out = api
+                .run(&key, &[&args[..], &["--vault", api.vault()]].concat())
+                .await;
+            assert_eq!(out.status.code(), Some(3), "{args:?}: {}", stderr(&out));
+            assert!(
+                stderr(&out).contains("FORBIDDEN, HTTP 403"),
+                "{args:?}: {}",
+                stderr(&out)
+            );
+        }
+        // The refused create made nothing; the refused revoke revoked nothing.
+        let keys = listed_keys(&api, api.app.sk()).await;
+        assert_eq!(keys.len(), 3, "{keys:?}");
+        assert!(listed(&keys, doc["id"].as_str().unwrap())["revoked_at"].is_null());
+        // A bad label is the API's 400, exit 3.
+        let out = api
+            .run(
+                api.app.sk(),
+                &[
+                    "keys",
+                    "create",
+                    "--type",
+                    "secret",
+                    "--label",
+                    "",
+                    "--vault",
+                    api.vault(),
+                ],
+            )
+            .await;
+        assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+        assert!(stderr(&out).contains("label"), "{}", stderr(&out));
+    });
+}
+
+#[test]
+fn revoking_the_last_secret_key_exits_5_with_the_apis_reason_and_a_key_may_revoke_itself() {
+    local(async {
+        let api = serve(Backend::Embedded).await;
+        let own = secret_key_id(&api).await;
+        let out = api
+            .run(
+                api.app.sk(),
+                &["keys", "revoke", &own, "--vault", api.vault(), "--json"],
+            )
+            .await;
+        assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains("last active secret key"),
+            "{}",
+            stderr(&out)
+        );
+        let doc: Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+        assert_eq!(doc["code"], "CONFLICT");
+        assert_eq!(doc["status"], 409);
+        assert_eq!(doc["exit_code"], 5);
+        assert!(!stdout(&out).contains(api.app.sk()));
+        // Still alive.
+        let ls = api.run(api.app.sk(), &["ls", "--vault", api.vault()]).await;
+        assert!(ls.status.success(), "{}", stderr(&ls));
+
+        // With another secret key in the vault, the key may revoke itself.
+        api.json(&["keys", "create", "--type", "secret", "--label", "next"])
+            .await;
+        let out = api
+            .run(
+                api.app.sk(),
+                &["keys", "revoke", &own, "--vault", api.vault()],
+            )
+            .await;
+        assert!(out.status.success(), "{}", stderr(&out));
+        let after = api.run(api.app.sk(), &["ls", "--vault", api.vault()]).await;
+        assert_eq!(after.status.code(), Some(3), "{}", stderr(&after));
+        assert!(stderr(&after).contains("HTTP 401"), "{}", stderr(&after));
+    });
+}
+
+#[test]
+fn vault_show_and_rename_work_over_the_api() {
+    local(async {
+        let api = serve(Backend::Embedded).await;
+        let shown = api.json(&["vault", "show"]).await;
+        assert_eq!(shown["id"], api.vault());
+        let name = shown["name"].as_str().unwrap().to_owned();
+        assert!(!name.is_empty(), "{shown}");
+        assert!(
+            shown["created_at"].as_str().unwrap().ends_with('Z'),
+            "{shown}"
+        );
+
+        let renamed = api
+            .json(&["vault", "rename", "--name", "Marketing assets"])
+            .await;
+        assert_eq!(renamed["id"], api.vault());
+        assert_eq!(renamed["name"], "Marketing assets");
+        assert_eq!(renamed["created_at"], shown["created_at"]);
+
+        // Any key reads it; the text names it.
+        let text = api
+            .run(api.app.pk(), &["vault", "show", "--vault", api.vault()])
+            .await;
+        assert!(text.status.success(), "{}", stderr(&text));
+        let text = stdout(&text);
+        assert!(
+            text.contains(&format!("id:       {}\n", api.vault())),
+            "{text}"
+        );
+        assert!(text.contains("name:     Marketing assets\n"), "{text}");
+
+        // A read key cannot rename; another vault's key cannot even look.
+        let out = api
+            .run(
+                api.app.pk(),
+                &["vault", "rename", "--name", "x", "--vault", api.vault()],
+            )
+            .await;
+        assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+        assert!(stderr(&out).contains("FORBIDDEN"), "{}", stderr(&out));
+        let out = api
+            .run(
+                &api.app.other.secret_key,
+                &["vault", "show", "--vault", api.vault()],
+            )
+            .await;
+        assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+        assert!(stderr(&out).contains("HTTP 403"), "{}", stderr(&out));
+        assert_eq!(
+            api.json(&["vault", "show"]).await["name"],
+            "Marketing assets"
+        );
+    });
+}
+
+#[test]
+fn the_help_says_which_commands_work_on_the_store_and_which_over_the_api() {
+    local(async {
+        let help = imgbt("http://127.0.0.1:9", "sk_x", &["vault", "--help"]).await;
+        assert!(help.status.success());
+        let help = stdout(&help);
+        assert!(line_of(&help, "create").contains("on the store"), "{help}");
+        assert!(line_of(&help, "list").contains("on the store"), "{help}");
+        assert!(line_of(&help, "show").contains("Over the API"), "{help}");
+        assert!(line_of(&help, "rename").contains("Over the API"), "{help}");
+        let top = stdout(&imgbt("http://127.0.0.1:9", "sk_x", &["--help"]).await);
+        assert!(line_of(&top, "keys").contains("Over the API"), "{top}");
+        assert!(line_of(&top, "key ").contains("on the store"), "{top}");
+    });
+}
+
+fn line_of(text: &str, start: &str) -> String {
+    text.lines()
+        .find(|l| l.trim_start().starts_with(start))
+        .unwrap_or_else(|| panic!("no {start:?} in {text}"))
+        .to_owned()
+}
+
+#[test]
+fn a_revoke_whose_answer_was_lost_is_checked_against_the_list() {
+    local(async {
+        let api = serve(Backend::Embedded).await;
+        let doc = api
+            .json(&["keys", "create", "--type", "public", "--label", "old"])
+            .await;
+        let (id, key) = (
+            doc["id"].as_str().unwrap().to_owned(),
+            doc["key"].as_str().unwrap().to_owned(),
+        );
+        // The first DELETE is carried out, its answer lost; the retry is told 404.
+        let proxy = lossy_proxy(api.url.clone(), "DELETE", &id, true).await;
+        let out = imgbt(
+            &proxy.url,
+            api.app.sk(),
+            &["keys", "revoke", &id, "--vault", api.vault()],
+        )
+        .await;
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert!(stdout(&out).contains("is revoked (at "), "{}", stdout(&out));
+        assert!(stdout(&out).contains("earlier attempt"), "{}", stdout(&out));
+        let refused = api.run(&key, &["ls", "--vault", api.vault()]).await;
+        assert_eq!(refused.status.code(), Some(3), "{}", stderr(&refused));
+
+        // A lost answer does not turn every 404 into success: a key the vault never had stays
+        // not found.
+        let unknown = "key_01KAAAAAAAAAAAAAAAAAAAAAAA";
+        let proxy = lossy_proxy(api.url.clone(), "DELETE", unknown, false).await;
+        let out = imgbt(
+            &proxy.url,
+            api.app.sk(),
+            &["keys", "revoke", unknown, "--vault", api.vault()],
+        )
+        .await;
+        assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+        assert!(stderr(&out).contains("NOT_FOUND"), "{}", stderr(&out));
+    });
+}
+
+#[test]
+fn a_create_whose_answer_was_lost_names_the_key_nobody_saw() {
+    local(async {
+        let api = serve(Backend::Embedded).await;
+        // The first POST creates a key whose answer is lost; the retry creates the one shown.
+        let proxy = lossy_proxy(api.url.clone(), "POST", "/keys", true).await;
+        let out = imgbt(
+            &proxy.url,
+            api.app.sk(),
+            &[
+                "keys",
+                "create",
+                "--type",
+                "secret",
+                "--label",
+                "deploy",
+                "--vault",
+                api.vault(),
+                "--json",
+            ],
+        )
+        .await;
+        let doc = ok_json(&out, &["keys", "create"]);
+        let shown = doc["id"].as_str().unwrap();
+        let keys = listed_keys(&api, api.app.sk()).await;
+        let deploy: Vec<&str> = keys
+            .iter()
+            .filter(|k| k["label"] == "deploy")
+            .map(|k| k["id"].as_str().unwrap())
+            .collect();
+        assert_eq!(deploy.len(), 2, "{keys:?}");
+        let unseen = deploy.iter().find(|id| **id != shown).unwrap();
+        let err = stderr(&out);
+        assert!(err.contains("nobody has seen"), "{err}");
+        assert!(err.contains(unseen), "the unseen key's id is named: {err}");
+        assert!(!err.contains(doc["key"].as_str().unwrap()), "{err}");
+
+        // When the create then fails, the message still says a key may exist unseen.
+        let proxy = lossy_proxy(api.url.clone(), "POST", "/keys", true).await;
+        let out = imgbt(
+            &proxy.url,
+            api.app.sk(),
+            &[
+                "keys",
+                "create",
+                "--type",
+                "secret",
+                "--label",
+                "again",
+                "--vault",
+                api.vault(),
+                "--retries",
+                "0",
+            ],
+        )
+        .await;
+        assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains("labelled \"again\""),
+            "{}",
+            stderr(&out)
+        );
+        let keys = listed_keys(&api, api.app.sk()).await;
+        assert_eq!(keys.iter().filter(|k| k["label"] == "again").count(), 1);
+    });
+}
+
+#[test]
+fn a_self_revoke_whose_answer_was_lost_says_the_401_may_be_its_own_doing() {
+    local(async {
+        let api = serve(Backend::Embedded).await;
+        let own = secret_key_id(&api).await;
+        api.json(&["keys", "create", "--type", "secret", "--label", "next"])
+            .await;
+        // The first DELETE revokes the very key the command runs with; its retry is told 401.
+        let proxy = lossy_proxy(api.url.clone(), "DELETE", &own, true).await;
+        let out = imgbt(
+            &proxy.url,
+            api.app.sk(),
+            &["keys", "revoke", &own, "--vault", api.vault()],
+        )
+        .await;
+        assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+        let err = stderr(&out);
+        assert!(err.contains("HTTP 401"), "{err}");
+        assert!(
+            err.contains(&format!("if {own} is the key this command runs with")),
+            "{err}"
+        );
+        assert!(!err.contains(api.app.sk()), "{err}");
     });
 }

@@ -1,21 +1,26 @@
-//! The API's command-line client: `imgbt upload | ls | show | patch | rm | download`.
+//! The API's command-line client: `imgbt upload | ls | show | patch | rm | download | keys`, and
+//! `imgbt vault show | rename`.
 //!
 //! - `mod.rs` (here): the connection (`IMGBT_URL`, `IMGBT_API_KEY`), requests with retries, and
 //!   how an answer becomes a [`ClientError`] with its exit code.
 //! - [`retry`]: backoff, jitter and `Retry-After`.
 //! - [`multipart`]: the upload form, streamed from the file, its length known in advance.
 //! - [`progress`]: the progress bar, and a file read as a counted stream of chunks.
-//! - [`upload`], [`download`], [`assets`] (ls, show, patch, rm): the commands.
+//! - [`upload`], [`download`], [`assets`] (ls, show, patch, rm), [`keys`] (keys ls, create,
+//!   revoke), [`vault`] (vault show, rename): the commands.
 //!
 //! The key is sent only to `IMGBT_URL`'s API, never to a presigned or upload URL, and never
-//! printed; nor is an upload or download URL (each is a capability).
+//! printed; nor is an upload or download URL (each is a capability). The one key ever printed is
+//! the one `imgbt keys create` makes, in its own output.
 
 pub mod assets;
 pub mod download;
+pub mod keys;
 pub mod multipart;
 pub mod progress;
 pub mod retry;
 pub mod upload;
+pub mod vault;
 
 use clap::Args;
 use reqwest::header::{AUTHORIZATION, HeaderValue, RETRY_AFTER};
@@ -96,6 +101,34 @@ impl ClientError {
                 message,
             } => format!("{message} ({code}, HTTP {status})"),
             ClientError::Unavailable { message, .. } => message.clone(),
+        }
+    }
+
+    /// The same error, its message followed by `note` (what the user should know beyond the
+    /// answer, e.g. that an earlier attempt may have been carried out).
+    pub fn with_note(self, note: &str) -> ClientError {
+        let add = |message: String| format!("{message}. {note}");
+        match self {
+            ClientError::Usage(m) => ClientError::Usage(add(m)),
+            ClientError::Other(m) => ClientError::Other(add(m)),
+            ClientError::Api {
+                status,
+                code,
+                message,
+            } => ClientError::Api {
+                status,
+                code,
+                message: add(message),
+            },
+            ClientError::Unavailable {
+                status,
+                code,
+                message,
+            } => ClientError::Unavailable {
+                status,
+                code,
+                message: add(message),
+            },
         }
     }
 
@@ -227,12 +260,27 @@ impl Api {
     /// the retry policy. `build` runs once per attempt (a streamed body cannot be sent twice).
     /// Returns the last answer, whatever its status; see [`expect`] to turn errors into
     /// [`ClientError`]s. `what` names the request in messages ("upload", "list").
-    pub async fn send<F, Fut>(&self, what: &str, mut build: F) -> Result<Sent, ClientError>
+    pub async fn send<F, Fut>(&self, what: &str, build: F) -> Result<Sent, ClientError>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<RequestBuilder, ClientError>>,
     {
-        let mut ambiguous = false;
+        self.send_noting(what, build, &mut false).await
+    }
+
+    /// [`send`](Api::send), and `ambiguous` says, also when it fails, whether an attempt may have
+    /// been carried out although its answer was lost: a command that cannot be repeated safely
+    /// (creating a key) must then say what may exist unseen.
+    pub async fn send_noting<F, Fut>(
+        &self,
+        what: &str,
+        mut build: F,
+        ambiguous: &mut bool,
+    ) -> Result<Sent, ClientError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<RequestBuilder, ClientError>>,
+    {
         let attempts = self.policy.attempts;
         for attempt in 1..=attempts {
             let request = build().await?;
@@ -241,13 +289,13 @@ impl Api {
                 Ok(response) if !retry::retryable(response.status().as_u16()) => {
                     return Ok(Sent {
                         response,
-                        ambiguous,
+                        ambiguous: *ambiguous,
                     });
                 }
                 Ok(response) => {
                     let status = response.status();
                     if status.is_server_error() {
-                        ambiguous = true;
+                        *ambiguous = true;
                     }
                     let retry_after = response
                         .headers()
@@ -257,14 +305,14 @@ impl Api {
                     if last {
                         return Ok(Sent {
                             response,
-                            ambiguous,
+                            ambiguous: *ambiguous,
                         });
                     }
                     if retry_after.is_some_and(|d| d > self.policy.max_wait) {
                         // Not worth waiting for: let the caller report the answer.
                         return Ok(Sent {
                             response,
-                            ambiguous,
+                            ambiguous: *ambiguous,
                         });
                     }
                     (format!("HTTP {}", status.as_u16()), retry_after)
@@ -272,7 +320,7 @@ impl Api {
                 Err(err) => {
                     // A refused connection never carried the request; anything later might have.
                     if !err.is_connect() {
-                        ambiguous = true;
+                        *ambiguous = true;
                     }
                     let problem = chain(&err);
                     if last {
