@@ -21,13 +21,7 @@ pub fn log_change(req: &lambda_http::Request, vault_id: &str, key_id: &str, acti
         .lambda_context_ref()
         .map(|c| c.request_id.as_str())
         .unwrap_or_default();
-    lambda_http::tracing::info!(
-        request_id,
-        vault = vault_id,
-        key_id,
-        action,
-        "key change"
-    );
+    lambda_http::tracing::info!(request_id, vault = vault_id, key_id, action, "key change");
 }
 
 /// Longest label of a key and longest name of a vault, in characters.
@@ -46,11 +40,21 @@ pub struct KeyRecord {
 }
 
 /// A key just created: its record and, this once, the key itself.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Clone, Serialize)]
 pub struct CreatedKey {
     #[serde(flatten)]
     pub record: KeyRecord,
     pub key: String,
+}
+
+/// Without the key: a `{:?}` in a log or an error must never show it.
+impl std::fmt::Debug for CreatedKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreatedKey")
+            .field("record", &self.record)
+            .field("key", &"<redacted>")
+            .finish()
+    }
 }
 
 /// A vault's settings. Kept a struct of named members so that later settings join it.
@@ -385,6 +389,24 @@ mod tests {
                 String::from_utf8_lossy(bad)
             );
         }
+    }
+
+    #[test]
+    fn a_created_keys_debug_form_hides_the_key() {
+        let created = CreatedKey {
+            record: KeyRecord {
+                id: "key_1".into(),
+                kind: "secret".into(),
+                hint: "sk_abcd".into(),
+                label: "CI".into(),
+                created_at: "t".into(),
+                revoked_at: None,
+            },
+            key: "sk_abcdefgh".into(),
+        };
+        let shown = format!("{created:?}");
+        assert!(!shown.contains("efgh"), "{shown}");
+        assert!(shown.contains("key_1"), "{shown}");
     }
 
     #[test]

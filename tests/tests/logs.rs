@@ -97,17 +97,20 @@ async fn each_request_logs_one_json_line_with_its_counts_and_no_secret() {
         created["key"].as_str().unwrap().to_owned(),
         created["id"].as_str().unwrap().to_owned(),
     );
-    let revoke = with_id(app.call("key_revoke").key_id(&new_key_id), "req-key-revoke-1");
+    let revoke = with_id(
+        app.call("key_revoke").key_id(&new_key_id),
+        "req-key-revoke-1",
+    );
     let revoked =
         imgbt_tests::Reply::from(imgbt_tests::dispatch(&app.deps, "key_revoke", revoke).await);
     assert_eq!(revoked.status, 204);
 
     let changes = key_changes(&captured);
     assert_eq!(changes.len(), 2, "one line per key change: {changes:#?}");
-    for (change, (request_id, action)) in changes
-        .iter()
-        .zip([("req-key-create-1", "create"), ("req-key-revoke-1", "revoke")])
-    {
+    for (change, (request_id, action)) in changes.iter().zip([
+        ("req-key-create-1", "create"),
+        ("req-key-revoke-1", "revoke"),
+    ]) {
         let f = &change["fields"];
         assert_eq!(f["request_id"], request_id, "{change}");
         assert_eq!(f["vault"], app.vault.vault_id.as_str(), "{change}");

@@ -484,7 +484,10 @@ async fn keys_route_revoke(backend: Backend, fault: Fault, times: Times) {
         .send()
         .await
         .ok(201);
-    let (key, key_id) = (created["key"].as_str().unwrap(), created["id"].as_str().unwrap());
+    let (key, key_id) = (
+        created["key"].as_str().unwrap(),
+        created["id"].as_str().unwrap(),
+    );
     app.list(key, "").await.ok(200);
     let deps = armed(&app, 1, fault, times);
     let reply = app
@@ -528,7 +531,12 @@ async fn vault_rename(backend: Backend, fault: Fault, times: Times) {
         Times::Always => {
             reply.error(500, "INTERNAL_ERROR");
             // A retry writes the same name again.
-            let again = app.call("vault_update").key(app.sk()).json(&rename).send().await;
+            let again = app
+                .call("vault_update")
+                .key(app.sk())
+                .json(&rename)
+                .send()
+                .await;
             assert_eq!(again.ok(200)["name"], "renamed");
         }
     }
@@ -580,7 +588,11 @@ async fn migrate(backend: Backend, fault: Fault, times: Times) {
         .await
         .expect("created")
         .expect("the vault exists");
-    assert!(admin::revoke_key(db, clock, vault, &key.key_id).await.expect("revoked"));
+    assert!(
+        admin::revoke_key(db, clock, vault, &key.key_id)
+            .await
+            .expect("revoked")
+    );
     app.list(&key.key, "").await.error(401, "UNAUTHORIZED");
     consistent(&app, 0, 0).await;
 }

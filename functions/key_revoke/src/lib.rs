@@ -24,7 +24,12 @@ pub const LAST_SECRET_KEY: &str = "this is the vault's last active secret key; c
 async fn run(deps: &Deps, req: Request) -> Result<Response<Body>, ApiError> {
     let (target, credential) = begin(&req, routes::route_of("key_revoke"))?;
     let key_id = target.key_id.clone().unwrap_or_default();
-    let (update, probe) = keys::revoke(deps.clock.now_ms(), &key_id, &target.vault_id, credential.hash_param());
+    let (update, probe) = keys::revoke(
+        deps.clock.now_ms(),
+        &key_id,
+        &target.vault_id,
+        credential.hash_param(),
+    );
     let (key, (), outcome) = batch::run(&*deps.db, (credential.lookup(), update, probe)).await?;
     match outcome {
         // A key that revoked itself is no longer found by the lookup when the batch is resent
