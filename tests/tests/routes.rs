@@ -22,6 +22,9 @@ async fn each_function_serves_its_route_and_nothing_else() {
             if other.path.contains("{uploadId}") {
                 call = call.upload("upload_01JD0000000000000000000000");
             }
+            if other.path.contains("{keyId}") {
+                call = call.key_id("key_01JD0000000000000000000000");
+            }
             let reply = call.send().await;
             let same = other.method == route.method && other.path == route.path;
             if same && route.function == "receive" {
