@@ -85,7 +85,10 @@ fn query(result: &Value) -> Vec<String> {
         .iter()
         .map(|name| {
             let name = name.as_str().unwrap();
-            format!("{name}={}", result["querystring"][name]["value"].as_str().unwrap())
+            format!(
+                "{name}={}",
+                result["querystring"][name]["value"].as_str().unwrap()
+            )
         })
         .collect()
 }
@@ -126,7 +129,11 @@ fn the_cdn_is_behind_a_parameter_that_turns_it_off() {
         })
         .map(|(name, _)| name.as_str().unwrap())
         .collect();
-    assert_eq!(cdn.len(), 4, "store, function, cache policy, distribution: {cdn:?}");
+    assert_eq!(
+        cdn.len(),
+        4,
+        "store, function, cache policy, distribution: {cdn:?}"
+    );
     for name in cdn {
         assert_eq!(
             resources[&Yaml::String(name.into())]["Condition"].as_str(),
@@ -134,12 +141,20 @@ fn the_cdn_is_behind_a_parameter_that_turns_it_off() {
             "{name} is deployed even with Cdn=false"
         );
     }
-    let policy = &doc["Resources"]["DeliveryCachePolicy"]["Properties"]["CachePolicyConfig"]
-        ["ParametersInCacheKeyAndForwardedToOrigin"];
+    let policy = &doc["Resources"]["DeliveryCachePolicy"]["Properties"]["CachePolicyConfig"]["ParametersInCacheKeyAndForwardedToOrigin"];
     // Accept reaches the key only through the function's `accept` parameter.
-    assert_eq!(policy["HeadersConfig"]["HeaderBehavior"].as_str(), Some("none"));
-    assert_eq!(policy["CookiesConfig"]["CookieBehavior"].as_str(), Some("none"));
-    assert_eq!(policy["QueryStringsConfig"]["QueryStringBehavior"].as_str(), Some("all"));
+    assert_eq!(
+        policy["HeadersConfig"]["HeaderBehavior"].as_str(),
+        Some("none")
+    );
+    assert_eq!(
+        policy["CookiesConfig"]["CookieBehavior"].as_str(),
+        Some("none")
+    );
+    assert_eq!(
+        policy["QueryStringsConfig"]["QueryStringBehavior"].as_str(),
+        Some("all")
+    );
 }
 
 #[test]
@@ -190,7 +205,10 @@ fn the_query_is_sorted_whatever_order_the_viewer_wrote() {
         viewer("x.cloudfront.net", "/d/v/p/c/ch/f", &both, None),
         viewer("x.cloudfront.net", "/d/v/p/c/ch/f", &both_reversed, None),
     ]);
-    assert_eq!(query(&results[0]), ["blur=2", "fit=cover", "h=600", "w=800"]);
+    assert_eq!(
+        query(&results[0]),
+        ["blur=2", "fit=cover", "h=600", "w=800"]
+    );
     assert_eq!(query(&results[1]), query(&results[0]));
     assert_eq!(query(&results[2]), ["quality=80"]);
     assert_eq!(query(&results[3]), ["quality=80"]);
@@ -202,7 +220,11 @@ fn format_auto_adds_the_format_accept_allows() {
     let cases = [
         (Some(chrome), "auto", Some("avif")),
         (Some("image/webp,*/*"), "auto", Some("webp")),
-        (Some("image/avif;q=0, image/webp;q=0.5"), "auto", Some("webp")),
+        (
+            Some("image/avif;q=0, image/webp;q=0.5"),
+            "auto",
+            Some("webp"),
+        ),
         (Some("IMAGE/AVIF"), "AUTO", Some("avif")),
         (Some("image/*,*/*;q=0.8"), "auto", Some("jpg")),
         (None, "auto", Some("jpg")),
@@ -212,7 +234,12 @@ fn format_auto_adds_the_format_accept_allows() {
     let events = cases
         .iter()
         .map(|(accept, format, _)| {
-            viewer("x.cloudfront.net", "/d/v/p/c/ch/f.jpg", &[("f", format)], *accept)
+            viewer(
+                "x.cloudfront.net",
+                "/d/v/p/c/ch/f.jpg",
+                &[("f", format)],
+                *accept,
+            )
         })
         .collect();
     for ((accept, format, negotiated), result) in cases.iter().zip(run(events)) {
@@ -224,14 +251,24 @@ fn format_auto_adds_the_format_accept_allows() {
         assert_eq!(query(&result), expected, "Accept: {accept:?}, f={format}");
     }
     // Without format there is nothing to negotiate, whatever Accept says.
-    let plain = one(viewer("x.cloudfront.net", "/d/v/p/c/ch/f.jpg", &[("w", "10")], Some(chrome)));
+    let plain = one(viewer(
+        "x.cloudfront.net",
+        "/d/v/p/c/ch/f.jpg",
+        &[("w", "10")],
+        Some(chrome),
+    ));
     assert_eq!(query(&plain), ["w=10"]);
 }
 
 #[test]
 fn a_vault_host_maps_onto_its_delivery_path() {
     let results = run(vec![
-        viewer(VAULT_HOST, "/web/heroes/main/caf%C3%A9.jpg", &[("q", "70")], None),
+        viewer(
+            VAULT_HOST,
+            "/web/heroes/main/caf%C3%A9.jpg",
+            &[("q", "70")],
+            None,
+        ),
         viewer("Cats.Example.COM", "/web/heroes/main/a.png", &[], None),
         // Another vault's delivery path, tried on this vault's host, stays in this vault.
         viewer(VAULT_HOST, "/d/01JOTHER/web/heroes/main/a.png", &[], None),
@@ -242,7 +279,10 @@ fn a_vault_host_maps_onto_its_delivery_path() {
         "mapped, the percent-encoding kept as sent"
     );
     assert_eq!(query(&results[0]), ["quality=70"]);
-    assert_eq!(results[1]["uri"], format!("/d/{VAULT}/web/heroes/main/a.png"));
+    assert_eq!(
+        results[1]["uri"],
+        format!("/d/{VAULT}/web/heroes/main/a.png")
+    );
     assert_eq!(
         results[2]["uri"],
         format!("/d/{VAULT}/d/01JOTHER/web/heroes/main/a.png")
@@ -252,9 +292,24 @@ fn a_vault_host_maps_onto_its_delivery_path() {
 #[test]
 fn an_unknown_host_passes_through_and_other_paths_are_404() {
     let results = run(vec![
-        viewer("d111111abcdef8.cloudfront.net", "/d/v9/p/c/ch/a.png", &[], None),
-        viewer("media.example.net", "/d/v9/p/c/ch/a.png", &[("w", "5")], None),
-        viewer("d111111abcdef8.cloudfront.net", "/api/v1/vaults/v9/assets", &[], None),
+        viewer(
+            "d111111abcdef8.cloudfront.net",
+            "/d/v9/p/c/ch/a.png",
+            &[],
+            None,
+        ),
+        viewer(
+            "media.example.net",
+            "/d/v9/p/c/ch/a.png",
+            &[("w", "5")],
+            None,
+        ),
+        viewer(
+            "d111111abcdef8.cloudfront.net",
+            "/api/v1/vaults/v9/assets",
+            &[],
+            None,
+        ),
         viewer("unknown.example.com", "/p/c/ch/a.png", &[], None),
     ]);
     assert_eq!(results[0]["uri"], "/d/v9/p/c/ch/a.png");
@@ -263,8 +318,7 @@ fn an_unknown_host_passes_through_and_other_paths_are_404() {
     assert_eq!(query(&results[1]), ["w=5"]);
     for refused in &results[2..] {
         assert_eq!(refused["statusCode"], 404, "{refused}");
-        let body: Value =
-            serde_json::from_str(refused["body"]["data"].as_str().unwrap()).unwrap();
+        let body: Value = serde_json::from_str(refused["body"]["data"].as_str().unwrap()).unwrap();
         assert_eq!(body["error"]["code"], "NOT_FOUND");
         assert_eq!(body["error"]["status"], 404);
     }
