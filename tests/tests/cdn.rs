@@ -96,6 +96,12 @@ fn query(result: &Value) -> Vec<String> {
 #[test]
 fn the_template_carries_the_function_file_verbatim() {
     let file = std::fs::read_to_string(workspace().join("infra/cdn/viewer-request.js")).unwrap();
+    // CloudFront refuses a function over 10 KB (its quota on function size).
+    assert!(
+        file.len() <= 10 * 1024,
+        "viewer-request.js: {} bytes",
+        file.len()
+    );
     let template = std::fs::read_to_string(workspace().join("infra/template.yaml")).unwrap();
     let doc = YamlLoader::load_from_str(&template).unwrap().remove(0);
     let function = &doc["Resources"]["DeliveryViewerFunction"]["Properties"];
