@@ -1094,6 +1094,15 @@ fn on_the_embedded_default_a_12_mb_file_downloads_through_the_object_server() {
     });
 }
 
+/// The largest file (100 MB) on the same setup: up direct, down through the object server.
+#[test]
+fn on_the_embedded_default_a_100_mb_file_downloads_through_the_object_server() {
+    local(async {
+        let api = serve_with_object_server().await;
+        round_trip(&api, 104_857_600, "direct upload").await;
+    });
+}
+
 #[test]
 fn on_r2_the_put_and_the_download_go_to_presigned_urls() {
     local(async {
