@@ -188,6 +188,11 @@ impl ObjectUrls {
         }
     }
 
+    /// The server's base URL, without a trailing `/`.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
     /// A URL that serves `key` as `content_type` until `expires_at` (Unix seconds).
     pub fn url(&self, key: &str, content_type: &str, expires_at: u64) -> String {
         let path: Vec<String> = key
