@@ -515,8 +515,12 @@ async fn dev_objects(port: u16) -> Result<Output, Failure> {
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
         .await
         .map_err(|e| fail(format!("cannot listen on 127.0.0.1:{port}: {e}")))?;
+    // The bound address, so that `--port 0` says which port it got.
+    let addr = listener
+        .local_addr()
+        .map_err(|e| fail(format!("cannot read the bound address: {e}")))?;
     eprintln!(
-        "Serving the objects of {} on http://127.0.0.1:{port} (signed URLs only; Ctrl-C to stop)",
+        "Serving the objects of {} on http://{addr} (signed URLs only; Ctrl-C to stop)",
         dir.display()
     );
     imgbt_cli::objects::serve(listener, blobs, secret).await;

@@ -12,7 +12,7 @@ use shared::blobs::local::LocalBlobs;
 use shared::blobs::object_urls::{ObjectUrls, UrlSecret};
 use shared::deps::Secret;
 use std::time::{SystemTime, UNIX_EPOCH};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 
 const KEY: &str = "vault_x/media/video/raw/asset_01JD0000000000000000000000_clip é#1.mp4";
 
@@ -288,4 +288,77 @@ async fn content_on_the_embedded_default_redirects_to_the_object_server_when_con
         .parse()
         .unwrap();
     assert!((295..=300).contains(&max_age), "{max_age}");
+}
+
+/// The binary under test: Cargo's, unless `IMGBT_TEST_BIN` names a copy (as in client.rs).
+fn imgbt_bin() -> std::path::PathBuf {
+    std::env::var_os("IMGBT_TEST_BIN")
+        .map(Into::into)
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_imgbt").into())
+}
+
+/// `imgbt dev objects` itself: it needs the secret, and then serves the data directory's objects.
+#[tokio::test]
+async fn the_command_needs_a_long_secret_and_serves_the_data_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let command = |secret: Option<&str>| {
+        let mut command = tokio::process::Command::new(imgbt_bin());
+        command
+            .args(["dev", "objects", "--port", "0"])
+            .env("IMGBT_DATA_DIR", dir.path())
+            .env_remove("IMGBT_LOCAL_OBJECTS_URL")
+            .kill_on_drop(true);
+        match secret {
+            Some(secret) => command.env("IMGBT_LOCAL_OBJECTS_SECRET", secret),
+            None => command.env_remove("IMGBT_LOCAL_OBJECTS_SECRET"),
+        };
+        command
+    };
+    for (secret, says) in [
+        (None, "set IMGBT_LOCAL_OBJECTS_SECRET"),
+        (Some("too short"), "at least 32 characters"),
+    ] {
+        let out = command(secret).output().await.unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(says), "{stderr}");
+    }
+
+    let secret = "0123456789abcdef0123456789abcdef";
+    let blobs = LocalBlobs::new(dir.path().join("objects")).unwrap();
+    blobs
+        .put(
+            "v/p/c/ch/asset_x_a.txt",
+            Bytes::from_static(b"served"),
+            "text/plain",
+        )
+        .await
+        .unwrap();
+    let mut child = command(Some(secret))
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let line = lines
+        .next_line()
+        .await
+        .unwrap()
+        .expect("a line once it listens");
+    assert!(
+        !line.contains(secret),
+        "the secret is never printed: {line}"
+    );
+    let base = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://127.0.0.1:"))
+        .unwrap_or_else(|| panic!("{line}"));
+    let urls = ObjectUrls::new(base, UrlSecret::new(Secret::new(secret)).unwrap()).unwrap();
+    let (status, _, body) = get(
+        &urls.url("v/p/c/ch/asset_x_a.txt", "text/plain", now() + 60),
+        &[],
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, b"served");
+    child.kill().await.unwrap();
 }
