@@ -96,7 +96,14 @@ impl Server {
     async fn answer(&self, req: Request<Incoming>) -> Response<Body> {
         match self.try_answer(req).await {
             Ok(response) => response,
-            Err(error) => envelope(&error),
+            Err(error) => {
+                // The envelope says only "internal error"; the cause (a path, an I/O error) goes
+                // to the terminal that runs the server.
+                if let Some(cause) = error.cause() {
+                    eprintln!("imgbt dev objects: {cause}");
+                }
+                envelope(&error)
+            }
         }
     }
 
@@ -123,9 +130,15 @@ impl Server {
             }
             Err(e) => return Err(ApiError::internal(e)),
         };
-        let mime: mime::Mime = signed.content_type.parse().map_err(|_| {
-            ApiError::InvalidParams("response-content-type is not a media type".into())
-        })?;
+        // ServeFile panics on a media type that is no header value: refused here instead.
+        let mime = signed
+            .content_type
+            .parse::<mime::Mime>()
+            .ok()
+            .filter(|mime| HeaderValue::from_str(mime.as_ref()).is_ok())
+            .ok_or_else(|| {
+                ApiError::InvalidParams("response-content-type is not a media type".into())
+            })?;
         let etag = etag_of(&key, &meta);
         let cache_control = HeaderValue::from_str(&format!(
             "private, max-age={}",

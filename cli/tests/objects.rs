@@ -362,3 +362,19 @@ async fn the_command_needs_a_long_secret_and_serves_the_data_directory() {
     assert_eq!(body, b"served");
     child.kill().await.unwrap();
 }
+
+/// A signed content type that is no media type is a 400, not a panic of the connection's task.
+#[tokio::test]
+async fn a_signed_type_that_is_no_media_type_is_400() {
+    let objects = start().await;
+    for bad in ["not a type", "text", "text/plain; charset"] {
+        let url = objects.url(KEY, bad, now() + 60);
+        let answer = get(&url, &[]).await;
+        assert_eq!(answer.0.as_u16(), 400, "{bad}");
+        let (code, message) = refusal(&answer, 400);
+        assert_eq!(code, "INVALID_PARAMS", "{bad}");
+        assert!(message.contains("media type"), "{message}");
+    }
+    // The server still answers.
+    assert_eq!(get(&objects.signed(), &[]).await.0, StatusCode::OK);
+}
