@@ -7,12 +7,18 @@
 # are saved to $IMGBT_DATA_DIR/dev-vault.json, local only), prints ready-to-run curl lines, then
 # runs `cargo lambda watch`, which serves every function on http://localhost:$IMGBT_PORT.
 #
+# Beside it, `imgbt dev objects` serves the store's objects on http://127.0.0.1:$IMGBT_OBJECTS_PORT
+# for signed URLs only, as R2 serves presigned GETs: a function's answer cannot carry more than
+# about 6 MB, so `content` redirects there. Its secret is generated once into
+# $IMGBT_DATA_DIR/local-objects.secret (local only, never printed) and given to both.
+#
 #   ./scripts/dev.sh --local-cloudflare
 #
 # runs the production code path instead: D1 over REST and R2 over S3, against the test kit's
 # protocol-faithful D1 and S3 servers on 127.0.0.1 (in memory; gone when the script stops).
 #
-# Environment: IMGBT_DATA_DIR (default ./.imgbt), IMGBT_PORT (default 9000).
+# Environment: IMGBT_DATA_DIR (default ./.imgbt), IMGBT_PORT (default 9000), IMGBT_OBJECTS_PORT
+# (default 9001).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -44,6 +50,7 @@ export IMGBT_DATA_DIR="${IMGBT_DATA_DIR:-$PWD/.imgbt}"
 mkdir -p "$IMGBT_DATA_DIR"
 IMGBT_DATA_DIR="$(cd "$IMGBT_DATA_DIR" && pwd)"
 port="${IMGBT_PORT:-9000}"
+objects_port="${IMGBT_OBJECTS_PORT:-9001}"
 
 imgbt() { cargo run -q -p imgbt-cli -- "$@"; }
 
@@ -116,9 +123,25 @@ The imgbt client (cargo run -q -p imgbt-cli -- upload|ls|show|patch|rm|download 
 ==> Serving on http://localhost:$port (Ctrl-C to stop)
 EOF
 
-if $local_cloudflare; then
-    # Not exec: the trap must stop the local servers when watch ends.
-    cargo lambda watch --invoke-port "$port"
-else
-    exec cargo lambda watch --invoke-port "$port"
+if ! $local_cloudflare; then
+    step "Starting the local object server on http://127.0.0.1:$objects_port"
+    secret_file="$IMGBT_DATA_DIR/local-objects.secret"
+    if [[ ! -s "$secret_file" ]]; then
+        (umask 077 && od -An -tx1 -N32 /dev/urandom | tr -d ' \n' >"$secret_file")
+    fi
+    chmod 600 "$secret_file"
+    # Exported, not passed on a command line, so the secret never shows in `ps`. cargo lambda
+    # watch hands its environment to every function it starts, as it does IMGBT_DATA_DIR.
+    IMGBT_LOCAL_OBJECTS_SECRET="$(cat "$secret_file")"
+    export IMGBT_LOCAL_OBJECTS_SECRET
+    export IMGBT_LOCAL_OBJECTS_URL="http://127.0.0.1:$objects_port"
+    # The built binary itself, not `cargo run`: that could wait on another build's lock.
+    cargo build -q -p imgbt-cli
+    target_dir="$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')"
+    "$target_dir/debug/imgbt" dev objects --port "$objects_port" &
+    objects=$!
+    trap 'kill "$objects" 2>/dev/null || true' EXIT
 fi
+
+# Not exec: the trap must stop the local servers when watch ends.
+cargo lambda watch --invoke-port "$port"

@@ -8,7 +8,11 @@ mod registry;
 use std::path::Path;
 
 fn main() {
-    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("../functions.toml");
+    // Read when the script runs, not baked in when it compiles: checkouts that share a target
+    // directory share this script's binary (Cargo hashes a path package by its path within the
+    // workspace), and a baked-in path would read another checkout's registry, or a removed one.
+    let manifest_dir = std::env::var("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR");
+    let source = Path::new(&manifest_dir).join("../functions.toml");
     println!("cargo::rerun-if-changed={}", source.display());
     println!("cargo::rerun-if-changed=build/registry.rs");
     let text =

@@ -97,6 +97,15 @@ enum DevCommand {
     /// `docs/readme/main/hello.txt`. The sample events in `events/` use it. Local stores only:
     /// refused when the Cloudflare variables are set.
     Seed,
+    /// Serve the embedded store's objects on 127.0.0.1, for URLs signed with
+    /// IMGBT_LOCAL_OBJECTS_SECRET only: the stand-in for R2's presigned GETs, to which `content`
+    /// redirects when the functions have IMGBT_LOCAL_OBJECTS_URL and the same secret.
+    /// `./scripts/dev.sh` runs it. Serves until stopped.
+    Objects {
+        /// The port on 127.0.0.1.
+        #[arg(long, default_value_t = imgbt_cli::objects::DEFAULT_PORT)]
+        port: u16,
+    },
 }
 
 #[derive(Subcommand)]
@@ -265,9 +274,13 @@ async fn run(command: Command, json: bool) -> Result<Output, Failure> {
             return Err(fail(
                 "`imgbt dev seed` runs on the embedded store only: the dev vault's keys are public \
                  knowledge and must never reach D1. Unset the Cloudflare variables \
-                 (CLOUDFLARE_*, IMGBT_D1_*, IMGBT_R2_*) to seed the local store.",
+                 (CLOUDFLARE_*, IMGBT_D1_*, IMGBT_R2_*) to seed the local store. (`imgbt dev \
+                 objects` serves the embedded store's objects only: on R2, R2 serves them.)",
             ));
         }
+    }
+    if let Command::Dev(DevCommand::Objects { port }) = command {
+        return dev_objects(port).await;
     }
     if let Command::Migrate = command {
         // D1 alone: the deploy workflow migrates with no R2 credentials.
@@ -305,6 +318,7 @@ async fn run(command: Command, json: bool) -> Result<Output, Failure> {
         Command::Gc => gc(&deps).await,
         Command::Fsck => fsck(&deps).await,
         Command::Dev(DevCommand::Seed) => dev_seed(&deps).await,
+        Command::Dev(DevCommand::Objects { .. }) => unreachable!("handled above"),
     }
 }
 
@@ -479,6 +493,38 @@ async fn gc(deps: &Deps) -> Result<Output, Failure> {
             exit: 1,
         })
     }
+}
+
+async fn dev_objects(port: u16) -> Result<Output, Failure> {
+    use shared::blobs::object_urls::{SECRET_VAR, UrlSecret};
+    let Config::Embedded { data_dir } = Config::from_env()? else {
+        unreachable!("refused above");
+    };
+    let secret = std::env::var(SECRET_VAR)
+        .ok()
+        .filter(|s| !s.trim().is_empty())
+        .ok_or_else(|| {
+            fail(format!(
+                "set {SECRET_VAR} (at least 32 characters; ./scripts/dev.sh generates one): the \
+                 object server serves URLs signed with it only"
+            ))
+        })?;
+    let secret = UrlSecret::new(shared::deps::Secret::new(secret.trim())).map_err(fail)?;
+    let dir = data_dir.join(shared::deps::OBJECTS_DIR);
+    let blobs = shared::blobs::local::LocalBlobs::new(&dir).map_err(|e| fail(format!("{e}")))?;
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .map_err(|e| fail(format!("cannot listen on 127.0.0.1:{port}: {e}")))?;
+    // The bound address, so that `--port 0` says which port it got.
+    let addr = listener
+        .local_addr()
+        .map_err(|e| fail(format!("cannot read the bound address: {e}")))?;
+    eprintln!(
+        "Serving the objects of {} on http://{addr} (signed URLs only; Ctrl-C to stop)",
+        dir.display()
+    );
+    imgbt_cli::objects::serve(listener, blobs, secret).await;
+    unreachable!("the object server serves until the process ends")
 }
 
 async fn dev_seed(deps: &Deps) -> Result<Output, Failure> {

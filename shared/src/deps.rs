@@ -12,12 +12,14 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 #[cfg(feature = "embedded")]
 use {
-    crate::blobs::local::LocalBlobs, crate::db::sqlite::SqliteDb, crate::migrations,
-    std::path::Path,
+    crate::blobs::local::LocalBlobs, crate::blobs::object_urls::ObjectUrls,
+    crate::db::sqlite::SqliteDb, crate::migrations, std::path::Path,
 };
 
 /// Where the embedded default keeps its data when `IMGBT_DATA_DIR` is not set.
 pub const DEFAULT_DATA_DIR: &str = ".imgbt";
+/// The embedded default's objects directory, under the data directory.
+pub const OBJECTS_DIR: &str = "objects";
 pub const DEFAULT_D1_BASE_URL: &str = "https://api.cloudflare.com/client/v4";
 
 /// The Cloudflare variables that must all be set for the Cloudflare backend.
@@ -172,7 +174,11 @@ impl Deps {
     pub async fn from_env_with(objects: ObjectStore) -> Result<Self, ConfigError> {
         let mut deps = match Config::from_env()? {
             #[cfg(feature = "embedded")]
-            Config::Embedded { data_dir } => Self::embedded(&data_dir).await?,
+            Config::Embedded { data_dir } => {
+                let urls = ObjectUrls::from_lookup(|name| std::env::var(name).ok())
+                    .map_err(ConfigError::Invalid)?;
+                Self::embedded_serving(&data_dir, urls).await?
+            }
             #[cfg(not(feature = "embedded"))]
             Config::Embedded { .. } => return Err(NO_EMBEDDED),
             Config::Cloudflare(config) => Self::cloudflare_function(&config, objects)?,
@@ -214,7 +220,18 @@ impl Deps {
     /// run as `imgbt migrate` runs them (by name, in `d1_migrations`), and the marker is raised.
     #[cfg(feature = "embedded")]
     pub async fn embedded(data_dir: &Path) -> Result<Self, ConfigError> {
+        Self::embedded_serving(data_dir, None).await
+    }
+
+    /// [`Deps::embedded`], whose objects are served by the local object server at `urls` when
+    /// given (`content` then redirects to it, as to R2).
+    #[cfg(feature = "embedded")]
+    pub async fn embedded_serving(
+        data_dir: &Path,
+        urls: Option<ObjectUrls>,
+    ) -> Result<Self, ConfigError> {
         let (db, blobs) = Self::embedded_stores(data_dir)?;
+        let blobs = blobs.serving(urls);
         let fail = embedded_failure(data_dir);
         let known = migrations::MIGRATIONS.len();
         if db.schema_version().map_err(|e| fail(e.to_string()))? < known {
@@ -239,7 +256,7 @@ impl Deps {
         let fail = embedded_failure(data_dir);
         std::fs::create_dir_all(data_dir).map_err(|e| fail(e.to_string()))?;
         let db = SqliteDb::open(&data_dir.join("imgbt.db")).map_err(|e| fail(e.to_string()))?;
-        let blobs = LocalBlobs::new(data_dir.join("objects")).map_err(|e| fail(e.to_string()))?;
+        let blobs = LocalBlobs::new(data_dir.join(OBJECTS_DIR)).map_err(|e| fail(e.to_string()))?;
         Ok((db, blobs))
     }
 

@@ -435,6 +435,22 @@ impl TestApp {
         fetch(location).await
     }
 
+    /// On the embedded default, starts the local object server (`imgbt dev objects`, see
+    /// [`start_object_server`]) and has this app's store presign GETs for it, as
+    /// `./scripts/dev.sh` configures the functions: `content` then redirects to it. Returns the
+    /// secret, so that a test can sign URLs of its own.
+    pub async fn serve_objects(&mut self) -> shared::blobs::object_urls::UrlSecret {
+        assert!(
+            matches!(self.store, Store::Embedded),
+            "the object server serves the embedded store"
+        );
+        let (urls, secret) = start_object_server(&self.objects_dir()).await;
+        self.deps.blobs = Arc::new(shared::calls::CountedBlobs(Arc::new(
+            self.local_blobs().serving(Some(urls)),
+        )));
+        secret
+    }
+
     pub fn objects_dir(&self) -> PathBuf {
         self.dir.path().join("objects")
     }
@@ -1067,6 +1083,30 @@ pub fn oversized_upload(file_bytes: usize) -> (String, Vec<u8>) {
 }
 
 /// GETs `url` over HTTP (a presigned URL, say).
+/// Starts the local object server (`imgbt dev objects`) over `objects_dir` on a free port of
+/// 127.0.0.1 with a fresh secret, on the caller's runtime; returns what presigns its URLs, and
+/// the secret.
+pub async fn start_object_server(
+    objects_dir: &Path,
+) -> (
+    shared::blobs::object_urls::ObjectUrls,
+    shared::blobs::object_urls::UrlSecret,
+) {
+    use shared::blobs::object_urls::{ObjectUrls, UrlSecret};
+    let mut bytes = [0u8; 32];
+    shared::random::fill(&mut bytes);
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let secret = UrlSecret::new(Secret::new(hex)).expect("a 64-digit secret");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a port for the object server");
+    let base = format!("http://{}", listener.local_addr().expect("its address"));
+    let blobs = LocalBlobs::new(objects_dir).expect("objects directory");
+    tokio::spawn(imgbt_cli::objects::serve(listener, blobs, secret.clone()));
+    let urls = ObjectUrls::new(&base, secret.clone()).expect("an http URL");
+    (urls, secret)
+}
+
 pub async fn fetch(url: &str) -> Reply {
     Reply::from_http(reqwest::get(url).await.expect("GET")).await
 }

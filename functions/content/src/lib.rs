@@ -1,13 +1,15 @@
 //! `GET /api/v1/vaults/{vaultId}/assets/{assetId}/content`: an asset's bytes.
 //!
 //! On R2: 302 to a presigned GET valid 5 minutes, answered with the stored MIME type; the bytes
-//! never pass through the function (nor its 6 MB response limit). On the embedded default: 200
-//! with the bytes. One D1 request: the key lookup and the asset.
+//! never pass through the function (nor its 6 MB response limit). On the embedded default with
+//! the local object server configured (`./scripts/dev.sh` does; see
+//! `shared::blobs::object_urls`): 302 to its signed URL, likewise. On the embedded default
+//! without it: 200 with the bytes. One D1 request: the key lookup and the asset.
 //!
-//! Running as a Lambda function (`cargo lambda watch` included) on the embedded default, a file
-//! larger than one invocation's response can carry is refused with 413 and a message that says
-//! where the bytes are: `cargo lambda watch` does not answer such a response at all (the client
-//! waits until it gives up).
+//! Running as a Lambda function (`cargo lambda watch` included) on the embedded default without
+//! the object server, a file larger than one invocation's response can carry is refused with 413
+//! and a message that says where the bytes are: `cargo lambda watch` does not answer such a
+//! response at all (the client waits until it gives up).
 //!
 //! Contract: docs/API.md#content.
 
@@ -28,7 +30,7 @@ pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, lambda_
 
 const TOO_LARGE_TO_SERVE: &str = "this file is larger than one Lambda response can carry \
     (about 4.5 MB once base64-encoded); on the embedded default its bytes are in the objects \
-    directory under its r2_key, and on R2 downloads are redirects with no such limit";
+    directory under its r2_key (`./scripts/dev.sh` serves them with `imgbt dev objects`), and on     R2 downloads are redirects with no such limit";
 
 const SELECT: &str = "SELECT r2_key, size, mime_type FROM assets WHERE id = ?1 AND vault_id = ?2";
 

@@ -15,7 +15,12 @@
 //! an asset id, `_` and a 255-byte filename make 288). Such an object is stored as
 //! `{dirs}/.long/{sha256 of the segment}`, with its whole key beside it in a `.key` file so the
 //! key can be read back.
+//!
+//! A directory has no URLs of its own. With the local object server configured
+//! ([`super::object_urls`]), `presign_get` answers with its signed URLs, as R2 answers with
+//! presigned ones; without it, `None`, and the API's routes carry the bytes.
 
+use super::object_urls::ObjectUrls;
 use super::{BlobError, Blobs, Listed, Presigned, Validity};
 use crate::BoxFuture;
 use bytes::Bytes;
@@ -30,6 +35,7 @@ const LONG_NAMES: &str = ".long";
 
 pub struct LocalBlobs {
     root: PathBuf,
+    urls: Option<ObjectUrls>,
 }
 
 impl LocalBlobs {
@@ -37,7 +43,12 @@ impl LocalBlobs {
         let root = root.into();
         std::fs::create_dir_all(&root)
             .map_err(|e| BlobError::Io(format!("{}: {e}", root.display())))?;
-        Ok(LocalBlobs { root })
+        Ok(LocalBlobs { root, urls: None })
+    }
+
+    /// The same store, whose GETs are presigned for the local object server at `urls`.
+    pub fn serving(self, urls: Option<ObjectUrls>) -> Self {
+        LocalBlobs { urls, ..self }
     }
 
     pub fn root(&self) -> &Path {
@@ -198,13 +209,27 @@ impl Blobs for LocalBlobs {
         Box::pin(async { Ok(None) })
     }
 
+    /// The local object server's signed URL, when one is configured.
     fn presign_get<'a>(
         &'a self,
-        _key: &'a str,
-        _content_type: &'a str,
-        _validity: Validity,
+        key: &'a str,
+        content_type: &'a str,
+        validity: Validity,
     ) -> BoxFuture<'a, Result<Option<Presigned>, BlobError>> {
-        Box::pin(async { Ok(None) })
+        Box::pin(async move {
+            let Some(urls) = &self.urls else {
+                return Ok(None);
+            };
+            // Refused here as a read of the file would be, so a URL never names a bad key.
+            self.path_of(key)?;
+            let expires_at = (validity.signed_at + validity.expires_in)
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            Ok(Some(Presigned {
+                url: urls.url(key, content_type, expires_at),
+                headers: Vec::new(),
+            }))
+        })
     }
 }
 
@@ -392,6 +417,42 @@ mod tests {
 
     fn keys_and_sizes(listed: Vec<Listed>) -> Vec<(String, u64)> {
         listed.into_iter().map(|o| (o.key, o.size)).collect()
+    }
+
+    #[tokio::test]
+    async fn gets_are_presigned_only_with_the_object_server_configured() {
+        use crate::blobs::object_urls::UrlSecret;
+        use crate::secret::Secret;
+        let dir = tempfile::tempdir().unwrap();
+        let validity = Validity {
+            signed_at: std::time::UNIX_EPOCH + std::time::Duration::from_secs(1000),
+            expires_in: std::time::Duration::from_secs(300),
+        };
+        let plain = LocalBlobs::new(dir.path()).unwrap();
+        assert_eq!(
+            plain
+                .presign_get("v/a/b/c/x", "text/plain", validity)
+                .await
+                .unwrap(),
+            None
+        );
+        let secret = || UrlSecret::new(Secret::new("s".repeat(32))).unwrap();
+        let urls = ObjectUrls::new("http://127.0.0.1:9001", secret()).unwrap();
+        let served = LocalBlobs::new(dir.path()).unwrap().serving(Some(urls));
+        let presigned = served
+            .presign_get("v/a/b/c/x y", "text/plain", validity)
+            .await
+            .unwrap()
+            .unwrap();
+        let (path, query) = presigned.url.split_once('?').unwrap();
+        assert_eq!(path, "http://127.0.0.1:9001/v/a/b/c/x%20y");
+        assert!(presigned.headers.is_empty());
+        let signed = secret().verify("v/a/b/c/x y", Some(query), 1300).unwrap();
+        assert_eq!(signed.expires_at, 1300);
+        assert!(matches!(
+            served.presign_get("v/../x", "text/plain", validity).await,
+            Err(BlobError::BadKey(_))
+        ));
     }
 
     #[test]

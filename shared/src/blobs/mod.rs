@@ -2,9 +2,11 @@
 //! `{vault_id}/{partition}/{collection}/{channel}/{asset_id}_{filename}` (see [`crate::asset::r2_key`]).
 //!
 //! Implementations: [`local::LocalBlobs`] (a directory, the embedded default) and [`r2::R2Blobs`]
-//! (Cloudflare R2 over S3).
+//! (Cloudflare R2 over S3). [`object_urls`]: the signed URLs with which the embedded default's
+//! GETs are served outside the function, by the local object server, as R2 serves them.
 
 pub mod local;
+pub mod object_urls;
 #[cfg(feature = "r2")]
 pub mod r2;
 

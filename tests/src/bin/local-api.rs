@@ -3,23 +3,30 @@
 //! clients under test: schemathesis (`scripts/schemathesis.sh`) and the CLI's end-to-end suite.
 //! `./scripts/dev.sh` (cargo lambda watch) stays the way to run the functions as Lambda runs them.
 //!
-//!     cargo run -p imgbt-tests --bin local-api -- [--port N] [--data-dir DIR] [--max-request-bytes N]
+//!     cargo run -p imgbt-tests --bin local-api -- [--port N] [--data-dir DIR] [--max-request-bytes N] [--serve-objects]
 //!
 //! Prints one JSON line once it listens: `{"url", "vault_id", "public_key", "secret_key",
-//! "asset_id"}`, then serves until killed. Without `--data-dir` the store is a temporary directory.
+//! "asset_id"}` (and `objects_url` with `--serve-objects`), then serves until killed.
+//! `--serve-objects` also runs the local object server (`imgbt dev objects`) on a free port with a
+//! fresh secret, as `./scripts/dev.sh` does: `content` then redirects there, and downloads of any
+//! size work under the Lambda limit. Without `--data-dir` the store is a temporary directory.
 //! Request bodies are limited as on Lambda (4,718,592 bytes) unless `--max-request-bytes` says
 //! otherwise (0: no limit).
 
 use imgbt_cli::dev;
 use shared::Deps;
+use shared::blobs::local::LocalBlobs;
+use shared::calls::CountedBlobs;
 use std::path::PathBuf;
 use std::rc::Rc;
+use std::sync::Arc;
 use tokio::net::TcpListener;
 
 struct Options {
     port: u16,
     data_dir: Option<PathBuf>,
     max_request_bytes: u64,
+    serve_objects: bool,
 }
 
 fn options() -> Result<Options, String> {
@@ -27,6 +34,7 @@ fn options() -> Result<Options, String> {
         port: 0,
         data_dir: None,
         max_request_bytes: shared::deps::LAMBDA_BODY_LIMIT,
+        serve_objects: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -39,6 +47,7 @@ fn options() -> Result<Options, String> {
                     .parse()
                     .map_err(|e| format!("--max-request-bytes: {e}"))?
             }
+            "--serve-objects" => options.serve_objects = true,
             other => return Err(format!("unknown argument {other}")),
         }
     }
@@ -48,7 +57,9 @@ fn options() -> Result<Options, String> {
 fn main() {
     let options = options().unwrap_or_else(|message| {
         eprintln!("local-api: {message}");
-        eprintln!("usage: local-api [--port N] [--data-dir DIR] [--max-request-bytes N]");
+        eprintln!(
+            "usage: local-api [--port N] [--data-dir DIR] [--max-request-bytes N] [--serve-objects]"
+        );
         std::process::exit(2);
     });
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -72,6 +83,14 @@ async fn run(options: Options) {
         std::process::exit(1);
     });
     deps.max_request_bytes = (options.max_request_bytes > 0).then_some(options.max_request_bytes);
+    let mut objects_url = None;
+    if options.serve_objects {
+        let objects = dir.join(shared::deps::OBJECTS_DIR);
+        let (urls, _) = imgbt_tests::start_object_server(&objects).await;
+        objects_url = Some(urls.base().to_owned());
+        let blobs = LocalBlobs::new(&objects).expect("objects directory");
+        deps.blobs = Arc::new(CountedBlobs(Arc::new(blobs.serving(Some(urls)))));
+    }
     let seed = dev::seed_dev(&*deps.db, &deps.clock, &*deps.blobs)
         .await
         .unwrap_or_else(|e| {
@@ -85,16 +104,17 @@ async fn run(options: Options) {
             std::process::exit(1);
         });
     let addr = listener.local_addr().expect("local address");
-    println!(
-        "{}",
-        serde_json::json!({
-            "url": format!("http://{addr}"),
-            "vault_id": dev::DEV_VAULT_ID,
-            "public_key": dev::DEV_PUBLIC_KEY,
-            "secret_key": dev::DEV_SECRET_KEY,
-            "asset_id": seed.asset_id,
-        })
-    );
+    let mut ready = serde_json::json!({
+        "url": format!("http://{addr}"),
+        "vault_id": dev::DEV_VAULT_ID,
+        "public_key": dev::DEV_PUBLIC_KEY,
+        "secret_key": dev::DEV_SECRET_KEY,
+        "asset_id": seed.asset_id,
+    });
+    if let Some(url) = objects_url {
+        ready["objects_url"] = url.into();
+    }
+    println!("{ready}");
     imgbt_tests::gateway::serve(listener, Rc::new(Local(deps))).await;
     drop(temporary);
 }
