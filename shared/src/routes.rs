@@ -44,6 +44,11 @@ pub fn resolve(req: &Request, route: Route) -> Result<Target, ApiError> {
         return Err(ApiError::NotFound);
     }
     let path = req.uri().path();
+    // A delivery path (`/d/{vaultId}/…`, any four segments after the vault) is only delivery's:
+    // its free-form segments could otherwise spell another route's tail.
+    if route.path != crate::delivery::PATH && crate::delivery::DeliveryPath::parse(path).is_some() {
+        return Err(ApiError::NotFound);
+    }
     let later = !LENIENT_PATHS.contains(&route.path);
     // A first-five route never takes a request shaped like a later one; a later route takes only
     // requests of its own shape, with or without path parameters.
@@ -109,6 +114,8 @@ fn match_path(path: &str, template: &str) -> Option<Target> {
             "{assetId}" => target.asset_id = Some((*segment).to_owned()),
             "{uploadId}" => target.upload_id = Some((*segment).to_owned()),
             "{keyId}" => target.key_id = Some((*segment).to_owned()),
+            // Delivery's hierarchy: any one segment.
+            free if free.starts_with('{') && free.ends_with('}') => {}
             literal if literal == *segment => {}
             _ => return None,
         }
