@@ -18,14 +18,15 @@ pub const ASSETS: &str = "/api/v1/vaults/{vaultId}/assets";
 pub const ASSET: &str = "/api/v1/vaults/{vaultId}/assets/{assetId}";
 const LENIENT_PATHS: [&str; 2] = [ASSETS, ASSET];
 
-/// The one route served by `function`. Panics for a function the registry does not have, or
-/// one that serves several routes (its handler then resolves each of them itself).
+/// The one route served by `function`; for a function serving several methods of one path
+/// (delivery's GET and HEAD), its first. Panics for a function the registry does not have, or
+/// one that serves several paths (its handler then resolves each of them itself).
 pub fn route_of(function: &str) -> Route {
     let entry = crate::functions::find(function)
         .unwrap_or_else(|| panic!("functions.toml has no function {function}"));
     match entry.routes {
-        [route] => *route,
-        _ => panic!("{function} serves several routes; resolve them one by one"),
+        [first, rest @ ..] if rest.iter().all(|r| r.path == first.path) => *first,
+        _ => panic!("{function} serves several paths; resolve them one by one"),
     }
 }
 

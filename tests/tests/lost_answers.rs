@@ -550,14 +550,23 @@ matrix!(vault_rename);
 // read of what has run) failed after it committed. `apply` recognises its own migration by
 // reading `d1_migrations` again.
 
-const NEWEST: &str = "0004_key_revoked_by.sql";
+const NEWEST: &str = "0005_vault_delivery.sql";
 
 async fn migrate(backend: Backend, fault: Fault, times: Times) {
     let app = app_on(backend).await;
     db::run(
         &*app.deps.db,
         vec![
-            Stmt::new("ALTER TABLE api_keys DROP COLUMN revoked_by", vec![]),
+            Stmt::new("ALTER TABLE vaults DROP COLUMN delivery", vec![]),
+            Stmt::new("ALTER TABLE vaults DROP COLUMN delivery_secret", vec![]),
+            Stmt::new(
+                "ALTER TABLE vaults DROP COLUMN delivery_secret_previous",
+                vec![],
+            ),
+            Stmt::new(
+                "ALTER TABLE vaults DROP COLUMN delivery_secret_rotated_at",
+                vec![],
+            ),
             Stmt::new(
                 "DELETE FROM d1_migrations WHERE name = ?1",
                 vec![NEWEST.into()],
@@ -577,23 +586,24 @@ async fn migrate(backend: Backend, fault: Fault, times: Times) {
     assert_eq!(
         count(
             &app,
-            "SELECT count(*) AS n FROM d1_migrations WHERE name = '0004_key_revoked_by.sql'"
+            "SELECT count(*) AS n FROM d1_migrations WHERE name = '0005_vault_delivery.sql'"
         )
         .await,
         1
     );
-    // The schema is whole: a revoke, which writes the new column, works.
-    let (db, clock, vault) = (&*app.deps.db, &app.deps.clock, &app.vault.vault_id);
-    let key = admin::create_key(db, clock, vault, KeyKind::Public, "short-lived")
+    // The schema is whole: a vault turned signed, which writes the new columns, reads them back.
+    let patched = app
+        .call("vault_update")
+        .key(app.sk())
+        .json(&json!({"delivery": "signed"}))
+        .send()
         .await
-        .expect("created")
-        .expect("the vault exists");
+        .ok(200);
+    assert_eq!(patched["delivery"], "signed", "{patched}");
     assert!(
-        admin::revoke_key(db, clock, vault, &key.key_id)
-            .await
-            .expect("revoked")
+        patched["delivery_secret_rotated_at"].is_string(),
+        "{patched}"
     );
-    app.list(&key.key, "").await.error(401, "UNAUTHORIZED");
     consistent(&app, 0, 0).await;
 }
 matrix!(migrate);

@@ -276,6 +276,7 @@ fn every_error() -> Vec<ApiError> {
         ApiError::Forbidden(""),
         ApiError::AssetNotFound,
         ApiError::NotFound,
+        ApiError::NotDelivered,
         ApiError::KeyNotFound,
         ApiError::Conflict,
         ApiError::LastSecretKey(""),
@@ -283,6 +284,7 @@ fn every_error() -> Vec<ApiError> {
         ApiError::UploadNotFound,
         ApiError::UploadExpired(""),
         ApiError::UploadIncomplete(String::new()),
+        ApiError::RangeNotSatisfiable(0),
         ApiError::RateLimited(String::new()),
         ApiError::Internal(String::new()),
     ];
@@ -293,6 +295,7 @@ fn every_error() -> Vec<ApiError> {
             | ApiError::Forbidden(_)
             | ApiError::AssetNotFound
             | ApiError::NotFound
+            | ApiError::NotDelivered
             | ApiError::KeyNotFound
             | ApiError::Conflict
             | ApiError::LastSecretKey(_)
@@ -300,6 +303,7 @@ fn every_error() -> Vec<ApiError> {
             | ApiError::UploadNotFound
             | ApiError::UploadExpired(_)
             | ApiError::UploadIncomplete(_)
+            | ApiError::RangeNotSatisfiable(_)
             | ApiError::RateLimited(_)
             | ApiError::Internal(_) => {}
         }
