@@ -50,7 +50,7 @@ fn target(req: &Request) -> Option<DeliveryPath> {
     DeliveryPath::parse(req.uri().path())
 }
 
-fn header_text<'a>(req: &'a Request, name: header::HeaderName) -> Option<&'a str> {
+fn header_text(req: &Request, name: header::HeaderName) -> Option<&str> {
     req.headers().get(name).and_then(|v| v.to_str().ok())
 }
 
