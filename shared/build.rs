@@ -8,7 +8,10 @@ mod registry;
 use std::path::Path;
 
 fn main() {
-    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("../functions.toml");
+    // Read at run time, not baked in with env!: a build script's binary can be shared by two
+    // checkouts of the workspace that share a target directory, and each must read its own registry.
+    let manifest_dir = std::env::var("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR");
+    let source = Path::new(&manifest_dir).join("../functions.toml");
     println!("cargo::rerun-if-changed={}", source.display());
     println!("cargo::rerun-if-changed=build/registry.rs");
     let text =

@@ -72,25 +72,15 @@ impl DeliveryPath {
     /// `None` when its last six segments are not `d`, a vault id and four segments that decode to
     /// UTF-8. An API route's path never has this shape: its vault id follows `vaults`, not `d`.
     pub fn parse(raw: &str) -> Option<Self> {
-        let segments: Vec<&str> = raw.split('/').filter(|s| !s.is_empty()).collect();
-        let start = segments.len().checked_sub(6)?;
-        let [d, vault, rest @ ..] = &segments[start..] else {
-            return None;
-        };
-        if *d != "d" || !crate::ids::is_id("vault_", vault) {
-            return None;
-        }
+        let [vault, partition, collection, channel, filename] = raw_segments(raw)?;
         let decode = |s: &str| {
             percent_decode_str(s)
                 .decode_utf8()
                 .ok()
                 .map(|text| text.into_owned())
         };
-        let [partition, collection, channel, filename] = rest else {
-            return None;
-        };
         Some(DeliveryPath {
-            vault_id: (*vault).to_owned(),
+            vault_id: vault.to_owned(),
             partition: decode(partition)?,
             collection: decode(collection)?,
             channel: decode(channel)?,
@@ -108,6 +98,18 @@ impl DeliveryPath {
             &self.filename,
         )
     }
+}
+
+/// The vault id and the four hierarchy segments of a delivery path as they are in `raw`, still
+/// encoded; `None` when `raw` does not end in a delivery path.
+pub fn raw_segments(raw: &str) -> Option<[&str; 5]> {
+    let segments: Vec<&str> = raw.split('/').filter(|s| !s.is_empty()).collect();
+    let start = segments.len().checked_sub(6)?;
+    let [d, vault, partition, collection, channel, filename] = segments[start..] else {
+        return None;
+    };
+    (d == "d" && crate::ids::is_id("vault_", vault))
+        .then_some([vault, partition, collection, channel, filename])
 }
 
 /// The string a signature covers. Names and values are form-encoded, so that `&` or `=` inside a

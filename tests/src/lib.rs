@@ -317,6 +317,7 @@ impl TestApp {
             key_id: None,
             template: None,
             raw: None,
+            undecoded: false,
             query: String::new(),
             headers: HeaderMap::new(),
             body: Body::Empty,
@@ -560,6 +561,8 @@ pub struct Call<'a> {
     template: Option<&'static str>,
     /// A delivery's path and query as sent ([`TestApp::deliver`]).
     raw: Option<String>,
+    /// A delivery's path parameters as a router that does not decode them sets them.
+    undecoded: bool,
     query: String,
     headers: HeaderMap,
     body: Body,
@@ -604,6 +607,13 @@ impl Call<'_> {
     /// decoded path parameters API Gateway sets for delivery's route.
     pub fn raw_path(mut self, path_and_query: &str) -> Self {
         self.raw = Some(path_and_query.to_owned());
+        self
+    }
+
+    /// A delivery's path parameters as `cargo lambda watch` and the local API set them: the raw
+    /// path's segments, still percent-encoded (API Gateway decodes them).
+    pub fn undecoded_path_parameters(mut self) -> Self {
+        self.undecoded = true;
         self
     }
 
@@ -722,6 +732,19 @@ impl Call<'_> {
             .expect("request");
         *req.headers_mut() = self.headers;
         let path = raw.split('?').next().unwrap_or_default();
+        if let (true, true, Some(segments)) = (
+            self.path_params,
+            self.undecoded,
+            shared::delivery::raw_segments(path),
+        ) {
+            let names = ["vaultId", "partition", "collection", "channel", "filename"];
+            let params: HashMap<String, String> = names
+                .iter()
+                .zip(segments)
+                .map(|(name, value)| ((*name).to_owned(), value.to_owned()))
+                .collect();
+            return req.with_path_parameters(params);
+        }
         if let (true, Some(parsed)) = (
             self.path_params,
             shared::delivery::DeliveryPath::parse(path),

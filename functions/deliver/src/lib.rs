@@ -25,29 +25,32 @@ const TOO_LARGE_TO_SERVE: &str = "this file is larger than one Lambda response c
     (about 4.5 MB once base64-encoded), and this object store has no URLs to redirect to; \
     ask for a Range of it, or serve the store's objects beside the functions";
 
-/// The path a request delivers. API Gateway's HTTP API hands the function a decoded path (a `%2F`
-/// in a filename is then a `/`), so its decoded path parameters are read when it sets them; a
-/// request without them (a function URL) is read from its raw path. Either way the signature
-/// covers the path re-encoded by [`delivery::path`], whatever spelling arrived.
+/// The path a request delivers. API Gateway's HTTP API hands the function decoded path parameters
+/// (and a decoded raw path, in which a `%2F` of a filename is a `/`), so its parameters are the
+/// truth there; a router that hands over the raw segments as they are (`cargo lambda watch`, the
+/// test kit's local API) or none at all (a function URL) is read from the raw path. Either way the
+/// signature covers the path re-encoded by [`delivery::path`], whatever spelling arrived.
 fn target(req: &Request) -> Option<DeliveryPath> {
+    let raw = req.uri().path();
     let params = req.path_parameters();
-    let param = |name: &str| params.first(name).map(str::to_owned);
-    if let (Some(vault_id), Some(partition), Some(collection), Some(channel), Some(filename)) = (
-        param("vaultId"),
-        param("partition"),
-        param("collection"),
-        param("channel"),
-        param("filename"),
-    ) {
-        return shared::ids::is_id("vault_", &vault_id).then_some(DeliveryPath {
-            vault_id,
-            partition,
-            collection,
-            channel,
-            filename,
-        });
+    let names = ["vaultId", "partition", "collection", "channel", "filename"];
+    let given: Option<Vec<&str>> = names.iter().map(|name| params.first(name)).collect();
+    let Some(given) = given else {
+        return DeliveryPath::parse(raw);
+    };
+    if delivery::raw_segments(raw).is_some_and(|segments| segments[..] == given[..]) {
+        return DeliveryPath::parse(raw);
     }
-    DeliveryPath::parse(req.uri().path())
+    let [vault_id, partition, collection, channel, filename] = given[..] else {
+        return None;
+    };
+    shared::ids::is_id("vault_", vault_id).then(|| DeliveryPath {
+        vault_id: vault_id.to_owned(),
+        partition: partition.to_owned(),
+        collection: collection.to_owned(),
+        channel: channel.to_owned(),
+        filename: filename.to_owned(),
+    })
 }
 
 fn header_text(req: &Request, name: header::HeaderName) -> Option<&str> {

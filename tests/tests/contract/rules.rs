@@ -2972,9 +2972,12 @@ async fn percent_encoded_and_unicode_names_are_delivered() {
         let (record, path) = delivered(&app, filename, &bytes).await;
         assert_eq!(record["filename"], filename);
         assert!(path.is_ascii(), "{path}");
+        // API Gateway's decoded parameters, a function URL's raw path, and a router's
+        // parameters left encoded (`cargo lambda watch`) all find it.
         for call in [
             app.deliver(&path),
             app.deliver(&path).without_path_parameters(),
+            app.deliver(&path).undecoded_path_parameters(),
         ] {
             let reply = call.send().await;
             assert_eq!(
