@@ -545,6 +545,62 @@ async fn vault_rename(backend: Backend, fault: Fault, times: Times) {
 }
 matrix!(vault_rename);
 
+/// The vault's stored delivery secret (no route shows it).
+async fn delivery_secret(app: &TestApp) -> Option<String> {
+    let results = db::run(
+        &*app.deps.db,
+        vec![Stmt::new(
+            "SELECT delivery_secret FROM vaults WHERE id = ?1",
+            vec![app.vault.vault_id.as_str().into()],
+        )],
+    )
+    .await
+    .expect("the vault's row");
+    results[0].rows[0]
+        .get("delivery_secret")
+        .and_then(|v| v.as_str())
+        .map(str::to_owned)
+}
+
+// A vault turned signed gets its secret in the same UPDATE; a resend, or a retry, of that write
+// must keep the secret the first run made: a new one would break every URL signed in between.
+async fn vault_turned_signed(backend: Backend, fault: Fault, times: Times) {
+    let app = app_on(backend).await;
+    let deps = armed(&app, 1, fault, times);
+    let signed = json!({ "delivery": "signed" });
+    let reply = app
+        .call_on(&deps, "vault_update")
+        .key(app.sk())
+        .json(&signed)
+        .send()
+        .await;
+    assert_eq!(d1_requests(&app), expected_requests(1, times));
+    match times {
+        Times::Once => assert_eq!(reply.ok(200)["delivery"], "signed"),
+        Times::Always => {
+            reply.error(500, "INTERNAL_ERROR");
+            // The lost write ran: the vault has its secret; a retry keeps it.
+            let first = delivery_secret(&app).await.expect("the first run's secret");
+            let again = app
+                .call("vault_update")
+                .key(app.sk())
+                .json(&signed)
+                .send()
+                .await;
+            assert_eq!(again.ok(200)["delivery"], "signed");
+            assert_eq!(delivery_secret(&app).await.as_deref(), Some(first.as_str()));
+        }
+    }
+    let secret = delivery_secret(&app)
+        .await
+        .expect("a signed vault has a secret");
+    assert_eq!(secret.len(), 64);
+    let vault = app.call("vault_get").key(app.pk()).send().await.ok(200);
+    assert_eq!(vault["delivery"], "signed");
+    assert!(!vault.to_string().contains(&secret));
+}
+matrix!(vault_turned_signed);
+
 // ---------------------------------------------------------------------------------------------
 // Migrations: the newest one is taken back, then applied with its batch (the second, after the
 // read of what has run) failed after it committed. `apply` recognises its own migration by
