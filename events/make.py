@@ -23,11 +23,12 @@ with open(HERE.parent / "functions.toml", "rb") as registry:
 
 
 def route_of(function):
-    """(method, path) of the one route `function` serves."""
-    routes = FUNCTIONS[function]["routes"]
-    if len(routes) != 1:
-        raise SystemExit(f"{function} serves {len(routes)} routes; say which one")
-    method, path = routes[0].split(" ", 1)
+    """(method, path) of the route `function` serves; for several methods of one path (deliver's
+    GET and HEAD), the first."""
+    routes = [r.split(" ", 1) for r in FUNCTIONS[function]["routes"]]
+    if len({path for _, path in routes}) != 1:
+        raise SystemExit(f"{function} serves {len(routes)} paths; say which one")
+    method, path = routes[0]
     return method, path
 
 # imgbt_cli::dev::{DEV_VAULT_ID, DEV_PUBLIC_KEY, DEV_SECRET_KEY, DEV_ASSET_ID}
@@ -76,12 +77,19 @@ def multipart(fields, file_name, content_type, data):
 
 
 def event(n, function, vault=VAULT, asset=None, key=None, query="", body=None,
-          content_type=None, binary=False, upload=None, key_id=None):
+          content_type=None, binary=False, upload=None, key_id=None, hierarchy=None,
+          extra_headers=None):
     """One payload-2.0 event for `function`'s route. `n` makes the request id and time unique
-    per file."""
+    per file. `hierarchy`: a delivery's (partition, collection, channel, filename)."""
     method, route = route_of(function)
     path = (route.replace("{vaultId}", vault).replace("{assetId}", asset or "")
             .replace("{uploadId}", upload or "").replace("{keyId}", key_id or ""))
+    hierarchy_params = {}
+    if hierarchy is not None:
+        names = ["partition", "collection", "channel", "filename"]
+        hierarchy_params = dict(zip(names, hierarchy))
+        for name, value in hierarchy_params.items():
+            path = path.replace("{" + name + "}", value)
     headers = {
         "accept": "*/*",
         "host": DOMAIN,
@@ -93,6 +101,7 @@ def event(n, function, vault=VAULT, asset=None, key=None, query="", body=None,
     }
     if key is not None:
         headers["authorization"] = f"Bearer {key}"
+    headers.update(extra_headers or {})
     if body is not None:
         raw = body if isinstance(body, bytes) else body.encode()
         headers["content-length"] = str(len(raw))
@@ -104,6 +113,7 @@ def event(n, function, vault=VAULT, asset=None, key=None, query="", body=None,
         params["uploadId"] = upload
     if key_id is not None:
         params["keyId"] = key_id
+    params.update(hierarchy_params)
     epoch = 1795000000000 + n * 1000
     ev = {
         "version": "2.0",
@@ -275,6 +285,16 @@ EVENTS = {
     "vault_update.400.unknown-member": event(110, "vault_update", key=SK,
                                              body=json.dumps({"id": "vault_x"}),
                                              content_type="application/json"),
+    # deliver (no key; the dev vault delivers publicly)
+    "deliver.200.sample": event(111, "deliver",
+                                hierarchy=("docs", "readme", "main", "hello.txt")),
+    "deliver.206.range": event(112, "deliver", hierarchy=("docs", "readme", "main", "hello.txt"),
+                               extra_headers={"range": "bytes=0-4"}),
+    "deliver.404.unknown-path": event(113, "deliver",
+                                      hierarchy=("docs", "readme", "main", "none.txt")),
+    "deliver.416.past-the-end": event(114, "deliver",
+                                      hierarchy=("docs", "readme", "main", "hello.txt"),
+                                      extra_headers={"range": "bytes=1000-"}),
     # gc (the scheduled sweep): 200 stands for an invocation that answers its report
     "gc.200.scheduled": scheduled(90, "gc"),
 }

@@ -6,12 +6,24 @@
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 
-/// The path parameters `shared::routes` knows how to fill in.
-pub const PARAMETERS: [&str; 4] = ["vaultId", "assetId", "uploadId", "keyId"];
+/// The path parameters `shared::routes` knows how to fill in (the last four: delivery's hierarchy,
+/// which its handler reads itself).
+pub const PARAMETERS: [&str; 8] = [
+    "vaultId",
+    "assetId",
+    "uploadId",
+    "keyId",
+    "partition",
+    "collection",
+    "channel",
+    "filename",
+];
 /// The methods the functions may serve.
-pub const METHODS: [&str; 5] = ["GET", "POST", "PUT", "PATCH", "DELETE"];
+pub const METHODS: [&str; 6] = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"];
 /// Every route lives under a vault: logging and authorization read the vault from the path.
 pub const PREFIX: &str = "/api/v1/vaults/{vaultId}";
+/// ... and so does delivery, whose URLs a browser uses with no key (docs/API.md#delivery).
+pub const DELIVERY_PREFIX: &str = "/d/{vaultId}";
 
 /// One entry of the registry.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -211,8 +223,10 @@ fn route_key(key: &str) -> Result<(String, String), String> {
     if !METHODS.contains(&method) {
         return Err(format!("the method must be one of {METHODS:?}"));
     }
-    if !path.starts_with(PREFIX) {
-        return Err(format!("the path must start with {PREFIX}"));
+    if !path.starts_with(PREFIX) && !path.starts_with(DELIVERY_PREFIX) {
+        return Err(format!(
+            "the path must start with {PREFIX} (or {DELIVERY_PREFIX})"
+        ));
     }
     for segment in path.split('/').skip(1) {
         if let Some(parameter) = segment.strip_prefix('{') {

@@ -87,7 +87,7 @@ pub fn key_hint(key: &str) -> String {
     key.chars().take(7).collect()
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
     bytes
         .iter()

@@ -100,6 +100,16 @@ impl Blobs for CountedBlobs {
         self.0.read_head(key, max)
     }
 
+    fn read_range<'a>(
+        &'a self,
+        key: &'a str,
+        start: u64,
+        len: u64,
+    ) -> BoxFuture<'a, Result<Option<Bytes>, BlobError>> {
+        count(|c| &c.r2);
+        self.0.read_range(key, start, len)
+    }
+
     // Presigning is local computation (no request is sent), so it is not counted.
     fn presign_put<'a>(
         &'a self,

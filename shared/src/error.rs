@@ -19,6 +19,9 @@ pub enum ApiError {
     AssetNotFound,
     #[error("no such route")]
     NotFound,
+    /// A delivery URL that names no asset: no such vault, no such path, or a deleted asset.
+    #[error("no asset at this URL")]
+    NotDelivered,
     #[error("key not found")]
     KeyNotFound,
     #[error("an asset with this filename already exists in this channel")]
@@ -35,6 +38,9 @@ pub enum ApiError {
     /// The upload's object is missing or not the declared size; the message says which.
     #[error("{0}")]
     UploadIncomplete(String),
+    /// A `Range` no byte of the object satisfies; carries the object's size for `Content-Range`.
+    #[error("the requested range is not satisfiable: the object is {0} bytes")]
+    RangeNotSatisfiable(u64),
     #[error("the store is busy; retry after a short wait")]
     RateLimited(String),
     #[error("internal error")]
@@ -64,12 +70,13 @@ impl ApiError {
             ApiError::Unauthorized => "UNAUTHORIZED",
             ApiError::Forbidden(_) => "FORBIDDEN",
             ApiError::AssetNotFound => "ASSET_NOT_FOUND",
-            ApiError::NotFound | ApiError::KeyNotFound => "NOT_FOUND",
+            ApiError::NotFound | ApiError::NotDelivered | ApiError::KeyNotFound => "NOT_FOUND",
             ApiError::Conflict | ApiError::LastSecretKey(_) => "CONFLICT",
             ApiError::PayloadTooLarge(_) => "PAYLOAD_TOO_LARGE",
             ApiError::UploadNotFound => "UPLOAD_NOT_FOUND",
             ApiError::UploadExpired(_) => "UPLOAD_EXPIRED",
             ApiError::UploadIncomplete(_) => "UPLOAD_INCOMPLETE",
+            ApiError::RangeNotSatisfiable(_) => "RANGE_NOT_SATISFIABLE",
             ApiError::RateLimited(_) => "RATE_LIMITED",
             ApiError::Internal(_) => "INTERNAL_ERROR",
         }
@@ -82,6 +89,7 @@ impl ApiError {
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::AssetNotFound
             | ApiError::NotFound
+            | ApiError::NotDelivered
             | ApiError::KeyNotFound
             | ApiError::UploadNotFound => StatusCode::NOT_FOUND,
             ApiError::Conflict | ApiError::LastSecretKey(_) | ApiError::UploadIncomplete(_) => {
@@ -89,6 +97,7 @@ impl ApiError {
             }
             ApiError::UploadExpired(_) => StatusCode::GONE,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::RangeNotSatisfiable(_) => StatusCode::RANGE_NOT_SATISFIABLE,
             ApiError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }

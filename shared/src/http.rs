@@ -161,6 +161,9 @@ pub fn error_response(err: &ApiError) -> Response<Body> {
     if matches!(err, ApiError::Unauthorized) {
         builder = builder.header(header::WWW_AUTHENTICATE, "Bearer");
     }
+    if let ApiError::RangeNotSatisfiable(size) = err {
+        builder = builder.header(header::CONTENT_RANGE, format!("bytes */{size}"));
+    }
     builder
         .body(Body::from(err.envelope().to_string()))
         .unwrap_or_else(|_| Response::new(Body::Empty))

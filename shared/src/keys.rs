@@ -10,6 +10,7 @@ use crate::ApiError;
 use crate::auth::{self, KeyKind};
 use crate::batch::{self, Query};
 use crate::db::{Row, Stmt, StmtResult, Value};
+use crate::delivery::Mode;
 use crate::validate;
 use serde::Serialize;
 
@@ -63,6 +64,10 @@ pub struct VaultRecord {
     pub id: String,
     pub name: String,
     pub created_at: String,
+    /// `public` or `signed` (docs/API.md#delivery).
+    pub delivery: String,
+    /// When the current delivery secret came into force; never the secret itself.
+    pub delivery_secret_rotated_at: Option<String>,
 }
 
 /// A label or a vault name: 1 to 100 characters, none of them a control character (they would
@@ -116,7 +121,8 @@ impl NewKeyBody {
 /// change).
 #[derive(Debug, PartialEq)]
 pub struct VaultPatch {
-    pub name: String,
+    pub name: Option<String>,
+    pub delivery: Option<Mode>,
 }
 
 impl VaultPatch {
@@ -125,14 +131,28 @@ impl VaultPatch {
             content_type,
             &["application/merge-patch+json"],
             body,
-            &["name"],
+            &["name", "delivery"],
         )?;
         if members.is_empty() {
-            return Err(ApiError::invalid("body", "must contain name"));
+            return Err(ApiError::invalid("body", "must contain name or delivery"));
         }
-        Ok(VaultPatch {
-            name: parse_label("name", members.remove("name"))?,
-        })
+        let name = match members.remove("name") {
+            None => None,
+            some => Some(parse_label("name", some)?),
+        };
+        let delivery = match members.remove("delivery") {
+            None => None,
+            Some(serde_json::Value::String(text)) => Some(Mode::parse(&text)),
+            Some(_) => Some(None),
+        };
+        let delivery = delivery
+            .map(|mode| {
+                mode.ok_or_else(|| {
+                    ApiError::invalid("delivery", "must be \"public\" or \"signed\"")
+                })
+            })
+            .transpose()?;
+        Ok(VaultPatch { name, delivery })
     }
 }
 
@@ -291,11 +311,19 @@ pub fn revoke(
     )
 }
 
+// Never the delivery secrets: a vault's record is an answer.
+const VAULT_COLUMNS: &str = "id, name, created_at, delivery, delivery_secret_rotated_at";
+
 fn vault_record(result: StmtResult) -> Result<Option<VaultRecord>, ApiError> {
     Ok(result.rows.first().map(|row| VaultRecord {
         id: row.text("id"),
         name: row.text("name"),
         created_at: row.text("created_at"),
+        delivery: row.text("delivery"),
+        delivery_secret_rotated_at: row
+            .get("delivery_secret_rotated_at")
+            .and_then(|v| v.as_str())
+            .map(str::to_owned),
     }))
 }
 
@@ -303,24 +331,48 @@ fn vault_record(result: StmtResult) -> Result<Option<VaultRecord>, ApiError> {
 pub fn vault(vault_id: &str) -> Query<Option<VaultRecord>> {
     Query::new(
         Stmt::new(
-            "SELECT id, name, created_at FROM vaults WHERE id = ?1",
+            format!("SELECT {VAULT_COLUMNS} FROM vaults WHERE id = ?1"),
             vec![vault_id.into()],
         ),
         vault_record,
     )
 }
 
-/// Renames `vault_id` for a live secret key of it (`hash`), and returns its settings. Safe to run
-/// twice: the second run writes the same name.
-pub fn rename(vault_id: &str, name: &str, hash: Value) -> Query<Option<VaultRecord>> {
+// ?1 vault, ?2 name or NULL, ?3 delivery or NULL, ?4 the caller's key hash, ?5 a fresh delivery
+// secret, ?6 now. A vault turned signed without a secret gets ?5 in the same UPDATE, so no request
+// ever sees a signed vault that cannot verify; one that has a secret keeps it, which also makes a
+// resent batch write what its first run wrote.
+const UPDATE: &str = concat!(
+    "UPDATE vaults SET name = coalesce(?2, name), delivery = coalesce(?3, delivery), ",
+    "delivery_secret_rotated_at = CASE WHEN coalesce(?3, delivery) = 'signed' ",
+    "AND delivery_secret IS NULL THEN ?6 ELSE delivery_secret_rotated_at END, ",
+    "delivery_secret = CASE WHEN coalesce(?3, delivery) = 'signed' ",
+    "AND delivery_secret IS NULL THEN ?5 ELSE delivery_secret END ",
+    "WHERE id = ?1 AND ",
+    crate::write_guard!("?4", "?1"),
+    " RETURNING id, name, created_at, delivery, delivery_secret_rotated_at"
+);
+
+/// Applies `patch` to `vault_id` for a live secret key of it (`hash`) at `now`, and returns its
+/// settings. Safe to run twice: the second run writes the same values.
+pub fn update(
+    vault_id: &str,
+    patch: &VaultPatch,
+    hash: Value,
+    now: &str,
+) -> Query<Option<VaultRecord>> {
+    let or_null = |value: Option<&str>| value.map_or(Value::Null, Value::from);
     Query::new(
         Stmt::new(
-            concat!(
-                "UPDATE vaults SET name = ?2 WHERE id = ?1 AND ",
-                crate::write_guard!("?3", "?1"),
-                " RETURNING id, name, created_at"
-            ),
-            vec![vault_id.into(), name.into(), hash],
+            UPDATE,
+            vec![
+                vault_id.into(),
+                or_null(patch.name.as_deref()),
+                or_null(patch.delivery.map(Mode::as_str)),
+                hash,
+                crate::delivery::new_secret().into(),
+                now.into(),
+            ],
         ),
         vault_record,
     )
@@ -370,13 +422,24 @@ mod tests {
         assert_eq!(
             VaultPatch::parse(merge, br#"{"name":"prod"}"#)
                 .unwrap()
-                .name,
-            "prod"
+                .name
+                .as_deref(),
+            Some("prod")
         );
         assert!(VaultPatch::parse(JSON, br#"{"name":"prod"}"#).is_ok());
+        assert_eq!(
+            VaultPatch::parse(JSON, br#"{"delivery":"signed"}"#).unwrap(),
+            VaultPatch {
+                name: None,
+                delivery: Some(Mode::Signed)
+            }
+        );
         for bad in [
             &br#"{}"#[..],
             br#"{"name":null}"#,
+            br#"{"delivery":"private"}"#,
+            br#"{"delivery":null}"#,
+            br#"{"delivery":true}"#,
             br#"{"id":"x"}"#,
             b"null",
         ] {

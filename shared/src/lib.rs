@@ -15,6 +15,8 @@
 //! - [`keys`]: keys and vault settings as the HTTP routes manage them: records, bodies, SQL.
 //! - [`ingest`]: a new asset's record insert, and objects no record will name.
 //! - [`uploads`]: direct uploads: their rows, their lifetime, their URLs' tokens.
+//! - [`delivery`]: delivery URLs (`/d/…`): their paths, signatures, the one-statement lookup, and
+//!   the answer's caching and range headers.
 //! - [`media`]: MIME type and pixel size from a file's first bytes.
 //! - [`batch`]: typed batches: each statement with the reader of its result, in order.
 //! - [`db`], [`blobs`]: the two I/O seams (a batch of SQL; bytes by key) and their implementations.
@@ -37,6 +39,7 @@ pub mod calls;
 pub mod clock;
 pub mod cursor;
 pub mod db;
+pub mod delivery;
 pub mod deps;
 pub mod entry;
 pub mod error;

@@ -27,6 +27,10 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "0004_key_revoked_by.sql",
         sql: include_str!("../../migrations/0004_key_revoked_by.sql"),
     },
+    Migration {
+        name: "0005_vault_delivery.sql",
+        sql: include_str!("../../migrations/0005_vault_delivery.sql"),
+    },
 ];
 
 const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS d1_migrations (\

@@ -18,14 +18,15 @@ pub const ASSETS: &str = "/api/v1/vaults/{vaultId}/assets";
 pub const ASSET: &str = "/api/v1/vaults/{vaultId}/assets/{assetId}";
 const LENIENT_PATHS: [&str; 2] = [ASSETS, ASSET];
 
-/// The one route served by `function`. Panics for a function the registry does not have, or
-/// one that serves several routes (its handler then resolves each of them itself).
+/// The one route served by `function`; for a function serving several methods of one path
+/// (delivery's GET and HEAD), its first. Panics for a function the registry does not have, or
+/// one that serves several paths (its handler then resolves each of them itself).
 pub fn route_of(function: &str) -> Route {
     let entry = crate::functions::find(function)
         .unwrap_or_else(|| panic!("functions.toml has no function {function}"));
     match entry.routes {
-        [route] => *route,
-        _ => panic!("{function} serves several routes; resolve them one by one"),
+        [first, rest @ ..] if rest.iter().all(|r| r.path == first.path) => *first,
+        _ => panic!("{function} serves several paths; resolve them one by one"),
     }
 }
 
@@ -44,6 +45,11 @@ pub fn resolve(req: &Request, route: Route) -> Result<Target, ApiError> {
         return Err(ApiError::NotFound);
     }
     let path = req.uri().path();
+    // A delivery path (`/d/{vaultId}/…`, any four segments after the vault) is only delivery's:
+    // its free-form segments could otherwise spell another route's tail.
+    if route.path != crate::delivery::PATH && crate::delivery::DeliveryPath::parse(path).is_some() {
+        return Err(ApiError::NotFound);
+    }
     let later = !LENIENT_PATHS.contains(&route.path);
     // A first-five route never takes a request shaped like a later one; a later route takes only
     // requests of its own shape, with or without path parameters.
@@ -109,6 +115,8 @@ fn match_path(path: &str, template: &str) -> Option<Target> {
             "{assetId}" => target.asset_id = Some((*segment).to_owned()),
             "{uploadId}" => target.upload_id = Some((*segment).to_owned()),
             "{keyId}" => target.key_id = Some((*segment).to_owned()),
+            // Delivery's hierarchy: any one segment.
+            free if free.starts_with('{') && free.ends_with('}') => {}
             literal if literal == *segment => {}
             _ => return None,
         }

@@ -319,6 +319,8 @@ impl TestApp {
             upload: None,
             key_id: None,
             template: None,
+            raw: None,
+            undecoded: false,
             query: String::new(),
             headers: HeaderMap::new(),
             body: Body::Empty,
@@ -412,6 +414,24 @@ impl TestApp {
     /// `GET …/assets/{assetId}/content`.
     pub async fn content(&self, key: &str, asset_id: &str) -> Reply {
         self.call("content").key(key).asset(asset_id).send().await
+    }
+
+    /// A delivery request (`GET`) for `path_and_query` (`/d/…`, encoded, with its query if any),
+    /// with the decoded path parameters API Gateway sets; no key.
+    pub fn deliver(&self, path_and_query: &str) -> Call<'_> {
+        self.call("deliver").raw_path(path_and_query)
+    }
+
+    /// The delivery path of an asset record (docs/API.md#delivery), encoded.
+    pub fn delivery_path(record: &Value) -> String {
+        let field = |name: &str| record[name].as_str().expect("a record's path field");
+        shared::delivery::path(
+            field("vault_id"),
+            field("partition"),
+            field("collection"),
+            field("channel"),
+            field("filename"),
+        )
     }
 
     /// The whole direct flow with the secret key, failing the test on any step's error: start,
@@ -558,6 +578,10 @@ pub struct Call<'a> {
     key_id: Option<String>,
     /// The path's shape, when not the function's own (see [`Call::path`]).
     template: Option<&'static str>,
+    /// A delivery's path and query as sent ([`TestApp::deliver`]).
+    raw: Option<String>,
+    /// A delivery's path parameters as a router that does not decode them sets them.
+    undecoded: bool,
     query: String,
     headers: HeaderMap,
     body: Body,
@@ -595,6 +619,20 @@ impl Call<'_> {
     /// the function's own, with the ids of this call filled in.
     pub fn route_path(mut self, template: &'static str) -> Self {
         self.template = Some(template);
+        self
+    }
+
+    /// Sends the request to `path_and_query` as given (a delivery's encoded path), with the
+    /// decoded path parameters API Gateway sets for delivery's route.
+    pub fn raw_path(mut self, path_and_query: &str) -> Self {
+        self.raw = Some(path_and_query.to_owned());
+        self
+    }
+
+    /// A delivery's path parameters as `cargo lambda watch` and the local API set them: the raw
+    /// path's segments, still percent-encoded (API Gateway decodes them).
+    pub fn undecoded_path_parameters(mut self) -> Self {
+        self.undecoded = true;
         self
     }
 
@@ -671,6 +709,9 @@ impl Call<'_> {
     }
 
     pub fn build(self) -> Request {
+        if let Some(raw) = self.raw.clone() {
+            return self.build_delivery(raw);
+        }
         let mut uri = self.path();
         if !self.query.is_empty() {
             uri = format!("{uri}?{}", self.query);
@@ -692,6 +733,48 @@ impl Call<'_> {
             if let Some(key_id) = self.key_id {
                 params.insert("keyId".to_owned(), key_id);
             }
+            req = req.with_path_parameters(params);
+        }
+        req
+    }
+
+    fn build_delivery(self, raw: String) -> Request {
+        let uri = if self.path_params {
+            raw.clone()
+        } else {
+            format!("/lambda-url/{}{raw}", self.function)
+        };
+        let mut req = lambda_http::http::Request::builder()
+            .method(self.method)
+            .uri(uri)
+            .body(self.body)
+            .expect("request");
+        *req.headers_mut() = self.headers;
+        let path = raw.split('?').next().unwrap_or_default();
+        if let (true, true, Some(segments)) = (
+            self.path_params,
+            self.undecoded,
+            shared::delivery::raw_segments(path),
+        ) {
+            let names = ["vaultId", "partition", "collection", "channel", "filename"];
+            let params: HashMap<String, String> = names
+                .iter()
+                .zip(segments)
+                .map(|(name, value)| ((*name).to_owned(), value.to_owned()))
+                .collect();
+            return req.with_path_parameters(params);
+        }
+        if let (true, Some(parsed)) = (
+            self.path_params,
+            shared::delivery::DeliveryPath::parse(path),
+        ) {
+            let params = HashMap::from([
+                ("vaultId".to_owned(), parsed.vault_id),
+                ("partition".to_owned(), parsed.partition),
+                ("collection".to_owned(), parsed.collection),
+                ("channel".to_owned(), parsed.channel),
+                ("filename".to_owned(), parsed.filename),
+            ]);
             req = req.with_path_parameters(params);
         }
         req
@@ -827,6 +910,17 @@ impl Reply {
         );
         assert_json_content_type(self);
         self.json()
+    }
+
+    /// Asserts a 200 whose body is `bytes` (a delivery's).
+    pub fn ok_bytes(&self, bytes: &[u8]) {
+        assert_eq!(
+            self.status.as_u16(),
+            200,
+            "unexpected status; body: {}",
+            self.snippet()
+        );
+        assert_eq!(self.body, bytes);
     }
 
     /// Asserts an error response (docs/API.md#errors): `status`, `code`, `content-type:
@@ -1249,6 +1343,15 @@ impl Blobs for FaultyBlobs {
         max: u64,
     ) -> BoxFuture<'a, Result<Option<Bytes>, BlobError>> {
         self.inner.read_head(key, max)
+    }
+
+    fn read_range<'a>(
+        &'a self,
+        key: &'a str,
+        start: u64,
+        len: u64,
+    ) -> BoxFuture<'a, Result<Option<Bytes>, BlobError>> {
+        self.inner.read_range(key, start, len)
     }
 
     fn presign_put<'a>(

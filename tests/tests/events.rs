@@ -64,7 +64,11 @@ fn code_for(function: &str, status: u16) -> Option<&'static str> {
     let path = shared::routes::route_of(function).path;
     let upload_route = path.contains("{uploadId}");
     let key_route = path.contains("{keyId}");
+    let delivery = path == shared::delivery::PATH;
     Some(match status {
+        // A delivery URL that names no asset (docs/API.md#delivery).
+        404 if delivery => "NOT_FOUND",
+        416 => "RANGE_NOT_SATISFIABLE",
         // A key's route: its key is unknown (or revoked), NOT_FOUND.
         404 if key_route => "NOT_FOUND",
         // An upload's route: its upload is unknown.
@@ -207,6 +211,21 @@ async fn check(path: &Path) -> Result<(), String> {
         (204, _) => {
             if !reply.body.is_empty() {
                 return Err(format!("{name}: 204 with a body: {}", reply.snippet()));
+            }
+        }
+        // Delivery: the sample's bytes, or the range asked for.
+        (200 | 206, _) if declared.function == "deliver" => {
+            let want = match declared.status {
+                200 => dev::DEV_ASSET_BYTES,
+                _ => &dev::DEV_ASSET_BYTES[..5],
+            };
+            if reply.body != want
+                || reply.header("etag") != Some("\"asset_01DEVDEVDEVDEVDEVDEV0ASSET\"")
+            {
+                return Err(format!(
+                    "{name}: not the sample's bytes and ETag: {}",
+                    reply.snippet()
+                ));
             }
         }
         // The embedded default serves an asset's bytes.

@@ -545,19 +545,84 @@ async fn vault_rename(backend: Backend, fault: Fault, times: Times) {
 }
 matrix!(vault_rename);
 
+/// The vault's stored delivery secret (no route shows it).
+async fn delivery_secret(app: &TestApp) -> Option<String> {
+    let results = db::run(
+        &*app.deps.db,
+        vec![Stmt::new(
+            "SELECT delivery_secret FROM vaults WHERE id = ?1",
+            vec![app.vault.vault_id.as_str().into()],
+        )],
+    )
+    .await
+    .expect("the vault's row");
+    results[0].rows[0]
+        .get("delivery_secret")
+        .and_then(|v| v.as_str())
+        .map(str::to_owned)
+}
+
+// A vault turned signed gets its secret in the same UPDATE; a resend, or a retry, of that write
+// must keep the secret the first run made: a new one would break every URL signed in between.
+async fn vault_turned_signed(backend: Backend, fault: Fault, times: Times) {
+    let app = app_on(backend).await;
+    let deps = armed(&app, 1, fault, times);
+    let signed = json!({ "delivery": "signed" });
+    let reply = app
+        .call_on(&deps, "vault_update")
+        .key(app.sk())
+        .json(&signed)
+        .send()
+        .await;
+    assert_eq!(d1_requests(&app), expected_requests(1, times));
+    match times {
+        Times::Once => assert_eq!(reply.ok(200)["delivery"], "signed"),
+        Times::Always => {
+            reply.error(500, "INTERNAL_ERROR");
+            // The lost write ran: the vault has its secret; a retry keeps it.
+            let first = delivery_secret(&app).await.expect("the first run's secret");
+            let again = app
+                .call("vault_update")
+                .key(app.sk())
+                .json(&signed)
+                .send()
+                .await;
+            assert_eq!(again.ok(200)["delivery"], "signed");
+            assert_eq!(delivery_secret(&app).await.as_deref(), Some(first.as_str()));
+        }
+    }
+    let secret = delivery_secret(&app)
+        .await
+        .expect("a signed vault has a secret");
+    assert_eq!(secret.len(), 64);
+    let vault = app.call("vault_get").key(app.pk()).send().await.ok(200);
+    assert_eq!(vault["delivery"], "signed");
+    assert!(!vault.to_string().contains(&secret));
+}
+matrix!(vault_turned_signed);
+
 // ---------------------------------------------------------------------------------------------
 // Migrations: the newest one is taken back, then applied with its batch (the second, after the
 // read of what has run) failed after it committed. `apply` recognises its own migration by
 // reading `d1_migrations` again.
 
-const NEWEST: &str = "0004_key_revoked_by.sql";
+const NEWEST: &str = "0005_vault_delivery.sql";
 
 async fn migrate(backend: Backend, fault: Fault, times: Times) {
     let app = app_on(backend).await;
     db::run(
         &*app.deps.db,
         vec![
-            Stmt::new("ALTER TABLE api_keys DROP COLUMN revoked_by", vec![]),
+            Stmt::new("ALTER TABLE vaults DROP COLUMN delivery", vec![]),
+            Stmt::new("ALTER TABLE vaults DROP COLUMN delivery_secret", vec![]),
+            Stmt::new(
+                "ALTER TABLE vaults DROP COLUMN delivery_secret_previous",
+                vec![],
+            ),
+            Stmt::new(
+                "ALTER TABLE vaults DROP COLUMN delivery_secret_rotated_at",
+                vec![],
+            ),
             Stmt::new(
                 "DELETE FROM d1_migrations WHERE name = ?1",
                 vec![NEWEST.into()],
@@ -577,23 +642,24 @@ async fn migrate(backend: Backend, fault: Fault, times: Times) {
     assert_eq!(
         count(
             &app,
-            "SELECT count(*) AS n FROM d1_migrations WHERE name = '0004_key_revoked_by.sql'"
+            "SELECT count(*) AS n FROM d1_migrations WHERE name = '0005_vault_delivery.sql'"
         )
         .await,
         1
     );
-    // The schema is whole: a revoke, which writes the new column, works.
-    let (db, clock, vault) = (&*app.deps.db, &app.deps.clock, &app.vault.vault_id);
-    let key = admin::create_key(db, clock, vault, KeyKind::Public, "short-lived")
+    // The schema is whole: a vault turned signed, which writes the new columns, reads them back.
+    let patched = app
+        .call("vault_update")
+        .key(app.sk())
+        .json(&json!({"delivery": "signed"}))
+        .send()
         .await
-        .expect("created")
-        .expect("the vault exists");
+        .ok(200);
+    assert_eq!(patched["delivery"], "signed", "{patched}");
     assert!(
-        admin::revoke_key(db, clock, vault, &key.key_id)
-            .await
-            .expect("revoked")
+        patched["delivery_secret_rotated_at"].is_string(),
+        "{patched}"
     );
-    app.list(&key.key, "").await.error(401, "UNAUTHORIZED");
     consistent(&app, 0, 0).await;
 }
 matrix!(migrate);

@@ -174,9 +174,16 @@ fn each_operation_names_its_function_and_only_the_local_route_is_marked_local() 
             "{}: x-imgbt-local-only",
             route.function
         );
-        // Keyless exactly when local-only: `security: []` opts out of the global bearer scheme.
+        // Keyless exactly when local-only or delivery (a URL a browser uses with no header):
+        // `security: []` opts out of the global bearer scheme.
         let keyless = op["security"].as_vec().is_some_and(|s| s.is_empty());
-        assert_eq!(keyless, route.local_only, "{}: security", route.function);
+        let delivery = route.path == shared::delivery::PATH;
+        assert_eq!(
+            keyless,
+            route.local_only || delivery,
+            "{}: security",
+            route.function
+        );
     }
 }
 
@@ -225,10 +232,14 @@ fn documented_statuses_are_the_ones_each_route_answers() {
     for route in ROUTES {
         // Every route: 404 (NOT_FOUND for another method, or the thing it addresses) and 500.
         // A route with a key: 401 and 403 (key checks) and 429 (the store refusing for rate). The
-        // local-only route checks a token instead: 403.
+        // local-only route checks a token instead: 403. Delivery has no key (403: a signed
+        // vault's signature) but reads the store: 429.
         let mut expected: BTreeSet<u16> = [404, 500, 403].into();
+        if !route.local_only && route.path != shared::delivery::PATH {
+            expected.insert(401);
+        }
         if !route.local_only {
-            expected.extend([401, 429]);
+            expected.insert(429);
         }
         expected.extend(own_statuses(route.function));
         let responses = operation(&doc, &route)["responses"]
@@ -276,6 +287,7 @@ fn every_error() -> Vec<ApiError> {
         ApiError::Forbidden(""),
         ApiError::AssetNotFound,
         ApiError::NotFound,
+        ApiError::NotDelivered,
         ApiError::KeyNotFound,
         ApiError::Conflict,
         ApiError::LastSecretKey(""),
@@ -283,6 +295,7 @@ fn every_error() -> Vec<ApiError> {
         ApiError::UploadNotFound,
         ApiError::UploadExpired(""),
         ApiError::UploadIncomplete(String::new()),
+        ApiError::RangeNotSatisfiable(0),
         ApiError::RateLimited(String::new()),
         ApiError::Internal(String::new()),
     ];
@@ -293,6 +306,7 @@ fn every_error() -> Vec<ApiError> {
             | ApiError::Forbidden(_)
             | ApiError::AssetNotFound
             | ApiError::NotFound
+            | ApiError::NotDelivered
             | ApiError::KeyNotFound
             | ApiError::Conflict
             | ApiError::LastSecretKey(_)
@@ -300,6 +314,7 @@ fn every_error() -> Vec<ApiError> {
             | ApiError::UploadNotFound
             | ApiError::UploadExpired(_)
             | ApiError::UploadIncomplete(_)
+            | ApiError::RangeNotSatisfiable(_)
             | ApiError::RateLimited(_)
             | ApiError::Internal(_) => {}
         }

@@ -31,6 +31,8 @@ static SERIAL: AtomicUsize = AtomicUsize::new(0);
 /// The ids a request addresses, fresh for each request so that no case sees another's effects.
 struct Ids {
     asset: String,
+    /// The asset's filename (its hierarchy is `raw/events/assets`), for its delivery URL.
+    filename: String,
     upload: String,
     /// The upload URL's `token` query parameter.
     token: String,
@@ -42,8 +44,9 @@ struct Ids {
 /// `received`).
 async fn fresh(app: &TestApp, received: bool) -> Ids {
     let n = SERIAL.fetch_add(1, Ordering::Relaxed);
+    let filename = format!("a{n}.txt");
     let asset = app
-        .create(&Form::tiny("raw", "events", "assets", &format!("a{n}.txt")))
+        .create(&Form::tiny("raw", "events", "assets", &filename))
         .await["id"]
         .as_str()
         .unwrap()
@@ -78,6 +81,7 @@ async fn fresh(app: &TestApp, received: bool) -> Ids {
     .key_id;
     Ids {
         asset,
+        filename,
         upload: ticket["upload_id"].as_str().unwrap().to_owned(),
         token,
         key,
@@ -177,8 +181,18 @@ impl Spec {
             .replace("{vaultId}", &app.vault.vault_id)
             .replace("{assetId}", &ids.asset)
             .replace("{uploadId}", &ids.upload)
-            .replace("{keyId}", &ids.key);
+            .replace("{keyId}", &ids.key)
+            .replace("{partition}", "raw")
+            .replace("{collection}", "events")
+            .replace("{channel}", "assets")
+            .replace("{filename}", &ids.filename);
         let mut params = json!({"vaultId": app.vault.vault_id});
+        if route.path.contains("{filename}") {
+            params["partition"] = json!("raw");
+            params["collection"] = json!("events");
+            params["channel"] = json!("assets");
+            params["filename"] = json!(ids.filename);
+        }
         if route.path.contains("{assetId}") {
             params["assetId"] = json!(ids.asset);
         }
@@ -247,7 +261,7 @@ fn success(function: &str) -> u16 {
         "upload" | "uploads" | "complete" | "key_create" => 201,
         "delete" | "key_revoke" => 204,
         "list" | "get" | "update" | "content" | "receive" | "keys_list" | "vault_get"
-        | "vault_update" => 200,
+        | "vault_update" | "deliver" => 200,
         other => panic!("{other}: a new route; write down what a valid request gets"),
     }
 }
@@ -315,7 +329,7 @@ async fn a_body_that_is_not_utf8_is_refused_where_it_is_read_and_ignored_elsewhe
             "receive" => assert_eq!(reply.status.as_u16(), 200, "{what}: {}", reply.snippet()),
             // No body is defined for these routes: one that comes is not read.
             "list" | "get" | "delete" | "content" | "complete" | "keys_list" | "key_revoke"
-            | "vault_get" => assert_eq!(
+            | "vault_get" | "deliver" => assert_eq!(
                 reply.status.as_u16(),
                 success(route.function),
                 "{what}: {}",
@@ -397,10 +411,11 @@ async fn a_10_kb_query_is_read_as_usual() {
             "list" => {
                 reply.invalid("pad");
             }
-            // No parameter of theirs is named `pad`; these routes read no other.
+            // No parameter of theirs is named `pad`; these routes read no other (a public
+            // vault's delivery reads none).
             "upload" | "get" | "update" | "delete" | "uploads" | "complete" | "content"
             | "receive" | "keys_list" | "key_create" | "key_revoke" | "vault_get"
-            | "vault_update" => assert_eq!(
+            | "vault_update" | "deliver" => assert_eq!(
                 reply.status.as_u16(),
                 success(route.function),
                 "{what}: {}",

@@ -830,12 +830,21 @@ fn the_registry_file_is_checked_when_it_is_compiled_in() {
             "\"GET /api/v1/vaults/{vaultId}/tags/{tagId}\""
         ),
         "[[function]] #3: get: \"GET /api/v1/vaults/{vaultId}/tags/{tagId}\": {tagId} is not a \
-         parameter shared::routes fills in ([\"vaultId\", \"assetId\", \"uploadId\", \"keyId\"])"
+         parameter shared::routes fills in ([\"vaultId\", \"assetId\", \"uploadId\", \"keyId\", \
+         \"partition\", \"collection\", \"channel\", \"filename\"])"
     );
     assert_eq!(
-        faulty("\"PATCH /api/v1", "\"HEAD /api/v1"),
-        "[[function]] #4: update: \"HEAD /api/v1/vaults/{vaultId}/assets/{assetId}\": the method \
-         must be one of [\"GET\", \"POST\", \"PUT\", \"PATCH\", \"DELETE\"]"
+        faulty("\"PATCH /api/v1", "\"OPTIONS /api/v1"),
+        "[[function]] #4: update: \"OPTIONS /api/v1/vaults/{vaultId}/assets/{assetId}\": the \
+         method must be one of [\"GET\", \"HEAD\", \"POST\", \"PUT\", \"PATCH\", \"DELETE\"]"
+    );
+    assert_eq!(
+        faulty(
+            "\"GET /api/v1/vaults/{vaultId}/assets/{assetId}\"",
+            "\"GET /files/{vaultId}/{assetId}\""
+        ),
+        "[[function]] #3: get: \"GET /files/{vaultId}/{assetId}\": the path must start with \
+         /api/v1/vaults/{vaultId} (or /d/{vaultId})"
     );
     assert_eq!(
         faulty("answers = [204]", "answers = [204, 700]"),

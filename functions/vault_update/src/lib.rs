@@ -1,4 +1,5 @@
-//! `PATCH /api/v1/vaults/{vaultId}`: renames the vault, for a secret key of the vault. The body
+//! `PATCH /api/v1/vaults/{vaultId}`: renames the vault or sets its delivery (`public` or
+//! `signed`; docs/API.md#delivery), for a secret key of the vault. The body
 //! follows the asset PATCH's rules (docs/API.md#update): a JSON object, unknown members refused.
 //!
 //! One batch: the key lookup and the guarded UPDATE … RETURNING; running it twice writes the
@@ -20,15 +21,15 @@ async fn run(deps: &Deps, req: Request) -> Result<Response<Body>, ApiError> {
     let (target, credential) = begin(&req, routes::route_of("vault_update"))?;
     // A bad body is reported only after the key is checked: authentication comes first.
     let patch = VaultPatch::parse(content_type(&req).as_deref(), body_bytes(&req));
-    let rename = patch
-        .as_ref()
-        .ok()
-        .map(|patch| keys::rename(&target.vault_id, &patch.name, credential.hash_param()));
-    let (key, renamed) = batch::run(&*deps.db, (credential.lookup(), rename)).await?;
+    let rename = patch.as_ref().ok().map(|patch| {
+        let now = shared::clock::format_ms(deps.clock.now_ms());
+        keys::update(&target.vault_id, patch, credential.hash_param(), &now)
+    });
+    let (key, updated) = batch::run(&*deps.db, (credential.lookup(), rename)).await?;
     key.check(&target.vault_id, Access::Write)?;
     patch?;
-    let vault = renamed
+    let vault = updated
         .flatten()
-        .ok_or_else(|| ApiError::internal("an authorised rename changed no row"))?;
+        .ok_or_else(|| ApiError::internal("an authorised vault update changed no row"))?;
     json_response(StatusCode::OK, &vault)
 }

@@ -153,6 +153,23 @@ impl LocalBlobs {
         Ok(Some(Bytes::from(out)))
     }
 
+    fn read_range_sync(&self, key: &str, start: u64, len: u64) -> Result<Option<Bytes>, BlobError> {
+        use std::io::{Read, Seek, SeekFrom};
+        let path = self.path_of(key)?;
+        let io = |e: std::io::Error| BlobError::Io(format!("read {key}: {e}"));
+        let mut file = match std::fs::File::open(&path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io(e)),
+        };
+        let size = file.metadata().map_err(io)?.len();
+        let len = len.min(size.saturating_sub(start));
+        file.seek(SeekFrom::Start(start)).map_err(io)?;
+        let mut out = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+        file.take(len).read_to_end(&mut out).map_err(io)?;
+        Ok(Some(Bytes::from(out)))
+    }
+
     fn size_sync(&self, key: &str) -> Result<Option<u64>, BlobError> {
         let path = self.path_of(key)?;
         match std::fs::metadata(&path) {
@@ -197,6 +214,15 @@ impl Blobs for LocalBlobs {
         max: u64,
     ) -> BoxFuture<'a, Result<Option<Bytes>, BlobError>> {
         Box::pin(async move { self.read_head_sync(key, max) })
+    }
+
+    fn read_range<'a>(
+        &'a self,
+        key: &'a str,
+        start: u64,
+        len: u64,
+    ) -> BoxFuture<'a, Result<Option<Bytes>, BlobError>> {
+        Box::pin(async move { self.read_range_sync(key, start, len) })
     }
 
     /// A directory has no URLs: the API's own routes carry the bytes.

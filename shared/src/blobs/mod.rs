@@ -115,6 +115,17 @@ pub trait Blobs: Send + Sync {
         unsupported("reading objects")
     }
 
+    /// The `len` bytes of `key` from byte `start` (fewer when the object ends first; on S3 a range
+    /// GET), or `None` when there is no such object. A delivery's 206 reads only its range.
+    fn read_range<'a>(
+        &'a self,
+        _key: &'a str,
+        _start: u64,
+        _len: u64,
+    ) -> BoxFuture<'a, Result<Option<Bytes>, BlobError>> {
+        unsupported("reading objects")
+    }
+
     /// A URL that lets its holder PUT `key` with `content_type` (signed) during `validity`, or
     /// `None` when the store has no such URLs (the embedded default: the API serves the PUT).
     fn presign_put<'a>(

@@ -507,6 +507,51 @@ impl Blobs for R2Blobs {
         })
     }
 
+    fn read_range<'a>(
+        &'a self,
+        key: &'a str,
+        start: u64,
+        len: u64,
+    ) -> BoxFuture<'a, Result<Option<Bytes>, BlobError>> {
+        Box::pin(async move {
+            if len == 0 {
+                return Ok(self.size(key).await?.map(|_| Bytes::new()));
+            }
+            let (client, checked) = self.for_key("get", key)?;
+            let answer = client
+                .get_object()
+                .bucket(&self.bucket)
+                .key(checked)
+                .range(format!("bytes={start}-{}", start + len - 1))
+                .send()
+                .await;
+            let object = match answer {
+                Ok(object) => object,
+                Err(err) if status_of(&err) == Some(404) => return Ok(None),
+                // Nothing at or after `start`: S3 answers 416 InvalidRange.
+                Err(err) if status_of(&err) == Some(416) => return Ok(Some(Bytes::new())),
+                Err(err) => return Err(failed("get", key, err)),
+            };
+            // A 200 is a store that ignored the range and sent the whole object: cut it out.
+            let skip = if object.content_range.is_some() {
+                0
+            } else {
+                start
+            };
+            let bytes = object
+                .body
+                .collect()
+                .await
+                .map_err(|e| BlobError::Io(format!("get {key}: {e}")))?
+                .into_bytes();
+            let from = usize::try_from(skip).unwrap_or(usize::MAX).min(bytes.len());
+            let to = from
+                .saturating_add(usize::try_from(len).unwrap_or(usize::MAX))
+                .min(bytes.len());
+            Ok(Some(bytes.slice(from..to)))
+        })
+    }
+
     fn presign_put<'a>(
         &'a self,
         key: &'a str,

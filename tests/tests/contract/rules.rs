@@ -2566,7 +2566,14 @@ async fn a_vault_shows_its_settings_to_any_of_its_keys() {
     let app = app().await;
     let vaults = admin::list_vaults(&*app.deps.db).await.unwrap();
     let stored = vaults.iter().find(|v| v.id == app.vault.vault_id).unwrap();
-    let expected = json!({ "id": stored.id, "name": stored.name, "created_at": stored.created_at });
+    // A new vault delivers publicly and has no delivery secret yet.
+    let expected = json!({
+        "id": stored.id,
+        "name": stored.name,
+        "created_at": stored.created_at,
+        "delivery": "public",
+        "delivery_secret_rotated_at": null,
+    });
     for key in [app.pk(), app.sk()] {
         assert_eq!(
             app.call("vault_get").key(key).send().await.ok(200),
@@ -2640,4 +2647,529 @@ async fn a_vault_is_renamed_by_a_secret_key_with_the_asset_patch_body_rules() {
             expected
         );
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Delivery (docs/API.md#delivery): `GET|HEAD /d/{vaultId}/{partition}/{collection}/{channel}/
+// {filename}`, no key.
+
+/// A store that counts the batches and statements sent to it: one delivery is one batch of one
+/// statement, on every backend (the embedded one included, where no HTTP request is counted).
+struct CountingDb {
+    inner: Arc<dyn shared::db::Db>,
+    batches: std::sync::atomic::AtomicU32,
+    statements: std::sync::atomic::AtomicU32,
+}
+
+impl shared::db::Db for CountingDb {
+    fn batch(
+        &self,
+        stmts: Vec<shared::db::Stmt>,
+    ) -> shared::BoxFuture<'_, Result<Vec<shared::db::StmtResult>, DbError>> {
+        self.batches.fetch_add(1, Ordering::SeqCst);
+        self.statements
+            .fetch_add(stmts.len() as u32, Ordering::SeqCst);
+        self.inner.batch(stmts)
+    }
+}
+
+/// 100 bytes, each its own index: any range of them is recognisable.
+fn counting_bytes() -> Vec<u8> {
+    (0u8..100).collect()
+}
+
+async fn delivered(app: &TestApp, filename: &str, bytes: &[u8]) -> (Value, String) {
+    let form = Form::asset(
+        "web",
+        "site",
+        "hero",
+        filename,
+        "application/octet-stream",
+        bytes,
+    );
+    let record = app.create(&form).await;
+    let path = TestApp::delivery_path(&record);
+    (record, path)
+}
+
+#[tokio::test]
+async fn a_public_vaults_asset_is_delivered_with_its_bytes_and_cache_headers() {
+    let app = app().await;
+    let png = fixture("tiny.png");
+    let form = Form::asset("web", "site", "hero", "photo.png", "image/png", &png);
+    let record = app.create(&form).await;
+    let path = TestApp::delivery_path(&record);
+    assert_eq!(
+        path,
+        format!("/d/{}/web/site/hero/photo.png", app.vault.vault_id)
+    );
+    let etag = format!("\"{}\"", id(&record));
+
+    let counting = Arc::new(CountingDb {
+        inner: app.deps.db.clone(),
+        batches: Default::default(),
+        statements: Default::default(),
+    });
+    let mut deps = app.another_instance().await;
+    deps.db = counting.clone();
+    let got = app.call_on(&deps, "deliver").raw_path(&path).send().await;
+    assert_eq!(got.status.as_u16(), 200, "{}", got.snippet());
+    assert_eq!(got.body, png, "byte-identical");
+    assert_eq!(got.header("content-type"), Some("image/png"));
+    assert_eq!(
+        got.header("content-length"),
+        Some(png.len().to_string().as_str())
+    );
+    assert_eq!(got.header("etag"), Some(etag.as_str()));
+    assert_eq!(got.header("cache-control"), Some("public, max-age=3600"));
+    assert_eq!(got.header("accept-ranges"), Some("bytes"));
+    assert!(got.header("authorization").is_none());
+    assert_eq!(
+        (
+            counting.batches.load(Ordering::SeqCst),
+            counting.statements.load(Ordering::SeqCst)
+        ),
+        (1, 1),
+        "one D1 request of one statement per delivery"
+    );
+
+    // A function URL (no path parameters, the raw path) delivers the same.
+    let raw = app.deliver(&path).without_path_parameters().send().await;
+    assert_eq!(raw.status.as_u16(), 200, "{}", raw.snippet());
+    assert_eq!(raw.body, png);
+
+    // HEAD: the same headers, no body.
+    let head = app.deliver(&path).method(Method::HEAD).send().await;
+    assert_eq!(head.status.as_u16(), 200, "{}", head.snippet());
+    assert!(head.body.is_empty());
+    for name in [
+        "content-type",
+        "content-length",
+        "etag",
+        "cache-control",
+        "accept-ranges",
+    ] {
+        assert_eq!(head.header(name), got.header(name), "{name}");
+    }
+
+    // If-None-Match with the ETag (alone, in a list, weak, or `*`) is 304 without a body.
+    for tags in [
+        etag.clone(),
+        format!("\"other\", {etag}"),
+        format!("W/{etag}"),
+        "*".to_owned(),
+    ] {
+        let cached = app
+            .deliver(&path)
+            .header("if-none-match", &tags)
+            .send()
+            .await;
+        assert_eq!(cached.status.as_u16(), 304, "{tags}: {}", cached.snippet());
+        assert!(cached.body.is_empty());
+        assert_eq!(cached.header("etag"), Some(etag.as_str()));
+        assert_eq!(cached.header("cache-control"), Some("public, max-age=3600"));
+    }
+    let stale = app
+        .deliver(&path)
+        .header("if-none-match", "\"asset_01JD0000000000000000000000\"")
+        .send()
+        .await;
+    assert_eq!(stale.status.as_u16(), 200, "{}", stale.snippet());
+    assert_eq!(stale.body, png);
+}
+
+#[tokio::test]
+async fn ranges_are_206_with_only_their_bytes_and_416_when_unsatisfiable() {
+    let app = app().await;
+    let bytes = counting_bytes();
+    let (record, path) = delivered(&app, "counting.bin", &bytes).await;
+    let etag = format!("\"{}\"", id(&record));
+    for (range, want) in [
+        ("bytes=10-19", 10..20),
+        ("bytes=-5", 95..100),
+        ("bytes=90-", 90..100),
+        ("bytes=98-400", 98..100),
+        ("bytes=-400", 0..100),
+        ("bytes=0-0", 0..1),
+    ] {
+        let reply = app.deliver(&path).header("range", range).send().await;
+        assert_eq!(reply.status.as_u16(), 206, "{range}: {}", reply.snippet());
+        assert_eq!(reply.body, bytes[want.clone()], "{range}");
+        let content_range = format!("bytes {}-{}/100", want.start, want.end - 1);
+        assert_eq!(reply.header("content-range"), Some(content_range.as_str()));
+        let len = want.len().to_string();
+        assert_eq!(
+            reply.header("content-length"),
+            Some(len.as_str()),
+            "{range}"
+        );
+        assert_eq!(reply.header("etag"), Some(etag.as_str()));
+        assert_eq!(reply.header("accept-ranges"), Some("bytes"));
+    }
+    // HEAD with a range: the 206's headers.
+    let head = app
+        .deliver(&path)
+        .method(Method::HEAD)
+        .header("range", "bytes=10-19")
+        .send()
+        .await;
+    assert_eq!(head.status.as_u16(), 206, "{}", head.snippet());
+    assert!(head.body.is_empty());
+    assert_eq!(head.header("content-range"), Some("bytes 10-19/100"));
+    for range in ["bytes=100-", "bytes=100-200", "bytes=500-"] {
+        let reply = app.deliver(&path).header("range", range).send().await;
+        let message = reply.error(416, "RANGE_NOT_SATISFIABLE");
+        assert!(message.contains("100 bytes"), "{message}");
+        assert_eq!(
+            reply.header("content-range"),
+            Some("bytes */100"),
+            "{range}"
+        );
+    }
+    // A range the answer may ignore (several, or another unit, or malformed) is the whole object.
+    for range in ["bytes=0-1, 5-6", "items=0-1", "bytes=a-b"] {
+        let reply = app.deliver(&path).header("range", range).send().await;
+        assert_eq!(reply.status.as_u16(), 200, "{range}: {}", reply.snippet());
+        assert_eq!(reply.body, bytes, "{range}");
+        assert!(reply.header("content-range").is_none());
+    }
+    // If-None-Match wins over Range: the client has the bytes.
+    let cached = app
+        .deliver(&path)
+        .header("range", "bytes=0-9")
+        .header("if-none-match", &etag)
+        .send()
+        .await;
+    assert_eq!(cached.status.as_u16(), 304, "{}", cached.snippet());
+}
+
+#[tokio::test]
+async fn a_range_reads_only_its_bytes_from_the_store() {
+    let app = app().await;
+    let bytes = counting_bytes();
+    let (record, path) = delivered(&app, "counting.bin", &bytes).await;
+    // The object's first bytes are gone: a ranged read that skipped them still answers, and a
+    // read of the whole object would have shown the change.
+    let r2_key = record["r2_key"].as_str().unwrap();
+    let mut changed = bytes.clone();
+    changed[..50].fill(0xEE);
+    app.blobs().delete(r2_key).await.unwrap();
+    app.blobs()
+        .put(r2_key, changed.clone().into(), "application/octet-stream")
+        .await
+        .unwrap();
+    let part = app
+        .deliver(&path)
+        .header("range", "bytes=60-69")
+        .send()
+        .await;
+    assert_eq!(part.status.as_u16(), 206, "{}", part.snippet());
+    assert_eq!(part.body, bytes[60..70]);
+    let early = app.deliver(&path).header("range", "bytes=0-9").send().await;
+    assert_eq!(early.body, changed[..10]);
+}
+
+#[tokio::test]
+async fn an_object_over_the_response_limit_is_redirected_or_413_without_urls() {
+    let app = app().await;
+    let bytes = counting_bytes();
+    let (_record, path) = delivered(&app, "large.bin", &bytes).await;
+    let mut deps = app.another_instance().await;
+    deps.max_request_bytes = Some(50);
+    let whole = app.call_on(&deps, "deliver").raw_path(&path).send().await;
+    match app.backend() {
+        // No object URLs on the embedded default (until a local object server serves them).
+        imgbt_tests::Backend::Embedded => {
+            let message = whole.error(413, "PAYLOAD_TOO_LARGE");
+            assert!(message.contains("Lambda"), "{message}");
+        }
+        // R2: a presigned GET, which answers the bytes (and ranges) itself.
+        _ => {
+            assert_eq!(whole.status.as_u16(), 302, "{}", whole.snippet());
+            assert_eq!(whole.header("cache-control"), Some("private, no-store"));
+            let location = whole.header("location").expect("a 302 has a Location");
+            let fetched = imgbt_tests::fetch(location).await;
+            assert_eq!(fetched.status.as_u16(), 200, "{}", fetched.snippet());
+            assert_eq!(fetched.body, bytes);
+        }
+    }
+    // A range that fits is answered by the function on every backend; HEAD needs no body.
+    let part = app
+        .call_on(&deps, "deliver")
+        .raw_path(&path)
+        .header("range", "bytes=0-49")
+        .send()
+        .await;
+    assert_eq!(part.status.as_u16(), 206, "{}", part.snippet());
+    assert_eq!(part.body, bytes[..50]);
+    let head = app
+        .call_on(&deps, "deliver")
+        .raw_path(&path)
+        .method(Method::HEAD)
+        .send()
+        .await;
+    assert_eq!(head.status.as_u16(), 200, "{}", head.snippet());
+    assert_eq!(head.header("content-length"), Some("100"));
+}
+
+#[tokio::test]
+async fn unknown_vaults_paths_and_deleted_assets_are_404() {
+    let app = app().await;
+    let (record, path) = delivered(&app, "here.txt", b"here").await;
+    app.deliver(&path).send().await.ok_bytes(b"here");
+    let vault = &app.vault.vault_id;
+    let unknown_vault = "vault_01JD0000000000000000000000";
+    for missing in [
+        format!("/d/{unknown_vault}/web/site/hero/here.txt"),
+        format!("/d/{vault}/web/site/hero/there.txt"),
+        format!("/d/{vault}/web/site/other/here.txt"),
+        format!("/d/{vault}/web/other/hero/here.txt"),
+        format!("/d/{vault}/other/site/hero/here.txt"),
+        // Another vault's path, with this vault's asset's hierarchy.
+        format!("/d/{}/web/site/hero/here.txt", app.other.vault_id),
+    ] {
+        let reply = app.deliver(&missing).send().await;
+        let message = reply.error(404, "NOT_FOUND");
+        assert_eq!(message, "no asset at this URL", "{missing}");
+    }
+    // Not delivery paths at all: a malformed vault id, too few segments.
+    for malformed in [
+        "/d/vault_x/web/site/hero/here.txt".to_owned(),
+        format!("/d/{vault}/web/site/here.txt"),
+    ] {
+        app.deliver(&malformed)
+            .without_path_parameters()
+            .send()
+            .await
+            .error(404, "NOT_FOUND");
+    }
+    // Only GET and HEAD.
+    app.deliver(&path)
+        .method(Method::POST)
+        .send()
+        .await
+        .error(404, "NOT_FOUND");
+    app.delete(app.sk(), &id(&record)).await;
+    app.deliver(&path).send().await.error(404, "NOT_FOUND");
+    app.deliver(&path)
+        .method(Method::HEAD)
+        .send()
+        .await
+        .error(404, "NOT_FOUND");
+}
+
+#[tokio::test]
+async fn percent_encoded_and_unicode_names_are_delivered() {
+    let app = app().await;
+    for filename in [
+        "été 2024 (final) #1.txt",
+        "100% sure?.txt",
+        "a+b=c&d.txt",
+        "日本語.txt",
+        "emoji 🎉.txt",
+    ] {
+        let bytes = filename.as_bytes().to_vec();
+        let (record, path) = delivered(&app, filename, &bytes).await;
+        assert_eq!(record["filename"], filename);
+        assert!(path.is_ascii(), "{path}");
+        // API Gateway's decoded parameters, a function URL's raw path, and a router's
+        // parameters left encoded (`cargo lambda watch`) all find it.
+        for call in [
+            app.deliver(&path),
+            app.deliver(&path).without_path_parameters(),
+            app.deliver(&path).undecoded_path_parameters(),
+        ] {
+            let reply = call.send().await;
+            assert_eq!(
+                reply.status.as_u16(),
+                200,
+                "{filename}: {}",
+                reply.snippet()
+            );
+            assert_eq!(reply.body, bytes, "{filename}");
+        }
+    }
+    // A name sent decomposed (NFD) finds the asset stored composed (NFC).
+    let nfd = "e\u{301}te\u{301}.txt";
+    let (record, _) = delivered(&app, "\u{e9}t\u{e9}.txt", b"nfc").await;
+    let path = shared::delivery::path(&app.vault.vault_id, "web", "site", "hero", nfd);
+    let reply = app.deliver(&path).send().await;
+    assert_eq!(reply.status.as_u16(), 200, "{}", reply.snippet());
+    assert_eq!(
+        reply.header("etag"),
+        Some(format!("\"{}\"", id(&record)).as_str())
+    );
+}
+
+/// Turns the app's vault's delivery to `mode` through the PATCH route, and returns its secret
+/// as stored (the route never shows it).
+async fn set_delivery(app: &TestApp, vault_id: &str, key: &str, mode: &str) -> Option<String> {
+    let patched = app
+        .call("vault_update")
+        .vault(vault_id)
+        .key(key)
+        .json(&json!({"delivery": mode}))
+        .send()
+        .await
+        .ok(200);
+    assert_eq!(patched["delivery"], mode);
+    assert!(!patched.to_string().contains("secret\""), "{patched}");
+    delivery_secret(app, vault_id).await
+}
+
+async fn delivery_secret(app: &TestApp, vault_id: &str) -> Option<String> {
+    let results = shared::db::run(
+        &*app.deps.db,
+        vec![shared::db::Stmt::new(
+            "SELECT delivery_secret FROM vaults WHERE id = ?1",
+            vec![vault_id.into()],
+        )],
+    )
+    .await
+    .unwrap();
+    results[0].rows[0]
+        .get("delivery_secret")
+        .and_then(|v| v.as_str())
+        .map(str::to_owned)
+}
+
+/// Rotates `vault_id`'s delivery secret as the rotation route will: the current one becomes the
+/// previous one.
+async fn rotate(app: &TestApp, vault_id: &str) {
+    shared::db::run(
+        &*app.deps.db,
+        vec![shared::db::Stmt::new(
+            "UPDATE vaults SET delivery_secret_previous = delivery_secret, delivery_secret = ?2, \
+             delivery_secret_rotated_at = ?3 WHERE id = ?1",
+            vec![
+                vault_id.into(),
+                shared::delivery::new_secret().into(),
+                shared::clock::format_ms(app.deps.clock.now_ms()).into(),
+            ],
+        )],
+    )
+    .await
+    .unwrap();
+}
+
+fn now_s(app: &TestApp) -> u64 {
+    app.deps.clock.now_ms() / 1000
+}
+
+fn signed(secret: &str, vault_id: &str, path: &str, exp: u64, params: &[(&str, &str)]) -> String {
+    let params: Vec<(String, String)> = params
+        .iter()
+        .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+        .collect();
+    let query = shared::delivery::signed_query(secret, vault_id, path, exp, &params);
+    format!("{path}?{query}")
+}
+
+#[tokio::test]
+async fn a_signed_vault_delivers_only_valid_unexpired_signatures() {
+    let app = app().await;
+    let vault = app.vault.vault_id.clone();
+    let (_, path) = delivered(&app, "private.txt", b"private").await;
+    let (_, sibling) = delivered(&app, "sibling.txt", b"sibling").await;
+    // Public: anyone with the URL; exp and sig are ignored.
+    app.deliver(&format!("{path}?exp=1&sig=junk"))
+        .send()
+        .await
+        .ok_bytes(b"private");
+
+    let secret = set_delivery(&app, &vault, app.sk(), "signed")
+        .await
+        .expect("a vault turned signed gets a secret");
+    assert_eq!(secret.len(), 64);
+    let shown = app.call("vault_get").key(app.sk()).send().await.ok(200);
+    assert_eq!(shown["delivery"], "signed");
+    assert!(shown["delivery_secret_rotated_at"].is_string(), "{shown}");
+    assert!(!shown.to_string().contains(&secret));
+
+    let exp = now_s(&app) + 600;
+    let good = signed(&secret, &vault, &path, exp, &[("w", "800")]);
+    let reply = app.deliver(&good).send().await;
+    assert_eq!(reply.status.as_u16(), 200, "{}", reply.snippet());
+    assert_eq!(reply.body, b"private");
+    let cache = reply.header("cache-control").unwrap();
+    let max_age: u64 = cache
+        .strip_prefix("private, max-age=")
+        .unwrap_or_else(|| panic!("{cache}"))
+        .parse()
+        .unwrap();
+    assert!((590..=600).contains(&max_age), "{cache}");
+    // A far expiry is cached at most an hour.
+    let far = signed(&secret, &vault, &path, now_s(&app) + 86_400, &[]);
+    let reply = app.deliver(&far).send().await;
+    assert_eq!(reply.header("cache-control"), Some("private, max-age=3600"));
+    // HEAD and a function URL verify the same signature.
+    let head = app.deliver(&good).method(Method::HEAD).send().await;
+    assert_eq!(head.status.as_u16(), 200, "{}", head.snippet());
+    let raw = app.deliver(&good).without_path_parameters().send().await;
+    assert_eq!(raw.status.as_u16(), 200, "{}", raw.snippet());
+
+    let expired = signed(&secret, &vault, &path, now_s(&app) - 1, &[]);
+    let message = app.deliver(&expired).send().await.error(403, "FORBIDDEN");
+    assert_eq!(message, "this URL expired");
+
+    let refused = |url: String| {
+        let app = &app;
+        async move {
+            let message = app.deliver(&url).send().await.error(403, "FORBIDDEN");
+            assert!(message.contains("signed"), "{url}: {message}");
+        }
+    };
+    // Tampered: another path (that exists), a parameter changed, added or removed, the expiry moved.
+    let tampered_path = good.replacen(&path, &sibling, 1);
+    refused(tampered_path).await;
+    refused(good.replace("w=800", "w=801")).await;
+    refused(format!("{good}&h=600")).await;
+    refused(good.replace("w=800&", "")).await;
+    refused(good.replace(&format!("exp={exp}"), &format!("exp={}", exp + 1))).await;
+    // Missing, empty or malformed.
+    refused(path.clone()).await;
+    refused(format!("{path}?exp={exp}")).await;
+    refused(format!("{path}?exp={exp}&sig=")).await;
+    refused(format!("{path}?exp=soon&sig=abc")).await;
+    // Another vault's secret over this vault's path.
+    let other_secret = set_delivery(&app, &app.other.vault_id, &app.other.secret_key, "signed")
+        .await
+        .unwrap();
+    assert_ne!(other_secret, secret);
+    refused(signed(&other_secret, &vault, &path, exp, &[])).await;
+    // A signature of this vault's path made for the other vault's id.
+    refused(signed(&secret, &app.other.vault_id, &path, exp, &[])).await;
+    // An unknown path on a signed vault is refused before it is looked for.
+    refused(format!("/d/{vault}/web/site/hero/none.txt")).await;
+
+    // Back to public: the same URL without a signature works; the secret is kept.
+    set_delivery(&app, &vault, app.sk(), "public").await;
+    app.deliver(&path).send().await.ok_bytes(b"private");
+    assert_eq!(
+        delivery_secret(&app, &vault).await.as_deref(),
+        Some(secret.as_str())
+    );
+}
+
+#[tokio::test]
+async fn a_rotated_secret_is_accepted_once_and_not_after_a_second_rotation() {
+    let app = app().await;
+    let vault = app.vault.vault_id.clone();
+    let (_, path) = delivered(&app, "rotated.txt", b"rotated").await;
+    let first = set_delivery(&app, &vault, app.sk(), "signed")
+        .await
+        .unwrap();
+    let url = signed(&first, &vault, &path, now_s(&app) + 600, &[]);
+    app.deliver(&url).send().await.ok_bytes(b"rotated");
+
+    rotate(&app, &vault).await;
+    let second = delivery_secret(&app, &vault).await.unwrap();
+    assert_ne!(second, first);
+    app.deliver(&url).send().await.ok_bytes(b"rotated");
+    let fresh = signed(&second, &vault, &path, now_s(&app) + 600, &[]);
+    app.deliver(&fresh).send().await.ok_bytes(b"rotated");
+
+    rotate(&app, &vault).await;
+    app.deliver(&url).send().await.error(403, "FORBIDDEN");
+    app.deliver(&fresh).send().await.ok_bytes(b"rotated");
 }
