@@ -103,7 +103,8 @@ pub fn dev_asset_r2_key() -> String {
 /// 3. the journalled objects are removed and their rows cleared; an object the store refuses to
 ///    remove stays pending for `imgbt gc`, as after a delete.
 ///
-/// Other keys someone created for the dev vault are left as they are.
+/// Other keys someone created for the dev vault are revoked (kept, for the record), so that the
+/// vault's one live secret key is the well-known one, as the sample events expect.
 pub async fn seed_dev(db: &dyn Db, clock: &Clock, blobs: &dyn Blobs) -> Result<DevSeed, DbError> {
     let ms = clock.now_ms();
     let now = clock::format_ms(ms);
@@ -159,6 +160,16 @@ pub async fn seed_dev(db: &dyn Db, clock: &Clock, blobs: &dyn Blobs) -> Result<D
                 KeyKind::Secret,
                 DEV_SECRET_KEY,
                 "dev secret key (well-known, local only)",
+            ),
+            Stmt::new(
+                "UPDATE api_keys SET revoked_at = ?2 \
+                 WHERE vault_id = ?1 AND id NOT IN (?3, ?4) AND revoked_at IS NULL",
+                vec![
+                    DEV_VAULT_ID.into(),
+                    now.as_str().into(),
+                    DEV_PUBLIC_KEY_ID.into(),
+                    DEV_SECRET_KEY_ID.into(),
+                ],
             ),
             Stmt::new(
                 "INSERT OR IGNORE INTO pending_deletions (r2_key, requested_at) \
@@ -247,12 +258,12 @@ pub async fn seed_dev(db: &dyn Db, clock: &Clock, blobs: &dyn Blobs) -> Result<D
         ],
     )
     .await?;
-    let removed: Vec<String> = results[4]
+    let removed: Vec<String> = results[5]
         .rows
         .iter()
         .map(|row| row.text("r2_key"))
         .collect();
-    let open_uploads = results[8]
+    let open_uploads = results[9]
         .rows
         .iter()
         .filter(|row| row.get("completed_at").is_none_or(|v| v.is_null()))

@@ -109,6 +109,20 @@ async fn seed_resets_the_dev_vault_every_time() {
     )
     .await;
     std::fs::remove_file(&object).unwrap();
+    let made = imgbt(
+        &data,
+        &[
+            "key",
+            "create",
+            "--vault",
+            DEV_VAULT_ID,
+            "--kind",
+            "secret",
+            "--label",
+            "mine",
+        ],
+    );
+    assert!(made.status.success(), "{made:?}");
 
     let third = seed_json(&data);
     assert_eq!(third["removed_assets"], 1, "{third}");
@@ -126,15 +140,26 @@ async fn seed_resets_the_dev_vault_every_time() {
     assert_eq!(assets[0]["tags"], r#"["sample"]"#);
     assert_eq!(assets[0]["mime_type"], "text/plain");
     assert_eq!(assets[0]["size"], DEV_ASSET_BYTES.len());
-    let revoked = rows(
+    let live = rows(
         &data,
-        "SELECT id FROM api_keys WHERE revoked_at IS NOT NULL",
+        "SELECT id FROM api_keys WHERE revoked_at IS NULL ORDER BY id",
     )
     .await;
-    assert!(
-        revoked.is_empty(),
-        "the dev secret key is live again: {revoked:?}"
+    let live: Vec<&str> = live.iter().map(|r| r["id"].as_str().unwrap()).collect();
+    assert_eq!(
+        live,
+        [
+            "key_01DEVDEVDEVDEVDEVDEVDEV0PK",
+            "key_01DEVDEVDEVDEVDEVDEVDEV0SK"
+        ],
+        "the dev keys live again, the key made since revoked"
     );
+    let mine = rows(
+        &data,
+        "SELECT revoked_at FROM api_keys WHERE label = 'mine'",
+    )
+    .await;
+    assert!(mine[0]["revoked_at"].as_str().is_some(), "{mine:?}");
     let pending = rows(&data, "SELECT r2_key FROM pending_deletions").await;
     assert!(pending.is_empty(), "{pending:?}");
 

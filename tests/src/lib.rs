@@ -10,6 +10,8 @@
 //!   [`TestApp::complete`], [`TestApp::content`], [`TestApp::download`]). [`TestApp::call`] builds any other request: another vault, another key,
 //!   a raw body, no path parameters, another method.
 //! - [`gateway`]: the functions over real HTTP on 127.0.0.1, routed as API Gateway routes them.
+//! - [`browser`]: headless Chromium on a page served from 127.0.0.1, reporting whether each image
+//!   decoded and each video seeked and played; [`browser::serve_dir`] serves a page's media.
 //! - [`dispatch`]: hands a `lambda_http::Request` to the function that serves it, as the runtime does;
 //!   [`invoke`] hands it an invocation's JSON payload instead, through the functions' own entry
 //!   point ([`shared::entry`]), and reads back what API Gateway would get; [`invoke_scheduled`]
@@ -25,6 +27,7 @@
 //! - Checks of the record's formats: [`is_ulid`], [`is_api_time`].
 //! - [`past_the_grace`]: a clock an hour ahead, for `fsck` and `gc` to see young objects as old.
 
+pub mod browser;
 pub mod d1_gateway;
 pub mod gateway;
 pub mod on_batch;

@@ -64,21 +64,6 @@ async fn each_request_logs_one_json_line_with_its_counts_and_no_secret() {
     app.delete(&app.other.secret_key, &id)
         .await
         .error(403, "FORBIDDEN");
-    app.d1()
-        .unwrap()
-        .fail_next(100, imgbt_test_servers::d1::Fault::ServerError);
-    app.list(app.pk(), "").await.error(500, "INTERNAL_ERROR");
-    // An event lambda_http cannot read (a control character in a header value) never reaches a
-    // handler, and is logged all the same.
-    let sample = std::fs::read_to_string(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../events/get.200.sample.json"),
-    )
-    .unwrap();
-    let mut event: Value = serde_json::from_str(&sample).unwrap();
-    event["headers"]["x-client-note"] = "a\u{1}b".into();
-    imgbt_tests::invoke(&app.deps, "get", &event.to_string(), "req-unreadable-1")
-        .await
-        .error(400, "INVALID_PARAMS");
     // A key change writes one more line: who changed which key of which vault, and how.
     let with_id = |call: imgbt_tests::Call<'_>, request_id: &str| {
         let mut context = lambda_http::Context::default();
@@ -119,6 +104,21 @@ async fn each_request_logs_one_json_line_with_its_counts_and_no_secret() {
         assert_eq!(change["level"], "INFO", "{change}");
     }
 
+    app.d1()
+        .unwrap()
+        .fail_next(100, imgbt_test_servers::d1::Fault::ServerError);
+    app.list(app.pk(), "").await.error(500, "INTERNAL_ERROR");
+    // An event lambda_http cannot read (a control character in a header value) never reaches a
+    // handler, and is logged all the same.
+    let sample = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../events/get.200.sample.json"),
+    )
+    .unwrap();
+    let mut event: Value = serde_json::from_str(&sample).unwrap();
+    event["headers"]["x-client-note"] = "a\u{1}b".into();
+    imgbt_tests::invoke(&app.deps, "get", &event.to_string(), "req-unreadable-1")
+        .await
+        .error(400, "INVALID_PARAMS");
     let lines = request_lines(&captured);
     assert_eq!(lines.len(), 7, "one line per request: {lines:#?}");
     let fields: Vec<&Value> = lines.iter().map(|l| &l["fields"]).collect();
@@ -127,10 +127,10 @@ async fn each_request_logs_one_json_line_with_its_counts_and_no_secret() {
         ("upload", 201, 2, 1),
         ("get", 200, 1, 0),
         ("delete", 403, 1, 0),
-        ("list", 500, 1, 0),
-        ("get", 400, 0, 0),
         ("key_create", 201, 1, 0),
         ("key_revoke", 204, 1, 0),
+        ("list", 500, 1, 0),
+        ("get", 400, 0, 0),
     ]) {
         if f["status"] == 400 {
             // The unreadable event: its vault is unknown (checked below).
@@ -146,7 +146,7 @@ async fn each_request_logs_one_json_line_with_its_counts_and_no_secret() {
         );
         assert!(f["latency_ms"].as_f64().is_some(), "{f}");
     }
-    let unreadable = fields[4];
+    let unreadable = fields[6];
     assert_eq!(unreadable["request_id"], "req-unreadable-1");
     assert_eq!(unreadable["function"], "get");
     assert_eq!(unreadable["status"], 400);
@@ -159,7 +159,7 @@ async fn each_request_logs_one_json_line_with_its_counts_and_no_secret() {
         (Some(0), Some(0))
     );
     assert_eq!(fields[2]["code"], "FORBIDDEN");
-    assert!(fields[3]["cause"].is_string(), "a failure logs its cause");
+    assert!(fields[5]["cause"].is_string(), "a failure logs its cause");
 
     let all = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
     let d1 = app.d1().unwrap();
