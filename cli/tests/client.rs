@@ -1721,7 +1721,7 @@ fn url_prints_a_delivery_url_that_is_signed_once_the_vault_is() {
     local(async {
         let api = serve(Backend::Embedded).await;
         let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("hero image.txt");
+        let file = dir.path().join("hero-image.txt");
         std::fs::write(&file, b"delivered by url").unwrap();
         let record = api
             .json(&["upload", file.to_str().unwrap(), "--to", "web/site/hero"])
@@ -1738,11 +1738,7 @@ fn url_prints_a_delivery_url_that_is_signed_once_the_vault_is() {
         let url = public["url"].as_str().unwrap().to_owned();
         assert_eq!(
             url,
-            format!(
-                "{}/d/{}/web/site/hero/hero%20image.txt",
-                api.url,
-                api.vault()
-            )
+            format!("{}/d/{}/web/site/hero/hero-image.txt", api.url, api.vault())
         );
         assert_eq!(public["expires_at"], Value::Null);
         let text = api

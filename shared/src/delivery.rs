@@ -110,6 +110,20 @@ impl DeliveryPath {
     }
 }
 
+/// The string a signature covers. Names and values are form-encoded, so that `&` or `=` inside a
+/// value cannot make two different queries read the same.
+pub fn canonical(vault_id: &str, path: &str, exp: u64, params: &[(String, String)]) -> String {
+    // The parameters as [`normalise`] leaves them, less `exp` and `sig`: so never the CDN's own
+    // `accept`, nor a parameter no delivery reads.
+    let mut query = form_urlencoded::Serializer::new(String::new());
+    for (name, value) in normalise(params) {
+        if name != "exp" && name != "sig" {
+            query.append_pair(&name, &value);
+        }
+    }
+    format!("{vault_id}\n{path}\n{exp}\n{}", query.finish())
+}
+
 /// The query parameters a delivery URL may carry, by their canonical names: issue 18's transforms
 /// and the signature's `exp` and `sig`. The list of `infra/cdn/viewer-request.js`, whose
 /// normalisation [`normalise`] repeats, so that a URL signed here still verifies after the CDN
@@ -170,20 +184,6 @@ pub fn normalise(params: &[(String, String)]) -> Vec<(String, String)> {
         .into_iter()
         .map(|(name, (value, _))| (name.to_owned(), value.to_owned()))
         .collect()
-}
-
-/// The string a signature covers: the parameters as [`normalise`] leaves them, less `exp` and
-/// `sig` (so also never the CDN's own `accept`, nor a parameter no delivery reads). Names and
-/// values are form-encoded, so that `&` or `=` inside a value cannot make two different queries
-/// read the same.
-pub fn canonical(vault_id: &str, path: &str, exp: u64, params: &[(String, String)]) -> String {
-    let mut query = form_urlencoded::Serializer::new(String::new());
-    for (name, value) in normalise(params) {
-        if name != "exp" && name != "sig" {
-            query.append_pair(&name, &value);
-        }
-    }
-    format!("{vault_id}\n{path}\n{exp}\n{}", query.finish())
 }
 
 fn mac(secret: &str, message: &str) -> Hmac<Sha256> {

@@ -35,14 +35,10 @@ pub fn route(method: &str, path: &str) -> Option<(&'static str, HashMap<String, 
         let mut params = HashMap::new();
         let matches = template.iter().zip(&segments).all(|(t, s)| {
             match t.strip_prefix('{').and_then(|t| t.strip_suffix('}')) {
-                // API Gateway hands a function its path parameters percent-decoded.
-                Some(name) => match percent_encoding::percent_decode_str(s).decode_utf8() {
-                    Ok(value) => {
-                        params.insert(name.to_owned(), value.into_owned());
-                        !s.is_empty()
-                    }
-                    Err(_) => false,
-                },
+                Some(name) => {
+                    params.insert(name.to_owned(), (*s).to_owned());
+                    !s.is_empty()
+                }
                 None => t == s,
             }
         });
