@@ -295,6 +295,12 @@ EVENTS = {
     "deliver.416.past-the-end": event(114, "deliver",
                                       hierarchy=("docs", "readme", "main", "hello.txt"),
                                       extra_headers={"range": "bytes=1000-"}),
+    # asset_url (any key) and delivery_rotate (a secret key)
+    "asset_url.200.public-key": event(115, "asset_url", asset=ASSET, key=PK),
+    "asset_url.400.expires-too-long": event(116, "asset_url", asset=ASSET, key=PK,
+                                            query="expires=604801"),
+    "delivery_rotate.200.secret-key": event(117, "delivery_rotate", key=SK),
+    "delivery_rotate.403.public-key": event(118, "delivery_rotate", key=PK),
     # gc (the scheduled sweep): 200 stands for an invocation that answers its report
     "gc.200.scheduled": scheduled(90, "gc"),
 }

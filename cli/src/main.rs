@@ -3,7 +3,8 @@
 //! - Admin commands (here): they open the same store as the functions (configured by the same
 //!   environment: `IMGBT_DATA_DIR` for the embedded default) and run `shared::migrations` and
 //!   `shared::admin` against it.
-//! - Client commands ([`client`]: upload, ls, show, patch, rm, download, keys, vault show|rename):
+//! - Client commands ([`client`]: upload, ls, show, patch, rm, download, url, keys, vault
+//!   show|rename|delivery|rotate-delivery-secret):
 //!   they talk to the API at `IMGBT_URL` with `IMGBT_API_KEY`, over HTTP, as any user of the API
 //!   does. `keys` and `vault show|rename` are the API's side of the admin `key` and
 //!   `vault create|list`, for those who hold a secret key but not the store's credentials.
@@ -31,12 +32,12 @@ use std::process::ExitCode;
 #[command(
     name = "imgbt",
     version,
-    about = "imgbt: the API's client (upload, ls, show, patch, rm, download, keys, vault \
-             show|rename) and admin on the store (migrate, vault create|list, key, gc, fsck, dev)",
+    about = "imgbt: the API's client (upload, ls, show, patch, rm, download, url, keys, vault \
+             show|rename|delivery|rotate-delivery-secret) and admin on the store (migrate, vault create|list, key, gc, fsck, dev)",
     after_help = "Client commands (over the API) read IMGBT_URL (the API's base URL) and \
                   IMGBT_API_KEY; admin commands open the store itself (IMGBT_DATA_DIR, or the \
                   Cloudflare variables). Keys: `imgbt keys` over the API with a secret key, \
-                  `imgbt key` on the store. Vaults: `vault show|rename` over the API, \
+                  `imgbt key` on the store. Vaults: `vault show|rename|delivery|rotate-delivery-secret` over the API, \
                   `vault create|list` on the store.\n\
                   Exit codes: 0 ok; 1 failure; 2 usage; 3 the API refused the request (4xx); \
                   4 not found; 5 conflict; 6 the API is unavailable (429, 5xx or no answer, \
@@ -64,13 +65,17 @@ enum Command {
     Rm(client::assets::AssetArgs),
     /// Download an asset's bytes.
     Download(client::download::DownloadArgs),
+    /// Print an asset's delivery URL (any key of the vault): signed, with an expiry, when the
+    /// vault's delivery is signed.
+    Url(client::url::UrlArgs),
     /// Over the API, with a secret key of the vault: list, create and revoke its API keys. (On the
     /// store itself, with its credentials: `imgbt key`.)
     #[command(subcommand)]
     Keys(client::keys::KeysCommand),
     /// Apply pending schema migrations (safe to run again).
     Migrate,
-    /// Vaults: `create` and `list` on the store itself (admin); `show` and `rename` over the API.
+    /// Vaults: `create` and `list` on the store itself (admin); `show`, `rename`, `delivery` and
+    /// `rotate-delivery-secret` over the API.
     #[command(subcommand)]
     Vault(VaultCommand),
     /// Admin, on the store itself: create, list and revoke API keys. (Over the API, with a secret
@@ -123,6 +128,12 @@ enum VaultCommand {
     Show(client::vault::ShowArgs),
     /// Over the API (a secret key of the vault): rename the vault.
     Rename(client::vault::RenameArgs),
+    /// Over the API (a secret key of the vault): deliver to anyone with an asset's URL
+    /// (`public`), or only through signed URLs (`signed`).
+    Delivery(client::vault::DeliveryArgs),
+    /// Over the API (a secret key of the vault): a new delivery secret; URLs signed with the
+    /// current one keep working until the next rotation.
+    RotateDeliverySecret(client::vault::ShowArgs),
 }
 
 #[derive(Subcommand)]
@@ -259,12 +270,19 @@ async fn run(command: Command, json: bool) -> Result<Output, Failure> {
         Command::Patch(args) => return client(client::assets::patch(args).await?),
         Command::Rm(args) => return client(client::assets::rm(args).await?),
         Command::Download(args) => return client(client::download::run(args, json).await?),
+        Command::Url(args) => return client(client::url::run(args).await?),
         Command::Keys(command) => return client(client::keys::run(command).await?),
         Command::Vault(VaultCommand::Show(args)) => {
             return client(client::vault::show(args).await?);
         }
         Command::Vault(VaultCommand::Rename(args)) => {
             return client(client::vault::rename(args).await?);
+        }
+        Command::Vault(VaultCommand::Delivery(args)) => {
+            return client(client::vault::delivery(args).await?);
+        }
+        Command::Vault(VaultCommand::RotateDeliverySecret(args)) => {
+            return client(client::vault::rotate_delivery_secret(args).await?);
         }
         _ => {}
     }
@@ -302,8 +320,14 @@ async fn run(command: Command, json: bool) -> Result<Output, Failure> {
         | Command::Patch(_)
         | Command::Rm(_)
         | Command::Download(_)
+        | Command::Url(_)
         | Command::Keys(_)
-        | Command::Vault(VaultCommand::Show(_) | VaultCommand::Rename(_)) => {
+        | Command::Vault(
+            VaultCommand::Show(_)
+            | VaultCommand::Rename(_)
+            | VaultCommand::Delivery(_)
+            | VaultCommand::RotateDeliverySecret(_),
+        ) => {
             unreachable!("client commands are handled above")
         }
         Command::Vault(VaultCommand::Create { name }) => vault_create(&deps, &name).await,

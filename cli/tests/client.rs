@@ -1751,6 +1751,136 @@ fn vault_show_and_rename_work_over_the_api() {
 }
 
 #[test]
+fn url_prints_a_delivery_url_that_is_signed_once_the_vault_is() {
+    local(async {
+        let api = serve(Backend::Embedded).await;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("hero-image.txt");
+        std::fs::write(&file, b"delivered by url").unwrap();
+        let record = api
+            .json(&["upload", file.to_str().unwrap(), "--to", "web/site/hero"])
+            .await;
+        let id = record["id"].as_str().unwrap().to_owned();
+        let fetch = |url: String| async move {
+            let response = reqwest::get(&url).await.unwrap();
+            let status = response.status().as_u16();
+            (status, response.bytes().await.unwrap().to_vec())
+        };
+
+        // Public: the path, no expiry; the text is the URL alone, and it works with no key.
+        let public = api.json(&["url", &id]).await;
+        let url = public["url"].as_str().unwrap().to_owned();
+        assert_eq!(
+            url,
+            format!("{}/d/{}/web/site/hero/hero-image.txt", api.url, api.vault())
+        );
+        assert_eq!(public["expires_at"], Value::Null);
+        let text = api
+            .run(api.app.pk(), &["url", &id, "--vault", api.vault()])
+            .await;
+        assert!(text.status.success(), "{}", stderr(&text));
+        assert_eq!(stdout(&text), format!("{url}\n"));
+        assert_eq!(
+            fetch(url.clone()).await,
+            (200, b"delivered by url".to_vec())
+        );
+
+        // Signed: `vault delivery signed`, then the URL carries exp and sig, and the bare path is
+        // refused.
+        let signed = api.json(&["vault", "delivery", "signed"]).await;
+        assert_eq!(signed["delivery"], "signed");
+        assert!(signed["delivery_secret_rotated_at"].is_string(), "{signed}");
+        assert_eq!(fetch(url.clone()).await.0, 403);
+        let made = api.json(&["url", &id, "--expires", "90s"]).await;
+        let signed_url = made["url"].as_str().unwrap().to_owned();
+        assert!(
+            signed_url.starts_with(&format!("{url}?exp=")),
+            "{signed_url}"
+        );
+        assert!(signed_url.contains("&sig="), "{signed_url}");
+        let expires_at = made["expires_at"].as_str().unwrap();
+        let exp: u64 = signed_url
+            .split("exp=")
+            .nth(1)
+            .unwrap()
+            .split('&')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(expires_at, shared::clock::format_ms(exp * 1000));
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        assert!((now + 80..=now + 91).contains(&exp), "{exp} vs {now}");
+        assert_eq!(
+            fetch(signed_url.clone()).await,
+            (200, b"delivered by url".to_vec())
+        );
+
+        // Two rotations retire the secret that signed it; a public key may not rotate.
+        let out = api
+            .run(
+                api.app.pk(),
+                &["vault", "rotate-delivery-secret", "--vault", api.vault()],
+            )
+            .await;
+        assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+        let rotated = api.json(&["vault", "rotate-delivery-secret"]).await;
+        assert_eq!(rotated["id"], api.vault());
+        assert!(!rotated.to_string().contains("secret\":"), "{rotated}");
+        assert_eq!(fetch(signed_url.clone()).await.0, 200);
+        api.json(&["vault", "rotate-delivery-secret"]).await;
+        assert_eq!(fetch(signed_url.clone()).await.0, 403);
+        let fresh = api.json(&["url", &id]).await["url"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert_eq!(fetch(fresh).await.0, 200);
+
+        // Back to public; the text says so.
+        let out = api
+            .run(
+                api.app.sk(),
+                &["vault", "delivery", "public", "--vault", api.vault()],
+            )
+            .await;
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert!(
+            stdout(&out).contains("delivery: public\n"),
+            "{}",
+            stdout(&out)
+        );
+        assert_eq!(fetch(url).await.0, 200);
+
+        // --expires is checked before anything is sent: a usage error.
+        for bad in ["8d", "0s", "soon"] {
+            let out = api
+                .run(
+                    api.app.pk(),
+                    &["url", &id, "--expires", bad, "--vault", api.vault()],
+                )
+                .await;
+            assert_eq!(out.status.code(), Some(2), "{bad}: {}", stderr(&out));
+            assert!(stderr(&out).contains("--expires"), "{}", stderr(&out));
+        }
+        let out = api
+            .run(
+                api.app.pk(),
+                &[
+                    "url",
+                    "asset_01JD0000000000000000000000",
+                    "--vault",
+                    api.vault(),
+                ],
+            )
+            .await;
+        assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    });
+}
+
+#[test]
 fn the_help_says_which_commands_work_on_the_store_and_which_over_the_api() {
     local(async {
         let help = imgbt("http://127.0.0.1:9", "sk_x", &["vault", "--help"]).await;
@@ -1760,6 +1890,14 @@ fn the_help_says_which_commands_work_on_the_store_and_which_over_the_api() {
         assert!(line_of(&help, "list").contains("on the store"), "{help}");
         assert!(line_of(&help, "show").contains("Over the API"), "{help}");
         assert!(line_of(&help, "rename").contains("Over the API"), "{help}");
+        assert!(
+            line_of(&help, "delivery").contains("Over the API"),
+            "{help}"
+        );
+        assert!(
+            line_of(&help, "rotate-delivery-secret").contains("Over the API"),
+            "{help}"
+        );
         let top = stdout(&imgbt("http://127.0.0.1:9", "sk_x", &["--help"]).await);
         assert!(line_of(&top, "keys").contains("Over the API"), "{top}");
         assert!(line_of(&top, "key ").contains("on the store"), "{top}");

@@ -115,16 +115,77 @@ pub fn raw_segments(raw: &str) -> Option<[&str; 5]> {
 /// The string a signature covers. Names and values are form-encoded, so that `&` or `=` inside a
 /// value cannot make two different queries read the same.
 pub fn canonical(vault_id: &str, path: &str, exp: u64, params: &[(String, String)]) -> String {
-    let mut sorted: Vec<&(String, String)> = params
-        .iter()
-        .filter(|(name, _)| name != "exp" && name != "sig")
-        .collect();
-    sorted.sort();
+    // The parameters as [`normalise`] leaves them, less `exp` and `sig`: so never the CDN's own
+    // `accept`, nor a parameter no delivery reads.
     let mut query = form_urlencoded::Serializer::new(String::new());
-    for (name, value) in sorted {
-        query.append_pair(name, value);
+    for (name, value) in normalise(params) {
+        if name != "exp" && name != "sig" {
+            query.append_pair(&name, &value);
+        }
     }
     format!("{vault_id}\n{path}\n{exp}\n{}", query.finish())
+}
+
+/// The query parameters a delivery URL may carry, by their canonical names: issue 18's transforms
+/// and the signature's `exp` and `sig`. The list of `infra/cdn/viewer-request.js`, whose
+/// normalisation [`normalise`] repeats, so that a URL signed here still verifies after the CDN
+/// rewrote its query (tests/tests/cdn.rs proves the two agree).
+pub const PARAMETERS: [&str; 16] = [
+    "w",
+    "h",
+    "dpr",
+    "fit",
+    "format",
+    "quality",
+    "blur",
+    "sharpen",
+    "rotate",
+    "flip",
+    "grayscale",
+    "crop",
+    "gravity",
+    "bg",
+    "exp",
+    "sig",
+];
+
+/// Short names a URL may use for a parameter: (alias, canonical name).
+pub const ALIASES: [(&str, &str); 4] = [
+    ("f", "format"),
+    ("q", "quality"),
+    ("rt", "rotate"),
+    ("g", "gravity"),
+];
+
+/// `params` as the CDN's viewer function leaves them: names lowercased and aliases mapped onto
+/// canonical names, unknown names dropped, one value per name (the canonical spelling first, then
+/// the first name in sorted order, then the first written), sorted by name.
+pub fn normalise(params: &[(String, String)]) -> Vec<(String, String)> {
+    let mut written: Vec<&(String, String)> = params.iter().collect();
+    // Stable: a name written twice keeps its first value, as CloudFront's `value` does.
+    written.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut picked: std::collections::BTreeMap<&str, (&str, bool)> = Default::default();
+    for (raw, value) in written {
+        let lower = raw.to_lowercase();
+        let name = ALIASES
+            .iter()
+            .find(|(alias, _)| *alias == lower)
+            .map_or(lower.as_str(), |(_, name)| name);
+        let Some(name) = PARAMETERS.iter().find(|known| **known == name) else {
+            continue;
+        };
+        let exact = raw == name;
+        if let Some((_, spelled)) = picked.get(name)
+            && (*spelled || !exact)
+        {
+            continue;
+        }
+        picked.insert(name, (value, exact));
+    }
+    picked
+        .into_iter()
+        .map(|(name, (value, _))| (name.to_owned(), value.to_owned()))
+        .collect()
 }
 
 fn mac(secret: &str, message: &str) -> Hmac<Sha256> {
@@ -477,15 +538,62 @@ mod tests {
         assert!(refused(VAULT, &p, &params));
         // Parameter order does not matter; a value holding `&` is not two parameters.
         let two = vec![
-            ("a".to_owned(), "1".to_owned()),
-            ("b".to_owned(), "2".to_owned()),
+            ("bg".to_owned(), "1".to_owned()),
+            ("blur".to_owned(), "2".to_owned()),
         ];
-        let one = vec![("a".to_owned(), "1&b=2".to_owned())];
+        let one = vec![("bg".to_owned(), "1&blur=2".to_owned())];
         assert_ne!(canonical(VAULT, &p, 1, &two), canonical(VAULT, &p, 1, &one));
         let swapped: Vec<_> = two.iter().rev().cloned().collect();
         assert_eq!(
             canonical(VAULT, &p, 1, &two),
             canonical(VAULT, &p, 1, &swapped)
+        );
+    }
+
+    #[test]
+    fn the_signed_string_reads_a_query_as_the_cdn_leaves_it() {
+        let p = path(VAULT, "p", "c", "ch", "a.png");
+        let own = |pairs: &[(&str, &str)]| {
+            pairs
+                .iter()
+                .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+                .collect::<Vec<_>>()
+        };
+        let written = own(&[
+            ("W", "800"),
+            ("q", "80"),
+            ("f", "auto"),
+            ("utm_source", "mail"),
+            ("accept", "avif"),
+            ("RT", "90"),
+        ]);
+        let rewritten = own(&[
+            ("accept", "webp"),
+            ("format", "auto"),
+            ("quality", "80"),
+            ("rotate", "90"),
+            ("w", "800"),
+        ]);
+        assert_eq!(
+            canonical(VAULT, &p, 9, &written),
+            canonical(VAULT, &p, 9, &rewritten)
+        );
+        assert_eq!(
+            canonical(VAULT, &p, 9, &written),
+            format!("{VAULT}\n{p}\n9\nformat=auto&quality=80&rotate=90&w=800")
+        );
+        // A name and its alias: the canonical spelling wins, in either order; else the first.
+        for pairs in [
+            own(&[("quality", "80"), ("q", "50")]),
+            own(&[("q", "50"), ("quality", "80")]),
+            own(&[("quality", "80"), ("quality", "50")]),
+        ] {
+            assert_eq!(normalise(&pairs), own(&[("quality", "80")]), "{pairs:?}");
+        }
+        // A known parameter still counts: changing it changes the string.
+        assert_ne!(
+            canonical(VAULT, &p, 9, &own(&[("f", "webp")])),
+            canonical(VAULT, &p, 9, &own(&[("f", "avif")]))
         );
     }
 

@@ -146,6 +146,9 @@ pub struct Deps {
     pub settled_deletions: Mutex<Vec<String>>,
     /// The time handlers see (the system's; tests move it).
     pub clock: crate::clock::Clock,
+    /// Where delivery URLs point (`IMGBT_DELIVERY_URL`, e.g. the CDN's domain), without a
+    /// trailing `/`; `None`: the API's own origin, as each request reached it.
+    pub delivery_url: Option<String>,
 }
 
 impl Deps {
@@ -156,6 +159,7 @@ impl Deps {
             max_request_bytes: None,
             settled_deletions: Mutex::new(Vec::new()),
             clock: crate::clock::Clock::default(),
+            delivery_url: None,
         }
     }
 
@@ -184,6 +188,7 @@ impl Deps {
             Config::Cloudflare(config) => Self::cloudflare_function(&config, objects)?,
         };
         deps.max_request_bytes = request_limit(|name| std::env::var(name).ok())?;
+        deps.delivery_url = delivery_url(|name| std::env::var(name).ok())?;
         Ok(deps)
     }
 
@@ -335,6 +340,27 @@ const NO_EMBEDDED: ConfigError = ConfigError::Invalid(
     "this build has no embedded store (built without the `embedded` feature): set the Cloudflare variables",
 );
 
+/// `IMGBT_DELIVERY_URL`: an `http(s)://` URL with no query, or unset. Checked at a cold start, so
+/// that a typo fails loudly instead of handing out URLs that lead nowhere.
+fn delivery_url(lookup: impl Fn(&str) -> Option<String>) -> Result<Option<String>, ConfigError> {
+    let Some(text) = lookup("IMGBT_DELIVERY_URL").filter(|v| !v.trim().is_empty()) else {
+        return Ok(None);
+    };
+    let text = text.trim().trim_end_matches('/');
+    let uri: lambda_http::http::Uri = text.parse().map_err(|_| BAD_DELIVERY_URL)?;
+    let fits = matches!(uri.scheme_str(), Some("http" | "https"))
+        && uri.authority().is_some()
+        && uri.query().is_none();
+    if !fits {
+        return Err(BAD_DELIVERY_URL);
+    }
+    Ok(Some(text.to_owned()))
+}
+
+const BAD_DELIVERY_URL: ConfigError = ConfigError::Invalid(
+    "IMGBT_DELIVERY_URL must be an http:// or https:// URL without a query, e.g. https://cdn.example.com",
+);
+
 /// `IMGBT_MAX_REQUEST_BYTES` (0: no limit), else Lambda's limit when running as a Lambda function.
 fn request_limit(lookup: impl Fn(&str) -> Option<String>) -> Result<Option<u64>, ConfigError> {
     match lookup("IMGBT_MAX_REQUEST_BYTES").filter(|v| !v.trim().is_empty()) {
@@ -370,6 +396,23 @@ mod tests {
         ("IMGBT_R2_ACCESS_KEY_ID", "akid"),
         ("IMGBT_R2_SECRET_ACCESS_KEY", "r2-secret-value"),
     ];
+
+    #[test]
+    fn a_delivery_url_is_an_http_origin_or_path_without_a_query() {
+        let read = |value: &str| delivery_url(|_| Some(value.to_owned()));
+        assert_eq!(read("").unwrap(), None);
+        assert_eq!(
+            read(" https://cdn.example.com/ ").unwrap().as_deref(),
+            Some("https://cdn.example.com")
+        );
+        assert_eq!(
+            read("http://127.0.0.1:9000/prod").unwrap().as_deref(),
+            Some("http://127.0.0.1:9000/prod")
+        );
+        for bad in ["cdn.example.com", "ftp://x", "https://x/?a=1", "https://"] {
+            assert!(read(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn nothing_set_is_the_embedded_default() {

@@ -378,6 +378,53 @@ pub fn update(
     )
 }
 
+// ?1 vault, ?2 the caller's key hash, ?3 this rotation's new secret, ?4 now. The new secret is
+// the rotation's own mark: a resent batch (db/d1.rs) finds it in place, or as the previous secret
+// once another rotation followed, and changes nothing, so a lost answer never rotates twice.
+const ROTATE: &str = concat!(
+    "UPDATE vaults SET delivery_secret_previous = delivery_secret, delivery_secret = ?3, ",
+    "delivery_secret_rotated_at = ?4 WHERE id = ?1 AND ",
+    crate::write_guard!("?2", "?1"),
+    " AND delivery_secret IS NOT ?3 AND delivery_secret_previous IS NOT ?3"
+);
+
+// After the UPDATE: the vault, and whether this rotation's secret is on it (never the secret).
+const ROTATED: &str = "SELECT id, name, created_at, delivery, delivery_secret_rotated_at, \
+     (delivery_secret IS ?2 OR delivery_secret_previous IS ?2) AS rotated \
+     FROM vaults WHERE id = ?1";
+
+fn read_rotated(result: StmtResult) -> Result<Option<(VaultRecord, bool)>, ApiError> {
+    let rotated = result
+        .rows
+        .first()
+        .is_some_and(|row| row.get("rotated").and_then(|v| v.as_i64()) == Some(1));
+    Ok(vault_record(result)?.map(|vault| (vault, rotated)))
+}
+
+/// Rotates the delivery secret of `vault_id` at `now` for a live secret key of it (`hash`): the
+/// current secret becomes the previous one (still accepted), a new one the current. Returns the
+/// vault, and whether this rotation is on it (false: the caller could not write).
+pub fn rotate(
+    vault_id: &str,
+    hash: Value,
+    now: &str,
+) -> (Query<()>, Query<Option<(VaultRecord, bool)>>) {
+    let secret = crate::delivery::new_secret();
+    (
+        Query::new(
+            Stmt::new(
+                ROTATE,
+                vec![vault_id.into(), hash, secret.as_str().into(), now.into()],
+            ),
+            batch::ignore,
+        ),
+        Query::new(
+            Stmt::new(ROTATED, vec![vault_id.into(), secret.into()]),
+            read_rotated,
+        ),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

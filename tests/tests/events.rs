@@ -250,11 +250,22 @@ async fn check(path: &Path) -> Result<(), String> {
                 return Err(format!("{name}: unexpected body {body}"));
             }
         }
+        // The sample's delivery URL: the dev vault delivers publicly, so it never expires.
+        (200, _) if declared.function == "asset_url" => {
+            let body: Value = serde_json::from_slice(&reply.body)
+                .map_err(|e| format!("{name}: the body is not JSON ({e}): {}", reply.snippet()))?;
+            let want = format!(
+                "https://a1b2c3d4e5.execute-api.eu-west-1.amazonaws.com/d/{DEV_VAULT_ID}/docs/readme/main/hello.txt"
+            );
+            if body != serde_json::json!({ "url": want, "expires_at": null }) {
+                return Err(format!("{name}: unexpected body {body}"));
+            }
+        }
         // The keys and vault routes answer keys and the vault, not assets.
         (200..=299, _)
             if matches!(
                 declared.function,
-                "keys_list" | "key_create" | "vault_get" | "vault_update"
+                "keys_list" | "key_create" | "vault_get" | "vault_update" | "delivery_rotate"
             ) =>
         {
             let body: Value = serde_json::from_slice(&reply.body)

@@ -722,3 +722,56 @@ async fn gc_completed_uploads(backend: Backend, fault: Fault, times: Times) {
     gc_on(backend, COMPLETED_REMOVAL, fault, times).await
 }
 matrix!(gc_completed_uploads);
+
+// ---------------------------------------------------------------------------------------------
+// The delivery secret's rotation: a resend finds this rotation's own secret in place.
+
+async fn delivery_rotation(backend: Backend, fault: Fault, times: Times) {
+    let app = app_on(backend).await;
+    let vault = app.vault.vault_id.clone();
+    let secrets = || {
+        let app = app.clone();
+        let vault = vault.clone();
+        async move {
+            let results = db::run(
+                &*app.deps.db,
+                vec![Stmt::new(
+                    "SELECT delivery_secret, delivery_secret_previous FROM vaults WHERE id = ?1",
+                    vec![vault.as_str().into()],
+                )],
+            )
+            .await
+            .unwrap();
+            let row = &results[0].rows[0];
+            let text = |column: &str| row.get(column).and_then(|v| v.as_str()).map(str::to_owned);
+            (text("delivery_secret"), text("delivery_secret_previous"))
+        }
+    };
+    app.call("vault_update")
+        .key(app.sk())
+        .json(&json!({"delivery": "signed"}))
+        .send()
+        .await
+        .ok(200);
+    let (first, _) = secrets().await;
+    let first = first.expect("a signed vault has a secret");
+    let deps = armed(&app, 1, fault, times);
+    let reply = app
+        .call_on(&deps, "delivery_rotate")
+        .key(app.sk())
+        .send()
+        .await;
+    assert_eq!(d1_requests(&app), expected_requests(1, times));
+    match times {
+        // The resend found its own secret in place: rotated by this request, once.
+        Times::Once => assert_eq!(reply.ok(200)["delivery"], "signed"),
+        Times::Always => {
+            reply.error(500, "INTERNAL_ERROR");
+        }
+    }
+    // Rotated once, not once per attempt: the secret before is the previous one, still accepted.
+    let (current, previous) = secrets().await;
+    assert_eq!(previous.as_deref(), Some(first.as_str()));
+    assert!(current.is_some_and(|c| c != first));
+}
+matrix!(delivery_rotation);

@@ -258,6 +258,7 @@ impl Spec {
 /// The status a valid request on `function` gets.
 fn success(function: &str) -> u16 {
     match function {
+        "asset_url" | "delivery_rotate" => 200,
         "upload" | "uploads" | "complete" | "key_create" => 201,
         "delete" | "key_revoke" => 204,
         "list" | "get" | "update" | "content" | "receive" | "keys_list" | "vault_get"
@@ -317,6 +318,13 @@ async fn a_body_that_is_not_utf8_is_refused_where_it_is_read_and_ignored_elsewhe
         .await;
         let what = label(route);
         match route.function {
+            // Neither reads a body: one that comes is not read.
+            "asset_url" | "delivery_rotate" => assert_eq!(
+                reply.status.as_u16(),
+                success(route.function),
+                "{what}: {}",
+                reply.snippet()
+            ),
             // JSON bodies: not UTF-8 is not JSON.
             "update" | "uploads" | "key_create" | "vault_update" => {
                 reply.invalid("body");
@@ -407,6 +415,16 @@ async fn a_10_kb_query_is_read_as_usual() {
         .await;
         let what = label(route);
         match route.function {
+            // asset_url refuses a parameter it does not know, as list does; rotate reads none.
+            "asset_url" => {
+                reply.invalid("pad");
+            }
+            "delivery_rotate" => assert_eq!(
+                reply.status.as_u16(),
+                success(route.function),
+                "{what}: {}",
+                reply.snippet()
+            ),
             // list refuses a parameter it does not know (docs/API.md#filters).
             "list" => {
                 reply.invalid("pad");

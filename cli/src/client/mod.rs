@@ -1,17 +1,19 @@
-//! The API's command-line client: `imgbt upload | ls | show | patch | rm | download | keys`, and
-//! `imgbt vault show | rename`.
+//! The API's command-line client: `imgbt upload | ls | show | patch | rm | download | url | keys`,
+//! and `imgbt vault show | rename | delivery | rotate-delivery-secret`.
 //!
 //! - `mod.rs` (here): the connection (`IMGBT_URL`, `IMGBT_API_KEY`), requests with retries, and
 //!   how an answer becomes a [`ClientError`] with its exit code.
 //! - [`retry`]: backoff, jitter and `Retry-After`.
 //! - [`multipart`]: the upload form, streamed from the file, its length known in advance.
 //! - [`progress`]: the progress bar, and a file read as a counted stream of chunks.
-//! - [`upload`], [`download`], [`assets`] (ls, show, patch, rm), [`keys`] (keys ls, create,
-//!   revoke), [`vault`] (vault show, rename): the commands.
+//! - [`upload`], [`download`], [`assets`] (ls, show, patch, rm), [`url`], [`keys`] (keys ls,
+//!   create, revoke), [`vault`] (vault show, rename, delivery, rotate-delivery-secret): the
+//!   commands.
 //!
 //! The key is sent only to `IMGBT_URL`'s API, never to a presigned or upload URL, and never
 //! printed; nor is an upload or download URL (each is a capability). The one key ever printed is
-//! the one `imgbt keys create` makes, in its own output.
+//! the one `imgbt keys create` makes, in its own output; the one URL, the delivery URL `imgbt url`
+//! is asked for.
 
 pub mod assets;
 pub mod download;
@@ -20,6 +22,7 @@ pub mod multipart;
 pub mod progress;
 pub mod retry;
 pub mod upload;
+pub mod url;
 pub mod vault;
 
 use clap::Args;

@@ -65,6 +65,8 @@ fn every_endpoint<'a>(app: &'a TestApp, deps: &'a Deps, asset: &str) -> Vec<Call
         app.call_on(deps, "vault_get"),
         app.call_on(deps, "vault_update")
             .json(&json!({ "name": "renamed" })),
+        app.call_on(deps, "asset_url").asset(asset),
+        app.call_on(deps, "delivery_rotate"),
     ]
 }
 
@@ -2189,7 +2191,12 @@ async fn no_key_of_a_second_vault_reaches_anything_of_the_first() {
                 } else if !matches!(
                     function,
                     // Its own vault's: a new asset, its keys, its settings.
-                    "upload" | "keys_list" | "key_create" | "vault_get" | "vault_update"
+                    "upload"
+                        | "keys_list"
+                        | "key_create"
+                        | "vault_get"
+                        | "vault_update"
+                        | "delivery_rotate"
                 ) {
                     assert!([403, 404].contains(&status), "{function}: {status} {body}");
                 }
@@ -3172,4 +3179,362 @@ async fn a_rotated_secret_is_accepted_once_and_not_after_a_second_rotation() {
     rotate(&app, &vault).await;
     app.deliver(&url).send().await.error(403, "FORBIDDEN");
     app.deliver(&fresh).send().await.ok_bytes(b"rotated");
+}
+
+// ---------------------------------------------------------------------------------------------
+// An asset's delivery URL (`GET …/assets/{assetId}/url`, any key) and the rotation of a vault's
+// delivery secret (`POST …/delivery/rotate`, a secret key): docs/API.md#delivery.
+
+/// The origin a request without a `Host` header gets (the local API's default).
+const LOCAL_ORIGIN: &str = "http://localhost:9000";
+
+/// The URL `asset_url` answers for `asset` with `key` and `query`, and its `expires_at`.
+async fn url_of(app: &TestApp, key: &str, asset: &str, query: &str) -> (String, Value) {
+    let answer = app
+        .call("asset_url")
+        .key(key)
+        .asset(asset)
+        .query(query)
+        .send()
+        .await
+        .ok(200);
+    let members: Vec<&String> = answer.as_object().unwrap().keys().collect();
+    assert_eq!(members, ["expires_at", "url"], "{answer}");
+    let url = answer["url"].as_str().expect("a URL").to_owned();
+    (url, answer["expires_at"].clone())
+}
+
+/// The path and query of a URL `asset_url` made on the local origin: what a delivery request sends.
+fn local(url: &str) -> &str {
+    url.strip_prefix(LOCAL_ORIGIN)
+        .unwrap_or_else(|| panic!("{url} is not on {LOCAL_ORIGIN}"))
+}
+
+/// The query of `url` as name=value pairs.
+fn query_of(url: &str) -> Vec<(String, String)> {
+    let query = url.split_once('?').map_or("", |(_, q)| q);
+    form_urlencoded_pairs(query)
+}
+
+fn form_urlencoded_pairs(query: &str) -> Vec<(String, String)> {
+    query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| {
+            let (n, v) = pair.split_once('=').unwrap_or((pair, ""));
+            (n.to_owned(), v.to_owned())
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_public_vaults_url_is_its_delivery_path_and_needs_no_key() {
+    let app = app().await;
+    let (record, path) = delivered(&app, "été 1.txt", b"public bytes").await;
+    for key in [app.pk(), app.sk()] {
+        let (url, expires_at) = url_of(&app, key, &id(&record), "").await;
+        assert_eq!(url, format!("{LOCAL_ORIGIN}{path}"));
+        assert_eq!(expires_at, Value::Null);
+        // `expires` is taken (and checked) on a public vault too; the URL never expires.
+        let (later, expires_at) = url_of(&app, key, &id(&record), "expires=60").await;
+        assert_eq!((later.as_str(), expires_at), (url.as_str(), Value::Null));
+    }
+    let (url, _) = url_of(&app, app.pk(), &id(&record), "").await;
+    app.deliver(local(&url))
+        .send()
+        .await
+        .ok_bytes(b"public bytes");
+
+    // The origin is the one the client reached: API Gateway's forwarded scheme and host.
+    let forwarded = app
+        .call("asset_url")
+        .key(app.pk())
+        .asset(&id(&record))
+        .header("host", "api.example.com")
+        .header("x-forwarded-proto", "https")
+        .send()
+        .await
+        .ok(200);
+    assert_eq!(
+        forwarded["url"],
+        format!("https://api.example.com{path}"),
+        "{forwarded}"
+    );
+    // IMGBT_DELIVERY_URL (a CDN) wins over the request's origin.
+    let mut deps = app.another_instance().await;
+    deps.delivery_url = Some("https://cdn.example.com".into());
+    let cdn = app
+        .call_on(&deps, "asset_url")
+        .key(app.pk())
+        .asset(&id(&record))
+        .header("host", "api.example.com")
+        .send()
+        .await
+        .ok(200);
+    assert_eq!(
+        cdn["url"],
+        format!("https://cdn.example.com{path}"),
+        "{cdn}"
+    );
+}
+
+#[tokio::test]
+async fn a_signed_vaults_url_carries_a_signature_that_delivers_until_it_expires() {
+    let app = app().await;
+    let (record, path) = delivered(&app, "signed.txt", b"signed bytes").await;
+    set_delivery(&app, &app.vault.vault_id, app.sk(), "signed").await;
+    let before = now_s(&app);
+    let (url, expires_at) = url_of(&app, app.pk(), &id(&record), "").await;
+    let after = now_s(&app);
+    assert!(url.starts_with(&format!("{LOCAL_ORIGIN}{path}?")), "{url}");
+    let query = query_of(&url);
+    let names: Vec<&str> = query.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["exp", "sig"], "{url}");
+    let exp: u64 = query[0].1.parse().unwrap();
+    // An hour by default, and expires_at says the same instant.
+    assert!((before + 3600..=after + 3600).contains(&exp), "{exp}");
+    assert_eq!(expires_at, json!(shared::clock::format_ms(exp * 1000)));
+    let reply = app.deliver(local(&url)).send().await;
+    assert_eq!(reply.status.as_u16(), 200, "{}", reply.snippet());
+    assert_eq!(reply.body, b"signed bytes");
+    assert_eq!(reply.header("cache-control"), Some("private, max-age=3600"));
+    // Without its signature the path is refused.
+    app.deliver(&path).send().await.error(403, "FORBIDDEN");
+
+    // expires=60: delivered now, refused as expired once the minute has passed.
+    let (short, _) = url_of(&app, app.sk(), &id(&record), "expires=60").await;
+    let exp: u64 = query_of(&short)[0].1.parse().unwrap();
+    assert!((before + 60..=now_s(&app) + 60).contains(&exp), "{exp}");
+    app.deliver(local(&short))
+        .send()
+        .await
+        .ok_bytes(b"signed bytes");
+    let later = app.another_instance().await;
+    later.clock.set_offset_ms(61_000);
+    let message = app
+        .call_on(&later, "deliver")
+        .raw_path(local(&short))
+        .send()
+        .await
+        .error(403, "FORBIDDEN");
+    assert_eq!(message, "this URL expired");
+    // The hour-long URL still works then.
+    let reply = app
+        .call_on(&later, "deliver")
+        .raw_path(local(&url))
+        .send()
+        .await;
+    assert_eq!(reply.status.as_u16(), 200, "{}", reply.snippet());
+}
+
+#[tokio::test]
+async fn expires_is_a_whole_number_of_seconds_from_1_to_604800() {
+    let app = app().await;
+    let (record, _) = delivered(&app, "bounds.txt", b"bounds").await;
+    set_delivery(&app, &app.vault.vault_id, app.sk(), "signed").await;
+    for (query, seconds) in [("expires=1", 1), ("expires=604800", 604_800)] {
+        let (url, _) = url_of(&app, app.pk(), &id(&record), query).await;
+        let exp: u64 = query_of(&url)[0].1.parse().unwrap();
+        let now = now_s(&app);
+        assert!(
+            (now - 5 + seconds..=now + seconds).contains(&exp),
+            "{query}: {exp}"
+        );
+    }
+    for query in [
+        "expires=0",
+        "expires=604801",
+        "expires=-1",
+        "expires=1h",
+        "expires=",
+        "expires=1.5",
+        "expires=60&expires=60",
+    ] {
+        app.call("asset_url")
+            .key(app.pk())
+            .asset(&id(&record))
+            .query(query)
+            .send()
+            .await
+            .invalid("expires");
+    }
+    // No transform parameters yet: refused rather than signed and then ignored.
+    app.call("asset_url")
+        .key(app.pk())
+        .asset(&id(&record))
+        .query("w=800")
+        .send()
+        .await
+        .invalid("w");
+    // The key is checked before the query.
+    app.call("asset_url")
+        .key(&app.other.public_key)
+        .asset(&id(&record))
+        .query("expires=0")
+        .send()
+        .await
+        .error(403, "FORBIDDEN");
+}
+
+#[tokio::test]
+async fn a_url_is_any_keys_of_the_vault_and_a_rotation_a_secret_keys() {
+    let app = app().await;
+    let (record, _) = delivered(&app, "keys.txt", b"keys").await;
+    let (theirs, _) = {
+        let form = Form::tiny("web", "site", "hero", "theirs.txt");
+        let reply = app
+            .call("upload")
+            .vault(&app.other.vault_id)
+            .key(&app.other.secret_key)
+            .form(&form)
+            .send()
+            .await
+            .ok(201);
+        (id(&reply), ())
+    };
+    url_of(&app, app.pk(), &id(&record), "").await;
+    let before = app.call("vault_get").key(app.pk()).send().await.ok(200);
+    app.call("delivery_rotate")
+        .key(app.pk())
+        .send()
+        .await
+        .error(403, "FORBIDDEN");
+    for key in [&app.other.public_key, &app.other.secret_key] {
+        app.call("asset_url")
+            .key(key)
+            .asset(&id(&record))
+            .send()
+            .await
+            .error(403, "FORBIDDEN");
+        app.call("delivery_rotate")
+            .key(key)
+            .send()
+            .await
+            .error(403, "FORBIDDEN");
+    }
+    assert_eq!(delivery_secret(&app, &app.vault.vault_id).await, None);
+    assert_eq!(
+        app.call("vault_get").key(app.pk()).send().await.ok(200),
+        before
+    );
+    // Another vault's asset, an unknown one and a malformed id are not this vault's.
+    for asset in [
+        theirs.as_str(),
+        "asset_01JD0000000000000000000000",
+        "not-an-id",
+    ] {
+        app.call("asset_url")
+            .key(app.sk())
+            .asset(asset)
+            .send()
+            .await
+            .error(404, "ASSET_NOT_FOUND");
+    }
+    app.call("asset_url")
+        .asset(&id(&record))
+        .send()
+        .await
+        .error(401, "UNAUTHORIZED");
+    app.call("delivery_rotate")
+        .send()
+        .await
+        .error(401, "UNAUTHORIZED");
+}
+
+/// The stored current and previous delivery secrets of the app's vault.
+async fn secrets(app: &TestApp) -> (Option<String>, Option<String>) {
+    let results = shared::db::run(
+        &*app.deps.db,
+        vec![shared::db::Stmt::new(
+            "SELECT delivery_secret, delivery_secret_previous FROM vaults WHERE id = ?1",
+            vec![app.vault.vault_id.as_str().into()],
+        )],
+    )
+    .await
+    .unwrap();
+    let row = &results[0].rows[0];
+    let text = |column: &str| row.get(column).and_then(|v| v.as_str()).map(str::to_owned);
+    (text("delivery_secret"), text("delivery_secret_previous"))
+}
+
+#[tokio::test]
+async fn a_rotation_keeps_old_urls_working_once_and_never_shows_a_secret() {
+    let app = app().await;
+    let (record, _) = delivered(&app, "rotation.txt", b"rotation").await;
+    let first = set_delivery(&app, &app.vault.vault_id, app.sk(), "signed")
+        .await
+        .unwrap();
+    let (old_url, _) = url_of(&app, app.pk(), &id(&record), "").await;
+
+    let rotated = app
+        .call("delivery_rotate")
+        .key(app.sk())
+        .send()
+        .await
+        .ok(200);
+    let (second, previous) = secrets(&app).await;
+    let second = second.unwrap();
+    assert_ne!(second, first);
+    assert_eq!(previous.as_deref(), Some(first.as_str()));
+    // The answer is the vault's record, as GET shows it, and carries neither secret.
+    assert_eq!(
+        rotated,
+        app.call("vault_get").key(app.pk()).send().await.ok(200)
+    );
+    assert_eq!(rotated["delivery"], "signed");
+    assert!(
+        rotated["delivery_secret_rotated_at"].is_string(),
+        "{rotated}"
+    );
+    for secret in [&first, &second] {
+        assert!(!rotated.to_string().contains(secret.as_str()), "{rotated}");
+    }
+    // The URL made before is still delivered; a new one is signed with the new secret.
+    app.deliver(local(&old_url))
+        .send()
+        .await
+        .ok_bytes(b"rotation");
+    let (new_url, _) = url_of(&app, app.pk(), &id(&record), "").await;
+    assert_eq!(
+        query_of(&new_url)[1].1,
+        shared::delivery::sign(
+            &second,
+            &app.vault.vault_id,
+            &TestApp::delivery_path(&record),
+            query_of(&new_url)[0].1.parse().unwrap(),
+            &[]
+        )
+    );
+    app.deliver(local(&new_url))
+        .send()
+        .await
+        .ok_bytes(b"rotation");
+
+    // A second rotation retires the first secret: its URL is refused, the newer one still works.
+    app.call("delivery_rotate")
+        .key(app.sk())
+        .send()
+        .await
+        .ok(200);
+    assert_eq!(secrets(&app).await.1.as_deref(), Some(second.as_str()));
+    app.deliver(local(&old_url))
+        .send()
+        .await
+        .error(403, "FORBIDDEN");
+    app.deliver(local(&new_url))
+        .send()
+        .await
+        .ok_bytes(b"rotation");
+
+    // A public vault may rotate too (its next signed URLs will use the new secret); it stays public.
+    set_delivery(&app, &app.other.vault_id, &app.other.secret_key, "public").await;
+    let other = app
+        .call("delivery_rotate")
+        .vault(&app.other.vault_id)
+        .key(&app.other.secret_key)
+        .send()
+        .await
+        .ok(200);
+    assert_eq!(other["delivery"], "public");
+    assert!(delivery_secret(&app, &app.other.vault_id).await.is_some());
 }

@@ -1,0 +1,262 @@
+//! `GET /api/v1/vaults/{vaultId}/assets/{assetId}/url`: the delivery URL of an asset
+//! (docs/API.md#delivery), for any key of the vault: `{"url", "expires_at"}`.
+//!
+//! On a public vault the URL is the asset's delivery path and never expires (`expires_at: null`);
+//! on a signed vault it carries `exp` and `sig` made with the vault's current secret, valid for
+//! `expires` seconds (default an hour, at most 7 days). The URL's base is `IMGBT_DELIVERY_URL`
+//! (a CDN's domain) when set, else the API's own origin as the request reached it.
+//!
+//! One D1 request: the key lookup, and the asset joined with its vault's delivery settings.
+
+use lambda_http::request::RequestContext;
+use lambda_http::{Body, Request, RequestExt, Response, http::StatusCode};
+use serde::Serialize;
+use shared::auth::Access;
+use shared::batch::Query;
+use shared::db::{Stmt, StmtResult};
+use shared::delivery::{self, Mode};
+use shared::http::{begin, json_response, query_pairs, serve};
+use shared::{ApiError, Deps, batch, clock, routes};
+
+pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, lambda_http::Error> {
+    serve("asset_url", req, |req| run(deps, req)).await
+}
+
+/// How long a signed URL lives when the request does not say: an hour.
+pub const DEFAULT_EXPIRES_S: u64 = 3600;
+/// The longest a signed URL may live: 7 days, as a presigned S3 URL at most does.
+pub const MAX_EXPIRES_S: u64 = 604_800;
+
+/// The query of a URL request: `expires` (seconds) at most once. Transform parameters (issue 18)
+/// will join it; until a delivery reads them, any other parameter is refused.
+pub fn parse_query(pairs: &[(String, String)]) -> Result<u64, ApiError> {
+    let mut expires = None;
+    for (name, value) in pairs {
+        if name != "expires" {
+            let shown: String = name.chars().take(64).collect();
+            return Err(ApiError::InvalidParams(format!(
+                "{shown}: unknown query parameter (known: expires)"
+            )));
+        }
+        if expires.is_some() {
+            return Err(ApiError::invalid("expires", "must be given at most once"));
+        }
+        let seconds = value
+            .parse::<u64>()
+            .ok()
+            .filter(|_| value.bytes().all(|b| b.is_ascii_digit()))
+            .filter(|s| (1..=MAX_EXPIRES_S).contains(s))
+            .ok_or_else(|| {
+                ApiError::invalid(
+                    "expires",
+                    format_args!("must be a whole number of seconds from 1 to {MAX_EXPIRES_S}"),
+                )
+            })?;
+        expires = Some(seconds);
+    }
+    Ok(expires.unwrap_or(DEFAULT_EXPIRES_S))
+}
+
+// The asset's delivery path and its vault's settings, in one statement.
+const SELECT: &str = "SELECT a.vault_id, a.partition, a.collection, a.channel, a.filename, v.delivery, \
+     v.delivery_secret FROM assets AS a JOIN vaults AS v ON v.id = a.vault_id \
+     WHERE a.id = ?1 AND a.vault_id = ?2";
+
+struct Found {
+    path: String,
+    mode: Mode,
+    secret: Option<shared::secret::Secret>,
+}
+
+fn read(result: StmtResult) -> Result<Option<Found>, ApiError> {
+    let Some(row) = result.rows.first() else {
+        return Ok(None);
+    };
+    let text = |column: &str| row.get(column).and_then(|v| v.as_str());
+    let segment = |column: &str| {
+        text(column).ok_or_else(|| ApiError::internal(format!("asset row has no {column}")))
+    };
+    let mode = text("delivery")
+        .and_then(Mode::parse)
+        .ok_or_else(|| ApiError::internal("a vault row has no delivery mode"))?;
+    Ok(Some(Found {
+        path: delivery::path(
+            segment("vault_id")?,
+            segment("partition")?,
+            segment("collection")?,
+            segment("channel")?,
+            segment("filename")?,
+        ),
+        mode,
+        secret: text("delivery_secret").map(|s| shared::secret::Secret::new(s.to_owned())),
+    }))
+}
+
+#[derive(Serialize)]
+struct Answer {
+    url: String,
+    expires_at: Option<String>,
+}
+
+async fn run(deps: &Deps, req: Request) -> Result<Response<Body>, ApiError> {
+    let (target, credential) = begin(&req, routes::route_of("asset_url"))?;
+    // A bad query is reported only after the key is checked: authentication comes first.
+    let expires = parse_query(&query_pairs(&req));
+    let asset_id = target.asset_id.clone().unwrap_or_default();
+    let select = Stmt::new(
+        SELECT,
+        vec![asset_id.into(), target.vault_id.as_str().into()],
+    );
+    let (key, found) =
+        batch::run(&*deps.db, (credential.lookup(), Query::new(select, read))).await?;
+    key.check(&target.vault_id, Access::Read)?;
+    let expires = expires?;
+    let found = found.ok_or(ApiError::AssetNotFound)?;
+    let base = match &deps.delivery_url {
+        Some(base) => base.clone(),
+        None => origin(&req),
+    };
+    // Transform parameters (issue 18) go here, signed with the rest.
+    let params: Vec<(String, String)> = Vec::new();
+    let answer = match found.mode {
+        Mode::Public => Answer {
+            url: with_query(format!("{base}{}", found.path), &params),
+            expires_at: None,
+        },
+        Mode::Signed => {
+            // PATCH gives a vault turned signed its secret in the same UPDATE.
+            let secret = found
+                .secret
+                .ok_or_else(|| ApiError::internal("a signed vault has no delivery secret"))?;
+            let now_ms = deps.clock.now_ms();
+            let exp = now_ms / 1000 + expires;
+            let query = delivery::signed_query(
+                secret.expose(),
+                &target.vault_id,
+                &found.path,
+                exp,
+                &params,
+            );
+            Answer {
+                url: format!("{base}{}?{query}", found.path),
+                expires_at: Some(clock::format_ms(exp * 1000)),
+            }
+        }
+    };
+    json_response(StatusCode::OK, &answer)
+}
+
+fn with_query(url: String, params: &[(String, String)]) -> String {
+    if params.is_empty() {
+        return url;
+    }
+    let mut query = form_urlencoded::Serializer::new(String::new());
+    query.extend_pairs(params);
+    format!("{url}?{}", query.finish())
+}
+
+/// `scheme://host[/stage]` of the API as the client reached it: `X-Forwarded-Proto` (default
+/// `http`) and `Host` (else the request URI's authority, else `localhost:9000`, the local API's
+/// default), and API Gateway's stage unless it is `$default` (whose URLs have no stage segment).
+/// A `Host` that is not an authority is not copied: the URL stays a valid URL.
+pub fn origin(req: &Request) -> String {
+    let header = |name: &str| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+    };
+    let proto = header("x-forwarded-proto")
+        .and_then(|p| p.split(',').next())
+        .map(str::trim)
+        .filter(|p| matches!(*p, "http" | "https"))
+        .unwrap_or("http");
+    let host = header("host")
+        .filter(|host| host.parse::<lambda_http::http::uri::Authority>().is_ok())
+        .map(str::to_owned)
+        .or_else(|| req.uri().authority().map(|a| a.to_string()))
+        .unwrap_or_else(|| "localhost:9000".to_owned());
+    let stage = match req.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(context)) => context.stage.clone(),
+        Some(RequestContext::ApiGatewayV1(context)) => context.stage.clone(),
+        _ => None,
+    };
+    let stage = stage
+        .filter(|s| !s.is_empty() && s != "$default")
+        .map(|s| {
+            percent_encoding::utf8_percent_encode(&s, percent_encoding::NON_ALPHANUMERIC)
+                .to_string()
+        })
+        .map_or(String::new(), |s| format!("/{s}"));
+    format!("{proto}://{host}{stage}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pairs(query: &str) -> Vec<(String, String)> {
+        form_urlencoded::parse(query.as_bytes())
+            .into_owned()
+            .collect()
+    }
+
+    #[test]
+    fn expires_is_1_to_604800_seconds_and_nothing_else_is_taken() {
+        assert_eq!(parse_query(&[]).unwrap(), 3600);
+        assert_eq!(parse_query(&pairs("expires=1")).unwrap(), 1);
+        assert_eq!(parse_query(&pairs("expires=604800")).unwrap(), 604_800);
+        for bad in [
+            "expires=0",
+            "expires=604801",
+            "expires=-1",
+            "expires=+5",
+            "expires=1h",
+            "expires=",
+            "expires=1&expires=2",
+            "w=800",
+        ] {
+            assert!(
+                matches!(parse_query(&pairs(bad)), Err(ApiError::InvalidParams(_))),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_origin_is_the_forwarded_one_with_a_named_stage() {
+        use lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpRequestContext;
+        let request = |stage: Option<&str>| {
+            let mut req = lambda_http::http::Request::builder()
+                .uri("/prod/api/v1/vaults/v/assets/a/url")
+                .header("host", "abc.execute-api.eu-west-1.amazonaws.com")
+                .header("x-forwarded-proto", "https")
+                .body(Body::Empty)
+                .unwrap();
+            let mut context = ApiGatewayV2httpRequestContext::default();
+            context.stage = stage.map(str::to_owned);
+            req.extensions_mut()
+                .insert(RequestContext::ApiGatewayV2(context));
+            req
+        };
+        assert_eq!(
+            origin(&request(Some("prod"))),
+            "https://abc.execute-api.eu-west-1.amazonaws.com/prod"
+        );
+        assert_eq!(
+            origin(&request(Some("$default"))),
+            "https://abc.execute-api.eu-west-1.amazonaws.com"
+        );
+        assert_eq!(
+            origin(&request(None)),
+            "https://abc.execute-api.eu-west-1.amazonaws.com"
+        );
+        let bare = lambda_http::http::Request::builder()
+            .uri("/api/v1/vaults/v/assets/a/url")
+            .header("host", "a\"b")
+            .body(Body::Empty)
+            .unwrap();
+        assert_eq!(origin(&bare), "http://localhost:9000");
+    }
+}
