@@ -1003,7 +1003,8 @@ fn a_delete_whose_answer_was_lost_reports_the_asset_deleted() {
 
 /// Uploads a `len`-byte file with the CLI (no method forced), downloads it back to another file,
 /// and checks the bytes on the way: in the store, and in the download.
-async fn round_trip(api: &Served, len: usize, expect_method: &str) {
+/// Returns the asset's id and the SHA-256 of its bytes.
+async fn round_trip(api: &Served, len: usize, expect_method: &str) -> (String, Vec<u8>) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join(format!("{len}.bin"));
     std::fs::write(&path, pattern(len, 11)).unwrap();
@@ -1058,6 +1059,20 @@ async fn round_trip(api: &Served, len: usize, expect_method: &str) {
         sha256_file(&path),
         "downloaded bytes differ"
     );
+    (id, sha256_file(&path))
+}
+
+/// The asset's delivery URL (`imgbt url`), fetched as a browser or curl does, with no key and
+/// following the redirect: its bytes' SHA-256.
+async fn delivered_sha256(api: &Served, id: &str) -> Vec<u8> {
+    let url = api.json(&["url", id]).await["url"]
+        .as_str()
+        .expect("a url")
+        .to_owned();
+    let answer = reqwest::get(&url).await.unwrap();
+    assert_eq!(answer.status(), 200, "{url}");
+    let bytes = answer.bytes().await.unwrap();
+    Sha256::digest(&bytes).to_vec()
 }
 
 #[test]
@@ -1089,17 +1104,28 @@ async fn serve_with_object_server() -> Served {
 fn on_the_embedded_default_a_12_mb_file_downloads_through_the_object_server() {
     local(async {
         let api = serve_with_object_server().await;
-        round_trip(&api, 12 * 1024 * 1024, "direct upload").await;
+        let (id, sha) = round_trip(&api, 12 * 1024 * 1024, "direct upload").await;
+        assert_eq!(
+            delivered_sha256(&api, &id).await,
+            sha,
+            "the delivery URL's bytes"
+        );
         round_trip(&api, 1000, "multipart").await;
     });
 }
 
-/// The largest file (100 MB) on the same setup: up direct, down through the object server.
+/// The largest file (100 MB) on the same setup: up direct, down through the object server,
+/// by `imgbt download` and by its delivery URL.
 #[test]
 fn on_the_embedded_default_a_100_mb_file_downloads_through_the_object_server() {
     local(async {
         let api = serve_with_object_server().await;
-        round_trip(&api, 104_857_600, "direct upload").await;
+        let (id, sha) = round_trip(&api, 104_857_600, "direct upload").await;
+        assert_eq!(
+            delivered_sha256(&api, &id).await,
+            sha,
+            "the delivery URL's bytes"
+        );
     });
 }
 
