@@ -9,20 +9,46 @@ use crate::keys;
 use serde::Serialize;
 
 /// A new vault with one key of each kind. The keys are shown here once and stored only hashed.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Clone, Serialize)]
 pub struct NewVault {
     pub vault_id: String,
     pub public_key: String,
     pub secret_key: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// A new key, shown here once and stored only hashed.
+#[derive(Clone, Serialize)]
 pub struct NewKey {
     pub key_id: String,
     pub vault_id: String,
     pub kind: &'static str,
     pub label: String,
     pub key: String,
+}
+
+// Without the keys: a `{:?}` in a log, an error or a failed assertion must never show one.
+const REDACTED: &str = "<redacted>";
+
+impl std::fmt::Debug for NewVault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewVault")
+            .field("vault_id", &self.vault_id)
+            .field("public_key", &REDACTED)
+            .field("secret_key", &REDACTED)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for NewKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewKey")
+            .field("key_id", &self.key_id)
+            .field("vault_id", &self.vault_id)
+            .field("kind", &self.kind)
+            .field("label", &self.label)
+            .field("key", &REDACTED)
+            .finish()
+    }
 }
 
 /// A key as `imgbt key list` shows it: never the key itself.
@@ -208,4 +234,33 @@ pub async fn revoke_key(
     )
     .await?;
     Ok(!results[1].rows.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn new_vaults_and_keys_never_show_their_keys_in_debug() {
+        let vault = NewVault {
+            vault_id: "vault_1".into(),
+            public_key: "pk_0123456789abcdef".into(),
+            secret_key: "sk_fedcba9876543210".into(),
+        };
+        let key = NewKey {
+            key_id: "key_1".into(),
+            vault_id: "vault_1".into(),
+            kind: "secret",
+            label: "ci".into(),
+            key: "sk_0011223344556677".into(),
+        };
+        let shown = format!("{vault:?} {key:?}");
+        for secret in ["0123456789abcdef", "fedcba9876543210", "0011223344556677"] {
+            assert!(!shown.contains(secret), "{shown}");
+        }
+        assert!(
+            shown.contains("vault_1") && shown.contains("key_1"),
+            "{shown}"
+        );
+    }
 }
