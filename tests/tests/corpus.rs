@@ -46,7 +46,7 @@ const INTERNAL_TEXT: [&str; 16] = [
     "internal error",
 ];
 
-const FUNCTIONS: [&str; 10] = [
+const FUNCTIONS: [&str; 13] = [
     "upload",
     "list",
     "get",
@@ -57,6 +57,9 @@ const FUNCTIONS: [&str; 10] = [
     "key_revoke",
     "vault_get",
     "vault_update",
+    "asset_url",
+    "delivery_rotate",
+    "deliver",
 ];
 
 /// One corpus file.
@@ -363,10 +366,20 @@ async fn snapshot(app: &TestApp) -> (Value, Vec<PathBuf>) {
         keys.push(serde_json::to_value(listed).expect("keys as JSON"));
     }
     let vaults = shared::admin::list_vaults(db).await.expect("list vaults");
+    // The settings the API shows (delivery mode, when the delivery secret last changed).
+    let mut settings = Vec::new();
+    for (vault, key) in [
+        (&app.vault.vault_id, &app.vault.public_key),
+        (&app.other.vault_id, &app.other.public_key),
+    ] {
+        let reply = app.call("vault_get").vault(vault).key(key).send().await;
+        settings.push(reply.ok(200));
+    }
     let records = serde_json::json!({
         "assets": [mine["data"], theirs["data"]],
         "keys": keys,
         "vaults": serde_json::to_value(vaults).expect("vaults as JSON"),
+        "settings": settings,
     });
     let mut files = app.object_files();
     files.sort();
@@ -393,7 +406,7 @@ fn build(case: &Case, names: &Names) -> Result<lambda_http::Request, String> {
     }
     let route = shared::routes::route_of(&case.function);
     let legacy = [shared::routes::ASSETS, shared::routes::ASSET].contains(&route.path);
-    let wants_asset = route.path == shared::routes::ASSET;
+    let wants_asset = route.path.contains("{assetId}");
     let wants_key = route.path.contains("{keyId}");
     let x = |text: &str| names.expand(text, DEFAULT_BOUNDARY);
 
