@@ -339,7 +339,7 @@ fn read_found(result: StmtResult) -> Result<Option<Found>, ApiError> {
     let Some(row) = result.rows.first() else {
         return Ok(None);
     };
-    let text = |column: &str| row.get(column).and_then(|v| v.as_str()).map(str::to_owned);
+    let text = |column: &str| row.text_opt(column);
     let mode = text("delivery")
         .as_deref()
         .and_then(Mode::parse)
@@ -359,9 +359,7 @@ fn read_asset(row: &Row) -> Result<Option<Stored>, ApiError> {
         return Ok(None);
     };
     let text = |column: &str| {
-        row.get(column)
-            .and_then(|v| v.as_str())
-            .map(str::to_owned)
+        row.text_opt(column)
             .ok_or_else(|| ApiError::internal(format!("asset row has no {column}")))
     };
     Ok(Some(Stored {

@@ -210,6 +210,44 @@ pub fn query_pairs(req: &Request) -> Vec<(String, String)> {
     }
 }
 
+/// `scheme://host[/stage]` of the API as the client reached it: `X-Forwarded-Proto` (default
+/// `http`) and `Host` (else the request URI's authority, else `localhost:9000`, the local API's
+/// default), and API Gateway's stage unless it is `$default` (whose URLs have no stage segment).
+/// A `Host` that is not an authority is not copied: the URL stays a valid URL.
+pub fn origin(req: &Request) -> String {
+    let header = |name: &str| {
+        req.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+    };
+    let proto = header("x-forwarded-proto")
+        .and_then(|p| p.split(',').next())
+        .map(str::trim)
+        .filter(|p| matches!(*p, "http" | "https"))
+        .unwrap_or("http");
+    let host = header("host")
+        .filter(|host| host.parse::<lambda_http::http::uri::Authority>().is_ok())
+        .map(str::to_owned)
+        .or_else(|| req.uri().authority().map(|a| a.to_string()))
+        .unwrap_or_else(|| "localhost:9000".to_owned());
+    use lambda_http::request::RequestContext;
+    let stage = match req.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(context)) => context.stage.clone(),
+        Some(RequestContext::ApiGatewayV1(context)) => context.stage.clone(),
+        _ => None,
+    };
+    let stage = stage
+        .filter(|s| !s.is_empty() && s != "$default")
+        .map(|s| {
+            percent_encoding::utf8_percent_encode(&s, percent_encoding::NON_ALPHANUMERIC)
+                .to_string()
+        })
+        .map_or(String::new(), |s| format!("/{s}"));
+    format!("{proto}://{host}{stage}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -248,5 +286,41 @@ mod tests {
                 "{headers:?}"
             );
         }
+    }
+
+    #[test]
+    fn the_origin_is_the_forwarded_one_with_a_named_stage() {
+        use lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpRequestContext;
+        let request = |stage: Option<&str>| {
+            let mut req = lambda_http::http::Request::builder()
+                .uri("/prod/api/v1/vaults/v/assets/a/url")
+                .header("host", "abc.execute-api.eu-west-1.amazonaws.com")
+                .header("x-forwarded-proto", "https")
+                .body(Body::Empty)
+                .unwrap();
+            let mut context = ApiGatewayV2httpRequestContext::default();
+            context.stage = stage.map(str::to_owned);
+            req.extensions_mut()
+                .insert(lambda_http::request::RequestContext::ApiGatewayV2(context));
+            req
+        };
+        assert_eq!(
+            origin(&request(Some("prod"))),
+            "https://abc.execute-api.eu-west-1.amazonaws.com/prod"
+        );
+        assert_eq!(
+            origin(&request(Some("$default"))),
+            "https://abc.execute-api.eu-west-1.amazonaws.com"
+        );
+        assert_eq!(
+            origin(&request(None)),
+            "https://abc.execute-api.eu-west-1.amazonaws.com"
+        );
+        let bare = lambda_http::http::Request::builder()
+            .uri("/api/v1/vaults/v/assets/a/url")
+            .header("host", "a\"b")
+            .body(Body::Empty)
+            .unwrap();
+        assert_eq!(origin(&bare), "http://localhost:9000");
     }
 }

@@ -28,8 +28,8 @@ pub fn log_change(req: &lambda_http::Request, vault_id: &str, key_id: &str, acti
 /// Longest label of a key and longest name of a vault, in characters.
 pub const MAX_LABEL_CHARS: usize = 100;
 
-/// A key as the keys routes show it: never the key or its hash.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// A key as the keys routes show it: never the key or its hash. (The CLI client reads it back.)
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct KeyRecord {
     pub id: String,
     #[serde(rename = "type")]
@@ -156,19 +156,16 @@ impl VaultPatch {
     }
 }
 
-const KEY_COLUMNS: &str = "id, kind, hint, label, created_at, revoked_at";
+pub(crate) const KEY_COLUMNS: &str = "id, kind, hint, label, created_at, revoked_at";
 
-fn key_record(row: &Row) -> KeyRecord {
+pub(crate) fn key_record(row: &Row) -> KeyRecord {
     KeyRecord {
         id: row.text("id"),
         kind: row.text("kind"),
         hint: row.text("hint"),
         label: row.text("label"),
         created_at: row.text("created_at"),
-        revoked_at: row
-            .get("revoked_at")
-            .and_then(|v| v.as_str())
-            .map(str::to_owned),
+        revoked_at: row.text_opt("revoked_at"),
     }
 }
 
@@ -320,10 +317,7 @@ fn vault_record(result: StmtResult) -> Result<Option<VaultRecord>, ApiError> {
         name: row.text("name"),
         created_at: row.text("created_at"),
         delivery: row.text("delivery"),
-        delivery_secret_rotated_at: row
-            .get("delivery_secret_rotated_at")
-            .and_then(|v| v.as_str())
-            .map(str::to_owned),
+        delivery_secret_rotated_at: row.text_opt("delivery_secret_rotated_at"),
     }))
 }
 

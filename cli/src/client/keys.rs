@@ -82,16 +82,7 @@ pub struct RevokeArgs {
 }
 
 /// A key record as the API shows it (docs/API.md#key-management); never the key.
-#[derive(Debug, Deserialize)]
-pub struct KeyRecord {
-    pub id: String,
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub hint: String,
-    pub label: String,
-    pub created_at: String,
-    pub revoked_at: Option<String>,
-}
+pub use shared::keys::KeyRecord;
 
 fn key_of(value: &Value) -> Result<KeyRecord, ClientError> {
     KeyRecord::deserialize(value)

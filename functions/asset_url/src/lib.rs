@@ -8,8 +8,7 @@
 //!
 //! One D1 request: the key lookup, and the asset joined with its vault's delivery settings.
 
-use lambda_http::request::RequestContext;
-use lambda_http::{Body, Request, RequestExt, Response, http::StatusCode};
+use lambda_http::{Body, Request, Response, http::StatusCode};
 use serde::Serialize;
 use shared::auth::Access;
 use shared::batch::Query;
@@ -114,7 +113,7 @@ async fn run(deps: &Deps, req: Request) -> Result<Response<Body>, ApiError> {
     let found = found.ok_or(ApiError::AssetNotFound)?;
     let base = match &deps.delivery_url {
         Some(base) => base.clone(),
-        None => origin(&req),
+        None => shared::http::origin(&req),
     };
     // Transform parameters (issue 18) go here, signed with the rest.
     let params: Vec<(String, String)> = Vec::new();
@@ -155,43 +154,6 @@ fn with_query(url: String, params: &[(String, String)]) -> String {
     format!("{url}?{}", query.finish())
 }
 
-/// `scheme://host[/stage]` of the API as the client reached it: `X-Forwarded-Proto` (default
-/// `http`) and `Host` (else the request URI's authority, else `localhost:9000`, the local API's
-/// default), and API Gateway's stage unless it is `$default` (whose URLs have no stage segment).
-/// A `Host` that is not an authority is not copied: the URL stays a valid URL.
-pub fn origin(req: &Request) -> String {
-    let header = |name: &str| {
-        req.headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::trim)
-            .filter(|v| !v.is_empty())
-    };
-    let proto = header("x-forwarded-proto")
-        .and_then(|p| p.split(',').next())
-        .map(str::trim)
-        .filter(|p| matches!(*p, "http" | "https"))
-        .unwrap_or("http");
-    let host = header("host")
-        .filter(|host| host.parse::<lambda_http::http::uri::Authority>().is_ok())
-        .map(str::to_owned)
-        .or_else(|| req.uri().authority().map(|a| a.to_string()))
-        .unwrap_or_else(|| "localhost:9000".to_owned());
-    let stage = match req.request_context_ref() {
-        Some(RequestContext::ApiGatewayV2(context)) => context.stage.clone(),
-        Some(RequestContext::ApiGatewayV1(context)) => context.stage.clone(),
-        _ => None,
-    };
-    let stage = stage
-        .filter(|s| !s.is_empty() && s != "$default")
-        .map(|s| {
-            percent_encoding::utf8_percent_encode(&s, percent_encoding::NON_ALPHANUMERIC)
-                .to_string()
-        })
-        .map_or(String::new(), |s| format!("/{s}"));
-    format!("{proto}://{host}{stage}")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -222,41 +184,5 @@ mod tests {
                 "{bad}"
             );
         }
-    }
-
-    #[test]
-    fn the_origin_is_the_forwarded_one_with_a_named_stage() {
-        use lambda_http::aws_lambda_events::apigw::ApiGatewayV2httpRequestContext;
-        let request = |stage: Option<&str>| {
-            let mut req = lambda_http::http::Request::builder()
-                .uri("/prod/api/v1/vaults/v/assets/a/url")
-                .header("host", "abc.execute-api.eu-west-1.amazonaws.com")
-                .header("x-forwarded-proto", "https")
-                .body(Body::Empty)
-                .unwrap();
-            let mut context = ApiGatewayV2httpRequestContext::default();
-            context.stage = stage.map(str::to_owned);
-            req.extensions_mut()
-                .insert(RequestContext::ApiGatewayV2(context));
-            req
-        };
-        assert_eq!(
-            origin(&request(Some("prod"))),
-            "https://abc.execute-api.eu-west-1.amazonaws.com/prod"
-        );
-        assert_eq!(
-            origin(&request(Some("$default"))),
-            "https://abc.execute-api.eu-west-1.amazonaws.com"
-        );
-        assert_eq!(
-            origin(&request(None)),
-            "https://abc.execute-api.eu-west-1.amazonaws.com"
-        );
-        let bare = lambda_http::http::Request::builder()
-            .uri("/api/v1/vaults/v/assets/a/url")
-            .header("host", "a\"b")
-            .body(Body::Empty)
-            .unwrap();
-        assert_eq!(origin(&bare), "http://localhost:9000");
     }
 }

@@ -47,9 +47,7 @@ impl Stored {
             return Ok(None);
         };
         let text = |column: &str| {
-            row.get(column)
-                .and_then(|v| v.as_str())
-                .map(str::to_owned)
+            row.text_opt(column)
                 .ok_or_else(|| ApiError::internal(format!("asset row has no {column}")))
         };
         Ok(Some(Stored {

@@ -170,7 +170,7 @@ async fn run(deps: &Deps, req: Request) -> Result<Response<Body>, ApiError> {
             let (token, hash) = new_token();
             let url = format!(
                 "{}/api/v1/vaults/{}/uploads/{upload_id}/content?token={token}",
-                origin(&req),
+                shared::http::origin(&req),
                 target.vault_id
             );
             let headers = vec![("content-type".to_owned(), upload.mime_type.clone())];
@@ -239,30 +239,6 @@ async fn run(deps: &Deps, req: Request) -> Result<Response<Body>, ApiError> {
             "expires_at": clock::format_ms(expires_ms),
         }),
     )
-}
-
-/// `scheme://host` of the API as the client reached it: `X-Forwarded-Proto` (default `http`) and
-/// `Host` (else the request URI's authority, else `localhost:9000`, the local API's default). A
-/// `Host` that is not an authority (`a"b`, `x/y`) is not copied: the URL stays a valid URL.
-fn origin(req: &Request) -> String {
-    let header = |name: &str| {
-        req.headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::trim)
-            .filter(|v| !v.is_empty())
-    };
-    let proto = header("x-forwarded-proto")
-        .and_then(|p| p.split(',').next())
-        .map(str::trim)
-        .filter(|p| matches!(*p, "http" | "https"))
-        .unwrap_or("http");
-    let host = header("host")
-        .filter(|host| host.parse::<lambda_http::http::uri::Authority>().is_ok())
-        .map(str::to_owned)
-        .or_else(|| req.uri().authority().map(|a| a.to_string()))
-        .unwrap_or_else(|| "localhost:9000".to_owned());
-    format!("{proto}://{host}")
 }
 
 #[cfg(test)]

@@ -62,6 +62,20 @@ pub struct KeyInfo {
     pub revoked_at: Option<String>,
 }
 
+/// The CLI's listing calls the type `kind`, as its flags do; the API's record calls it `type`.
+impl From<keys::KeyRecord> for KeyInfo {
+    fn from(record: keys::KeyRecord) -> Self {
+        KeyInfo {
+            id: record.id,
+            kind: record.kind,
+            hint: record.hint,
+            label: record.label,
+            created_at: record.created_at,
+            revoked_at: record.revoked_at,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct VaultInfo {
     pub id: String,
@@ -180,7 +194,10 @@ pub async fn list_keys(db: &dyn Db, vault_id: &str) -> Result<Vec<KeyInfo>, DbEr
     let results = db::run(
         db,
         vec![Stmt::new(
-            "SELECT id, kind, hint, label, created_at, revoked_at FROM api_keys WHERE vault_id = ?1 ORDER BY id",
+            format!(
+                "SELECT {} FROM api_keys WHERE vault_id = ?1 ORDER BY id",
+                keys::KEY_COLUMNS
+            ),
             vec![vault_id.into()],
         )],
     )
@@ -188,17 +205,7 @@ pub async fn list_keys(db: &dyn Db, vault_id: &str) -> Result<Vec<KeyInfo>, DbEr
     Ok(results[0]
         .rows
         .iter()
-        .map(|row| KeyInfo {
-            id: row.text("id"),
-            kind: row.text("kind"),
-            hint: row.text("hint"),
-            label: row.text("label"),
-            created_at: row.text("created_at"),
-            revoked_at: row
-                .get("revoked_at")
-                .and_then(|v| v.as_str())
-                .map(str::to_owned),
-        })
+        .map(|row| KeyInfo::from(keys::key_record(row)))
         .collect())
 }
 

@@ -239,6 +239,11 @@ impl Row {
         self[column].as_str().unwrap_or_default().to_owned()
     }
 
+    /// A text column that may be NULL (or absent).
+    pub fn text_opt(&self, column: &str) -> Option<String> {
+        self.get(column).and_then(|v| v.as_str()).map(str::to_owned)
+    }
+
     pub fn len(&self) -> usize {
         self.values.len()
     }
