@@ -91,15 +91,6 @@ impl Blobs for CountedBlobs {
         self.0.list_page(prefix, after, max)
     }
 
-    fn read_head<'a>(
-        &'a self,
-        key: &'a str,
-        max: u64,
-    ) -> BoxFuture<'a, Result<Option<Bytes>, BlobError>> {
-        count(|c| &c.r2);
-        self.0.read_head(key, max)
-    }
-
     fn read_range<'a>(
         &'a self,
         key: &'a str,

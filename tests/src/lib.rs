@@ -1337,14 +1337,6 @@ impl Blobs for FaultyBlobs {
         self.inner.list_page(prefix, after, max)
     }
 
-    fn read_head<'a>(
-        &'a self,
-        key: &'a str,
-        max: u64,
-    ) -> BoxFuture<'a, Result<Option<Bytes>, BlobError>> {
-        self.inner.read_head(key, max)
-    }
-
     fn read_range<'a>(
         &'a self,
         key: &'a str,

@@ -138,21 +138,6 @@ impl LocalBlobs {
         Ok(())
     }
 
-    fn read_head_sync(&self, key: &str, max: u64) -> Result<Option<Bytes>, BlobError> {
-        use std::io::Read;
-        let path = self.path_of(key)?;
-        let io = |e: std::io::Error| BlobError::Io(format!("read {key}: {e}"));
-        let file = match std::fs::File::open(&path) {
-            Ok(file) => file,
-            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(io(e)),
-        };
-        let len = file.metadata().map_err(io)?.len().min(max);
-        let mut out = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
-        file.take(max).read_to_end(&mut out).map_err(io)?;
-        Ok(Some(Bytes::from(out)))
-    }
-
     fn read_range_sync(&self, key: &str, start: u64, len: u64) -> Result<Option<Bytes>, BlobError> {
         use std::io::{Read, Seek, SeekFrom};
         let path = self.path_of(key)?;
@@ -206,14 +191,6 @@ impl Blobs for LocalBlobs {
             out.sort_by(|a, b| a.key.cmp(&b.key));
             Ok(out)
         })
-    }
-
-    fn read_head<'a>(
-        &'a self,
-        key: &'a str,
-        max: u64,
-    ) -> BoxFuture<'a, Result<Option<Bytes>, BlobError>> {
-        Box::pin(async move { self.read_head_sync(key, max) })
     }
 
     fn read_range<'a>(

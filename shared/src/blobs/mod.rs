@@ -109,10 +109,10 @@ pub trait Blobs: Send + Sync {
     /// there is no such object.
     fn read_head<'a>(
         &'a self,
-        _key: &'a str,
-        _max: u64,
+        key: &'a str,
+        max: u64,
     ) -> BoxFuture<'a, Result<Option<Bytes>, BlobError>> {
-        unsupported("reading objects")
+        self.read_range(key, 0, max)
     }
 
     /// The `len` bytes of `key` from byte `start` (fewer when the object ends first; on S3 a range

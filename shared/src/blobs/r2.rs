@@ -468,45 +468,6 @@ impl Blobs for R2Blobs {
         })
     }
 
-    fn read_head<'a>(
-        &'a self,
-        key: &'a str,
-        max: u64,
-    ) -> BoxFuture<'a, Result<Option<Bytes>, BlobError>> {
-        Box::pin(async move {
-            if max == 0 {
-                return Ok(self.size(key).await?.map(|_| Bytes::new()));
-            }
-            let (client, checked) = self.for_key("get", key)?;
-            let answer = client
-                .get_object()
-                .bucket(&self.bucket)
-                .key(checked)
-                .range(format!("bytes=0-{}", max - 1))
-                .send()
-                .await;
-            let object = match answer {
-                Ok(object) => object,
-                Err(err) if status_of(&err) == Some(404) => return Ok(None),
-                // An empty object has no byte 0: S3 answers 416 InvalidRange.
-                Err(err) if status_of(&err) == Some(416) => return Ok(Some(Bytes::new())),
-                Err(err) => return Err(failed("get", key, err)),
-            };
-            // A store that ignores the range sends the whole object: only `max` bytes are kept.
-            let mut body = object.body;
-            let mut out = Vec::new();
-            while (out.len() as u64) < max {
-                match body.try_next().await {
-                    Ok(Some(chunk)) => out.extend_from_slice(&chunk),
-                    Ok(None) => break,
-                    Err(e) => return Err(BlobError::Io(format!("get {key}: {e}"))),
-                }
-            }
-            out.truncate(usize::try_from(max).unwrap_or(usize::MAX));
-            Ok(Some(Bytes::from(out)))
-        })
-    }
-
     fn read_range<'a>(
         &'a self,
         key: &'a str,
@@ -522,7 +483,7 @@ impl Blobs for R2Blobs {
                 .get_object()
                 .bucket(&self.bucket)
                 .key(checked)
-                .range(format!("bytes={start}-{}", start + len - 1))
+                .range(format!("bytes={start}-{}", start.saturating_add(len) - 1))
                 .send()
                 .await;
             let object = match answer {
@@ -532,22 +493,26 @@ impl Blobs for R2Blobs {
                 Err(err) if status_of(&err) == Some(416) => return Ok(Some(Bytes::new())),
                 Err(err) => return Err(failed("get", key, err)),
             };
-            // A 200 is a store that ignored the range and sent the whole object: cut it out.
+            // A 200 is a store that ignored the range and sends the whole object: its bytes are
+            // read only as far as the range's end, and the range is cut out of them.
             let skip = if object.content_range.is_some() {
                 0
             } else {
                 start
             };
-            let bytes = object
-                .body
-                .collect()
-                .await
-                .map_err(|e| BlobError::Io(format!("get {key}: {e}")))?
-                .into_bytes();
+            let end = skip.saturating_add(len);
+            let mut body = object.body;
+            let mut out = Vec::new();
+            while (out.len() as u64) < end {
+                match body.try_next().await {
+                    Ok(Some(chunk)) => out.extend_from_slice(&chunk),
+                    Ok(None) => break,
+                    Err(e) => return Err(BlobError::Io(format!("get {key}: {e}"))),
+                }
+            }
+            let bytes = Bytes::from(out);
             let from = usize::try_from(skip).unwrap_or(usize::MAX).min(bytes.len());
-            let to = from
-                .saturating_add(usize::try_from(len).unwrap_or(usize::MAX))
-                .min(bytes.len());
+            let to = usize::try_from(end).unwrap_or(usize::MAX).min(bytes.len());
             Ok(Some(bytes.slice(from..to)))
         })
     }
