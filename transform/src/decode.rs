@@ -170,16 +170,19 @@ pub fn decode(source: &[u8], probe: &Probe, target: (u32, u32)) -> Result<Pixels
     }
 }
 
-/// The IDCT scale for a JPEG of `source` size resized to `target`: libvips's rule (its thumbnail
-/// shrinks on load by 8 from a shrink of 16, by 4 from 8, by 2 from 4), since the IDCT's scaling
-/// is a block average that aliases if it does the whole reduction.
+/// How much of the reduction the resize keeps after a JPEG's shrink-on-load: the IDCT's scaling
+/// is close to a block average, which aliases if it does the whole reduction. 2, libvips's
+/// choice (its thumbnail shrinks on load by 8 from a shrink of 16, by 4 from 8, by 2 from 4).
+pub const SHRINK_HEADROOM: f64 = 2.0;
+
+/// The IDCT scale for a JPEG of `source` size resized to `target` (see [`SHRINK_HEADROOM`]).
 pub fn jpeg_scale(source: (u32, u32), target: (u32, u32)) -> turbojpeg::ScalingFactor {
     let shrink = f64::min(
         f64::from(source.0) / f64::from(target.0.max(1)),
         f64::from(source.1) / f64::from(target.1.max(1)),
     );
     for denom in [8, 4, 2] {
-        if shrink >= 2.0 * denom as f64 {
+        if shrink >= SHRINK_HEADROOM * denom as f64 {
             return turbojpeg::ScalingFactor::new(1, denom);
         }
     }
@@ -214,4 +217,22 @@ fn decode_jpeg(source: &[u8], size: (u32, u32), target: (u32, u32)) -> Result<Pi
         alpha: false,
         data: image.pixels,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use turbojpeg::ScalingFactor;
+
+    #[test]
+    fn shrink_on_load_leaves_the_resize_a_factor_of_two() {
+        let photo = (5120, 2880);
+        // 5120 → 800 is a shrink of 6.4: decode at 1/2 (2560 wide), Lanczos does 3.2.
+        assert_eq!(jpeg_scale(photo, (800, 450)), ScalingFactor::new(1, 2));
+        assert_eq!(jpeg_scale(photo, (640, 360)), ScalingFactor::new(1, 4));
+        assert_eq!(jpeg_scale(photo, (320, 180)), ScalingFactor::new(1, 8));
+        assert_eq!(jpeg_scale(photo, (1500, 844)), ScalingFactor::ONE);
+        // The side with less to shrink decides (fit=fill may stretch one side).
+        assert_eq!(jpeg_scale(photo, (320, 1000)), ScalingFactor::ONE);
+    }
 }
