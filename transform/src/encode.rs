@@ -14,7 +14,15 @@ pub fn encode(
     let (w, h) = (image.width(), image.height());
     match format {
         OutputFormat::Jpeg => {
-            let rgb = effects::flatten(image, params.background);
+            // Already RGB (every JPEG source): encoded in place, without a copy of the pixels.
+            let flattened;
+            let rgb = match image {
+                DynamicImage::ImageRgb8(rgb) => rgb,
+                other => {
+                    flattened = effects::flatten(other, params.background);
+                    &flattened
+                }
+            };
             let mut compressor = turbojpeg::Compressor::new().map_err(|e| failed(&e))?;
             compressor
                 .set_quality(i32::from(params.quality))

@@ -200,7 +200,7 @@ fn inputs(count: usize) -> Vec<PathBuf> {
         !found.is_empty(),
         "no 5120x2880.jpg under /usr/share/wallpapers: apt-get install plasma-workspace-wallpapers"
     );
-    found.sort_by(|a, b| b.0.cmp(&a.0));
+    found.sort_by_key(|(len, _)| std::cmp::Reverse(*len));
     found.into_iter().take(count).map(|(_, p)| p).collect()
 }
 
