@@ -147,34 +147,75 @@ fn pair(ours: &[String], vips: &[String], runs: usize, scratch: &Path) -> ((f64,
     (summary(a), summary(b))
 }
 
-fn rgb(bytes: &[u8]) -> image::RgbImage {
+/// An output decoded to RGB, or RGBA for a source with alpha: (width, height, samples).
+fn pixels(bytes: &[u8], alpha: bool) -> ((u32, u32), Vec<u8>) {
     if bytes.starts_with(&[0xFF, 0xD8]) {
         let img = turbojpeg::decompress(bytes, turbojpeg::PixelFormat::RGB).expect("decode JPEG");
-        image::RgbImage::from_raw(img.width as u32, img.height as u32, img.pixels).expect("size")
+        ((img.width as u32, img.height as u32), img.pixels)
     } else {
-        image::load_from_memory(bytes)
-            .expect("decode the output")
-            .to_rgb8()
+        let img = image::load_from_memory(bytes).expect("decode the output");
+        let size = (img.width(), img.height());
+        if alpha {
+            (size, img.to_rgba8().into_raw())
+        } else {
+            (size, img.to_rgb8().into_raw())
+        }
     }
 }
 
-/// PSNR of `a` against `b` over the three channels, in dB; `None` if the sizes differ.
-fn psnr(a: &image::RgbImage, b: &image::RgbImage) -> Option<f64> {
-    if a.dimensions() != b.dimensions() {
+/// PSNR of `a` against `b` over every sample, in dB; `None` if the sizes differ.
+fn psnr(a: &((u32, u32), Vec<u8>), b: &((u32, u32), Vec<u8>)) -> Option<f64> {
+    if a.0 != b.0 || a.1.len() != b.1.len() {
         return None;
     }
-    let sum: f64 = a
-        .as_raw()
-        .iter()
-        .zip(b.as_raw())
-        .map(|(x, y)| (f64::from(*x) - f64::from(*y)).powi(2))
-        .sum();
-    let mse = sum / a.as_raw().len() as f64;
+    let sum: f64 =
+        a.1.iter()
+            .zip(&b.1)
+            .map(|(x, y)| (f64::from(*x) - f64::from(*y)).powi(2))
+            .sum();
+    let mse = sum / a.1.len() as f64;
     Some(if mse == 0.0 {
         f64::INFINITY
     } else {
         10.0 * (255.0f64 * 255.0 / mse).log10()
     })
+}
+
+/// A PNG with alpha made from a photograph: `jpeg` decoded at half size (2560×1440 from the
+/// wallpapers), under a vignette of alpha from 255 at the centre to 64 in the corners (never 0,
+/// where the colour of invisible pixels would weigh in the PSNR).
+fn alpha_png(jpeg: &Path, out: &Path) {
+    let mut decompressor = turbojpeg::Decompressor::new().expect("decompressor");
+    decompressor
+        .set_scaling_factor(turbojpeg::ScalingFactor::ONE_HALF)
+        .expect("scale");
+    let data = std::fs::read(jpeg).expect("read the input");
+    let header = decompressor
+        .read_header(&data)
+        .expect("JPEG header")
+        .scaled(turbojpeg::ScalingFactor::ONE_HALF);
+    let mut img = turbojpeg::Image {
+        pixels: vec![0u8; header.width * header.height * 4],
+        width: header.width,
+        pitch: header.width * 4,
+        height: header.height,
+        format: turbojpeg::PixelFormat::RGBA,
+    };
+    decompressor
+        .decompress(&data, img.as_deref_mut())
+        .expect("decode");
+    let (w, h) = (header.width as f64, header.height as f64);
+    for y in 0..header.height {
+        for x in 0..header.width {
+            let (dx, dy) = (x as f64 / w - 0.5, y as f64 / h - 0.5);
+            let d = ((dx * dx + dy * dy) / 0.5).sqrt().min(1.0);
+            img.pixels[(y * header.width + x) * 4 + 3] = (255.0 - 191.0 * d).round() as u8;
+        }
+    }
+    image::RgbaImage::from_raw(header.width as u32, header.height as u32, img.pixels)
+        .expect("size")
+        .save(out)
+        .expect("write the PNG");
 }
 
 /// The largest 5120×2880 JPEGs of plasma-workspace-wallpapers, largest first.
@@ -220,10 +261,10 @@ fn bench(options: Options) {
 
     // Each side's fixed cost: a 16×16 JPEG to 8 wide.
     let tiny = scratch.join("tiny.jpg");
-    let pixels = vec![90u8; 16 * 16 * 3];
+    let grey = vec![90u8; 16 * 16 * 3];
     let tiny_jpeg = turbojpeg::compress(
         turbojpeg::Image {
-            pixels: pixels.as_slice(),
+            pixels: grey.as_slice(),
             width: 16,
             pitch: 48,
             height: 16,
@@ -258,13 +299,29 @@ fn bench(options: Options) {
     );
     let mut worst = [0.0f64; 5];
     let mut worst_psnr = f64::INFINITY;
-    for input in inputs(options.inputs) {
-        let name = input
+    let jpegs = inputs(options.inputs);
+    let png = scratch.join("alpha.png");
+    alpha_png(&jpegs[0], &png);
+    let named = |input: &Path| {
+        input
             .components()
             .rev()
             .nth(3)
-            .map_or("?".into(), |c| c.as_os_str().to_string_lossy().into_owned());
-        for format in ["jpg", "webp"] {
+            .map_or("?".into(), |c| c.as_os_str().to_string_lossy().into_owned())
+    };
+    let mut cases: Vec<(PathBuf, String, &[&str], bool)> = jpegs
+        .iter()
+        .map(|p| (p.clone(), named(p), &["jpg", "webp"][..], false))
+        .collect();
+    // JPEG output would flatten the alpha, onto different backgrounds on each side.
+    cases.push((
+        png,
+        format!("{} 2560×1440 PNG, alpha", named(&jpegs[0])),
+        &["webp"][..],
+        true,
+    ));
+    for (input, name, formats, alpha) in cases {
+        for &format in formats {
             let ours_out = scratch.join(format!("ours.{format}"));
             let vips_out = scratch.join(format!("vips.{format}"));
             let (ours_cmd, vips_cmd) = commands(
@@ -279,7 +336,7 @@ fn bench(options: Options) {
                 pair(&ours_cmd, &vips_cmd, options.runs, &scratch);
             let ours_bytes = std::fs::read(&ours_out).expect("our output");
             let vips_bytes = std::fs::read(&vips_out).expect("vips's output");
-            let (a, b) = (rgb(&ours_bytes), rgb(&vips_bytes));
+            let (a, b) = (pixels(&ours_bytes, alpha), pixels(&vips_bytes, alpha));
             let psnr = psnr(&a, &b);
             let time = ours_ms / vips_ms;
             let net = (ours_ms - ours_fixed) / (vips_ms - vips_fixed);
@@ -298,7 +355,7 @@ fn bench(options: Options) {
                 vips_bytes.len(),
                 match psnr {
                     Some(p) => format!("{p:.1} dB"),
-                    None => format!("sizes differ: {:?} vs {:?}", a.dimensions(), b.dimensions()),
+                    None => format!("sizes differ: {:?} vs {:?}", a.0, b.0),
                 },
                 ours_rss as f64 / 1024.0,
                 vips_rss as f64 / 1024.0,
