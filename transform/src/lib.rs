@@ -51,6 +51,25 @@ pub enum Error {
     Encode(String),
 }
 
+impl Error {
+    /// Whether the request is at fault (the API answers 400 with the message, INVALID_PARAMS for
+    /// a parameter) rather than this crate (500). Every source and parameter problem is the
+    /// request's: only an encoder failing on pixels we produced is not.
+    pub fn is_client_error(&self) -> bool {
+        !matches!(self, Error::Encode(_))
+    }
+
+    /// The parameter at fault, for INVALID_PARAMS: the named one, or `format` for an output
+    /// that is not available.
+    pub fn param(&self) -> Option<&'static str> {
+        match self {
+            Error::Params(e) => Some(e.param),
+            Error::Unavailable(_) => Some("format"),
+            _ => None,
+        }
+    }
+}
+
 /// An encoded variant.
 #[derive(Debug)]
 pub struct Output {

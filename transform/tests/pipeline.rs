@@ -353,3 +353,43 @@ fn bad_sources_are_errors_not_panics() {
         Err(Error::Unavailable(OutputFormat::Avif))
     ));
 }
+
+#[test]
+fn webp_and_gif_sources() {
+    let rgb = halves(200, 100);
+    let webp = webp::Encoder::from_rgb(&rgb, 200, 100)
+        .encode(90.0)
+        .to_vec();
+    let mut gif = Vec::new();
+    image::RgbImage::from_raw(200, 100, rgb)
+        .unwrap()
+        .write_to(&mut std::io::Cursor::new(&mut gif), image::ImageFormat::Gif)
+        .unwrap();
+    for (kind, source, format) in [
+        ("webp", webp, OutputFormat::Webp),
+        ("gif", gif, OutputFormat::Gif),
+    ] {
+        let out = transform(&source, &params(&[("w", "50")]), None).unwrap();
+        assert_eq!(out.format, format, "{kind} stays {kind} unless asked");
+        let image = decoded(&out.bytes);
+        assert_eq!(image.dimensions(), (50, 25), "{kind}");
+        assert!(
+            is_red(image.get_pixel(5, 12)) && is_blue(image.get_pixel(45, 12)),
+            "{kind}"
+        );
+    }
+}
+
+#[test]
+fn errors_say_whose_fault() {
+    let not_image = transform(b"hello", &params(&[]), None).unwrap_err();
+    assert!(not_image.is_client_error());
+    assert_eq!(not_image.param(), None);
+    let avif = transform(&jpeg(20, 10), &params(&[("f", "avif")]), None).unwrap_err();
+    assert!(avif.is_client_error());
+    assert_eq!(avif.param(), Some("format"));
+    let bad = Params::parse([("w", "0")]).unwrap_err();
+    let error = imgbt_transform::Error::from(bad);
+    assert_eq!(error.param(), Some("w"));
+    assert!(!imgbt_transform::Error::Encode("x".into()).is_client_error());
+}
