@@ -1,6 +1,7 @@
 //! Reading a source: its format, size and orientation from the header, then its pixels.
 
 use std::io::Cursor;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use image::ImageDecoder;
 use image::metadata::Orientation;
@@ -136,9 +137,19 @@ fn reader(source: &[u8]) -> Result<image::ImageReader<Cursor<&[u8]>>, Error> {
     Ok(reader)
 }
 
+/// Sources decoded by this process. The variant-hit benchmark reads it: a hit serves stored
+/// bytes, so it must not move.
+static DECODES: AtomicU64 = AtomicU64::new(0);
+
+/// How many sources this process has decoded (see [`decode`]).
+pub fn decodes() -> u64 {
+    DECODES.load(Ordering::Relaxed)
+}
+
 /// Decodes the pixels, for a resize to `target` (in the stored orientation). A JPEG is scaled in
 /// its IDCT by 1/2, 1/4 or 1/8 when the resize still has a factor of two left to do.
 pub fn decode(source: &[u8], probe: &Probe, target: (u32, u32)) -> Result<Pixels, Error> {
+    DECODES.fetch_add(1, Ordering::Relaxed);
     match probe.format {
         OutputFormat::Jpeg => decode_jpeg(source, (probe.width, probe.height), target),
         _ => {

@@ -17,16 +17,16 @@ pub mod decode;
 pub mod effects;
 pub mod encode;
 pub mod geometry;
-pub mod params;
+/// The parameters are `shared`'s: routes that only sign a URL check them without this crate.
+pub use shared::transform as params;
 
-pub use decode::MAX_SOURCE_PIXELS;
+pub use decode::{MAX_SOURCE_PIXELS, decodes};
 pub use params::{Crop, Fit, Flip, Format, Gravity, OutputFormat, ParamError, Params};
 
 use fast_image_resize as fr;
 use image::DynamicImage;
 
-/// Whether `format=auto` may pick AVIF: not until an AVIF encoder is linked (a later part).
-pub const AVIF_ENCODER: bool = false;
+pub use params::AVIF_ENCODER;
 
 /// Why a transform did not produce an image.
 #[derive(Debug, thiserror::Error)]
@@ -79,11 +79,15 @@ pub struct Output {
     pub height: u32,
 }
 
-/// Transforms `source` as `params` ask. `accept` is the request's `Accept` header, read only
-/// for `format=auto`.
-pub fn transform(source: &[u8], params: &Params, accept: Option<&str>) -> Result<Output, Error> {
+/// Transforms `source` as `params` ask. `accepts` is what the client decodes (its `Accept`
+/// header, or the CDN's class of it), read only for `format=auto`.
+pub fn transform(
+    source: &[u8],
+    params: &Params,
+    accepts: impl Into<params::Accepts>,
+) -> Result<Output, Error> {
     let probe = decode::probe(source)?;
-    let format = params.output_format(probe.format, probe.has_alpha, accept);
+    let format = params.output_format(probe.format, probe.has_alpha, accepts);
     if format == OutputFormat::Avif && !AVIF_ENCODER {
         return Err(Error::Unavailable(format));
     }

@@ -1,6 +1,10 @@
 //! The transform parameters of a delivery URL, parsed and range-checked before any byte of the
 //! source is read. A bad value is a [`ParamError`] naming the parameter, which the API answers
-//! with 400 INVALID_PARAMS.
+//! with 400 INVALID_PARAMS (docs/API.md#transforms).
+//!
+//! Only the parameters live here, so that the routes which sign a transform URL (`asset_url`)
+//! check them without linking the pixels: decoding, resizing and encoding are the
+//! `imgbt-transform` crate's, which only `deliver` links.
 
 use std::fmt;
 
@@ -8,6 +12,8 @@ use std::fmt;
 pub const MAX_SIDE: u32 = 8192;
 /// The largest output, in pixels: (w×dpr) × (h×dpr).
 pub const MAX_OUTPUT_PIXELS: u64 = 25_000_000;
+/// Whether AVIF is encoded: `format=avif` is refused and `format=auto` never picks it until it is.
+pub const AVIF_ENCODER: bool = false;
 /// The quality when a URL gives none (libvips's `Q` default is 75; 80 is what most image CDNs use).
 pub const DEFAULT_QUALITY: u8 = 80;
 
@@ -21,7 +27,7 @@ pub struct ParamError {
 }
 
 impl ParamError {
-    pub(crate) fn new(param: &'static str, reason: impl Into<String>) -> Self {
+    pub fn new(param: &'static str, reason: impl Into<String>) -> Self {
         Self {
             param,
             reason: reason.into(),
@@ -239,15 +245,16 @@ impl Params {
         })
     }
 
-    /// The format to encode. `format=auto` takes AVIF if `accept` lists `image/avif` and AVIF can
-    /// be encoded, else WebP if it lists `image/webp`, else the source's format when it is one
-    /// every browser shows (JPEG, PNG, GIF), else JPEG (PNG when the image has alpha, which JPEG
-    /// would lose). A response chosen this way varies with `Accept` (`Vary: Accept`).
+    /// The format to encode. `format=auto` takes AVIF if the client accepts it and AVIF can be
+    /// encoded, else WebP if it accepts WebP (every browser that takes AVIF takes WebP), else the
+    /// source's format when it is one every browser shows (JPEG, PNG, GIF), else JPEG (PNG when
+    /// the image has alpha, which JPEG would lose). A response chosen this way varies with
+    /// `Accept` (`Vary: Accept`).
     pub fn output_format(
         &self,
         source: OutputFormat,
         has_alpha: bool,
-        accept: Option<&str>,
+        accepts: impl Into<Accepts>,
     ) -> OutputFormat {
         match self.format {
             Some(Format::Webp) => OutputFormat::Webp,
@@ -256,26 +263,97 @@ impl Params {
             Some(Format::Jpeg) => OutputFormat::Jpeg,
             Some(Format::Gif) => OutputFormat::Gif,
             None => source,
-            Some(Format::Auto) => {
-                let accept = accept.unwrap_or("");
-                if crate::AVIF_ENCODER && accepts(accept, "image/avif") {
-                    OutputFormat::Avif
-                } else if accepts(accept, "image/webp") {
-                    OutputFormat::Webp
-                } else {
-                    match source {
-                        OutputFormat::Jpeg | OutputFormat::Png | OutputFormat::Gif => source,
-                        _ if has_alpha => OutputFormat::Png,
-                        _ => OutputFormat::Jpeg,
-                    }
-                }
-            }
+            Some(Format::Auto) => match accepts.into() {
+                Accepts::Avif if AVIF_ENCODER => OutputFormat::Avif,
+                Accepts::Avif | Accepts::Webp => OutputFormat::Webp,
+                Accepts::Other => match source {
+                    OutputFormat::Jpeg | OutputFormat::Png | OutputFormat::Gif => source,
+                    _ if has_alpha => OutputFormat::Png,
+                    _ => OutputFormat::Jpeg,
+                },
+            },
         }
+    }
+
+    /// The parameters in one fixed spelling: two URLs that ask for the same transform (aliases,
+    /// order, `w=0800`, `grayscale=1`) give the same text. A stored variant's key is a digest of
+    /// it (`crate::variants`).
+    pub fn canonical(&self) -> String {
+        let bg = self.background;
+        format!(
+            "w={:?};h={:?};dpr={};fit={:?};format={:?};q={};blur={:?};sharpen={:?};rotate={};\
+             flip={:?};grayscale={};crop={:?};gravity={:?};bg={:02x}{:02x}{:02x}",
+            self.width,
+            self.height,
+            self.dpr,
+            self.fit,
+            self.format,
+            self.quality,
+            self.blur,
+            self.sharpen,
+            self.rotate,
+            self.flip,
+            self.grayscale,
+            self.crop,
+            self.gravity,
+            bg[0],
+            bg[1],
+            bg[2],
+        )
     }
 
     /// Whether the answer depends on the request's `Accept` (so it must carry `Vary: Accept`).
     pub fn varies_with_accept(&self) -> bool {
         self.format == Some(Format::Auto)
+    }
+}
+
+/// What a client decodes, as far as `format=auto` asks: AVIF (and so WebP), WebP, or neither.
+/// Read from `Accept`, or behind the CDN from its `accept` parameter ([`Accepts::from_edge`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Accepts {
+    Avif,
+    Webp,
+    Other,
+}
+
+impl Accepts {
+    /// From an `Accept` header (none: neither).
+    pub fn from_header(accept: Option<&str>) -> Self {
+        let accept = accept.unwrap_or("");
+        if accepts(accept, "image/avif") {
+            Self::Avif
+        } else if accepts(accept, "image/webp") {
+            Self::Webp
+        } else {
+            Self::Other
+        }
+    }
+
+    /// From the `accept` parameter the CDN's viewer function appends for `format=auto`
+    /// (`avif`, `webp` or `jpg`): the CDN forwards no headers, so this stands for `Accept`.
+    pub fn from_edge(value: &str) -> Option<Self> {
+        match value {
+            "avif" => Some(Self::Avif),
+            "webp" => Some(Self::Webp),
+            "jpg" => Some(Self::Other),
+            _ => None,
+        }
+    }
+
+    /// The class as the CDN spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Avif => "avif",
+            Self::Webp => "webp",
+            Self::Other => "jpg",
+        }
+    }
+}
+
+impl From<Option<&str>> for Accepts {
+    fn from(accept: Option<&str>) -> Self {
+        Self::from_header(accept)
     }
 }
 
@@ -293,7 +371,8 @@ fn accepts(accept: &str, wanted: &str) -> bool {
     })
 }
 
-pub(crate) fn check_output(param: &'static str, w: u32, h: u32) -> Result<(), ParamError> {
+/// Refuses an output larger than [`MAX_OUTPUT_PIXELS`], naming `param`.
+pub fn check_output(param: &'static str, w: u32, h: u32) -> Result<(), ParamError> {
     if u64::from(w) * u64::from(h) > MAX_OUTPUT_PIXELS {
         return Err(ParamError::new(
             param,
@@ -704,7 +783,7 @@ mod tests {
         let auto = parse(&[("format", "auto")]).unwrap();
         assert!(auto.varies_with_accept());
         let chrome = "image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8";
-        let expected = if crate::AVIF_ENCODER {
+        let expected = if AVIF_ENCODER {
             OutputFormat::Avif
         } else {
             OutputFormat::Webp
