@@ -17,6 +17,8 @@
 //! - [`uploads`]: direct uploads: their rows, their lifetime, their URLs' tokens.
 //! - [`delivery`]: delivery URLs (`/d/…`): their paths, signatures, the one-statement lookup, and
 //!   the answer's caching and range headers.
+//! - [`transform`], [`variants`]: a delivery URL's transform parameters (the pixels are the
+//!   `imgbt-transform` crate's, linked by `deliver` alone), and where their outputs are stored.
 //! - [`media`]: MIME type and pixel size from a file's first bytes.
 //! - [`batch`]: typed batches: each statement with the reader of its result, in order.
 //! - [`db`], [`blobs`]: the two I/O seams (a batch of SQL; bytes by key) and their implementations.
@@ -53,8 +55,10 @@ pub mod migrations;
 pub mod random;
 pub mod routes;
 pub mod secret;
+pub mod transform;
 pub mod uploads;
 pub mod validate;
+pub mod variants;
 
 pub use deps::Deps;
 pub use error::ApiError;

@@ -7,6 +7,11 @@
 //! `If-None-Match` (304) and one `Range` (206, or 416), and reads from the store only the bytes it
 //! sends. A body larger than one Lambda response can carry is a 302 to a presigned GET (R2 answers
 //! ranges itself); where the store has no such URLs, 413 as `content` answers.
+//!
+//! With transform parameters the answer is a variant of an image ([`transformed`]): the stored
+//! one when there is one (one more GET, no decode), else computed, stored and sent.
+
+mod transformed;
 
 use lambda_http::http::{HeaderValue, Method, StatusCode, header};
 use lambda_http::{Body, Request, RequestExt, Response};
@@ -81,9 +86,25 @@ async fn run(deps: &Deps, req: Request) -> Result<Response<Body>, ApiError> {
             now_s,
         )?),
     };
+    let pairs = query_pairs(&req);
+    // The parameters before the asset: a bad one is 400 whatever the path names.
+    let params = transformed::requested(&pairs)?;
     let asset = found.asset.ok_or(ApiError::NotDelivered)?;
-    let etag = delivery::etag(&asset.id);
     let cache_control = delivery::cache_control(exp, now_s);
+    if let Some(params) = params {
+        let asked = transformed::Asked {
+            vault_id: &path.vault_id,
+            params,
+            accepts: transformed::accepts(&pairs, header_text(&req, header::ACCEPT)),
+            if_none_match: header_text(&req, header::IF_NONE_MATCH),
+            range: header_text(&req, header::RANGE),
+            cache_control: &cache_control,
+            head,
+            now_ms,
+        };
+        return transformed::answer(deps, &asset, asked).await;
+    }
+    let etag = delivery::etag(&asset.id);
     let answer = |status: StatusCode| {
         Response::builder()
             .status(status)
@@ -122,25 +143,7 @@ async fn run(deps: &Deps, req: Request) -> Result<Response<Body>, ApiError> {
     }
     // A response's body is base64-encoded on its way out, as a request's is on its way in.
     if deps.max_request_bytes.is_some_and(|limit| len > limit) {
-        let validity = Validity {
-            signed_at: Clock::at(now_ms),
-            expires_in: DOWNLOAD_TTL,
-        };
-        let Some(presigned) = deps
-            .blobs
-            .presign_get(&asset.r2_key, &asset.mime_type, validity)
-            .await?
-        else {
-            return Err(ApiError::PayloadTooLarge(TOO_LARGE_TO_SERVE));
-        };
-        let location = HeaderValue::from_str(&presigned.url).map_err(ApiError::internal)?;
-        return Response::builder()
-            .status(StatusCode::FOUND)
-            .header(header::LOCATION, location)
-            // The presigned URL expires: no cache may keep the redirect.
-            .header(header::CACHE_CONTROL, "private, no-store")
-            .body(Body::Empty)
-            .map_err(ApiError::internal);
+        return redirect(deps, &asset.r2_key, &asset.mime_type, now_ms).await;
     }
     let bytes = deps
         .blobs
@@ -156,5 +159,30 @@ async fn run(deps: &Deps, req: Request) -> Result<Response<Body>, ApiError> {
     }
     builder
         .body(Body::Binary(Vec::from(bytes)))
+        .map_err(ApiError::internal)
+}
+
+/// A 302 to a presigned GET of `key`, for a body larger than one Lambda response carries; 413
+/// where the store has no such URLs.
+async fn redirect(
+    deps: &Deps,
+    key: &str,
+    mime_type: &str,
+    now_ms: u64,
+) -> Result<Response<Body>, ApiError> {
+    let validity = Validity {
+        signed_at: Clock::at(now_ms),
+        expires_in: DOWNLOAD_TTL,
+    };
+    let Some(presigned) = deps.blobs.presign_get(key, mime_type, validity).await? else {
+        return Err(ApiError::PayloadTooLarge(TOO_LARGE_TO_SERVE));
+    };
+    let location = HeaderValue::from_str(&presigned.url).map_err(ApiError::internal)?;
+    Response::builder()
+        .status(StatusCode::FOUND)
+        .header(header::LOCATION, location)
+        // The presigned URL expires: no cache may keep the redirect.
+        .header(header::CACHE_CONTROL, "private, no-store")
+        .body(Body::Empty)
         .map_err(ApiError::internal)
 }
