@@ -1,7 +1,8 @@
 //! `DELETE /api/v1/vaults/{vaultId}/assets/{assetId}`: remove the record, then the object.
 //!
-//! One batch removes the record and, atomically with it, writes the object's key to
-//! `pending_deletions`; only then is the object removed. If that fails, the key stays pending and
+//! One batch removes the record and, atomically with it, writes the object's key and its
+//! variants' prefix (`shared::variants`) to `pending_deletions`; only then are the object and
+//! the variants removed. If that fails, the key stays pending and
 //! `imgbt gc` finishes it later, so an object is never forgotten. When it succeeds, this process
 //! remembers the key and clears its pending row in its next batch (a pending row for an object
 //! that is already gone is harmless: removing an object twice succeeds), keeping the happy path
@@ -17,15 +18,21 @@ use shared::batch::{self, Query};
 use shared::db::{Stmt, StmtResult};
 use shared::http::{begin, no_content, serve};
 use shared::ingest::forget_pending;
-use shared::{ApiError, Deps, clock, routes};
+use shared::{ApiError, Deps, clock, routes, variants};
 
 pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, lambda_http::Error> {
     serve("delete", req, |req| run(deps, req)).await
 }
 
-// ?1 asset id, ?2 vault id, ?3 key hash, ?4 now.
+// ?1 asset id, ?2 vault id, ?3 key hash, ?4 now. Two pending rows: the object's key, and the
+// prefix of the asset's variants.
 const JOURNAL: &str = concat!(
-    "INSERT INTO pending_deletions (r2_key, requested_at) SELECT r2_key, ?4 FROM assets ",
+    "INSERT INTO pending_deletions (r2_key, requested_at) ",
+    "SELECT r2_key, ?4 FROM assets WHERE id = ?1 AND vault_id = ?2 AND ",
+    shared::write_guard!("?3", "?2"),
+    " UNION ALL SELECT ",
+    shared::variants_prefix_sql!(),
+    ", ?4 FROM assets ",
     "WHERE id = ?1 AND vault_id = ?2 AND ",
     shared::write_guard!("?3", "?2")
 );
@@ -55,6 +62,7 @@ const STALE_AFTER_MS: u64 = 60_000;
 async fn run(deps: &Deps, req: Request) -> Result<Response<Body>, ApiError> {
     let (target, credential) = begin(&req, routes::route_of("delete"))?;
     let asset_id = target.asset_id.unwrap_or_default();
+    let variants = variants::prefix(&target.vault_id, &asset_id);
     let now = deps.clock.now_ms();
     let params = vec![
         asset_id.into(),
@@ -86,8 +94,8 @@ async fn run(deps: &Deps, req: Request) -> Result<Response<Body>, ApiError> {
     let Some(deleted) = deleted.into_iter().chain(journaled).next() else {
         return Err(ApiError::AssetNotFound);
     };
-    for key in std::iter::once(deleted).chain(stale) {
-        match deps.blobs.delete(&key).await {
+    for key in [deleted, variants].into_iter().chain(stale) {
+        match variants::remove(&*deps.blobs, &key).await {
             Ok(()) => give_back_settled(deps, vec![key]),
             Err(err) => lambda_http::tracing::warn!(
                 error = %err,

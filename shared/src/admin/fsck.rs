@@ -4,6 +4,7 @@ use super::gc::ORPHAN_GRACE;
 use crate::blobs::Blobs;
 use crate::clock::Clock;
 use crate::db::{self, Db, DbError, Stmt};
+use crate::variants;
 use serde::Serialize;
 
 /// What `imgbt fsck` found: the store's records and objects, compared.
@@ -22,8 +23,14 @@ pub struct FsckReport {
     pub recent_objects_without_records: Vec<String>,
     /// Assets whose object's size differs from the record's.
     pub size_mismatches: Vec<SizeMismatch>,
-    /// Objects of deleted assets waiting for `imgbt gc` (not a fault: gc finishes them).
+    /// Objects of deleted assets waiting for `imgbt gc` (not a fault: gc finishes them); a
+    /// variant prefix (ending in `/`) stands for the variants under it.
     pub pending_deletions: Vec<String>,
+    /// Stored variants of assets that exist (docs/API.md#variants).
+    pub variants: usize,
+    /// Variants whose asset has no record and no pending deletion: what a transform stored while
+    /// its asset was being deleted. `imgbt gc` removes them.
+    pub variants_without_assets: Vec<String>,
     /// Objects of direct uploads not completed yet (not a fault: `complete` records them, or gc
     /// removes them once the upload expired).
     pub pending_uploads: Vec<String>,
@@ -49,6 +56,7 @@ impl FsckReport {
     pub fn is_clean(&self) -> bool {
         self.records_without_objects.is_empty()
             && self.objects_without_records.is_empty()
+            && self.variants_without_assets.is_empty()
             && self.size_mismatches.is_empty()
     }
 }
@@ -142,9 +150,19 @@ pub async fn fsck(db: &dyn Db, clock: &Clock, blobs: &dyn Blobs) -> Result<FsckR
             Some(_) => {}
         }
     }
+    let live: std::collections::BTreeSet<&str> =
+        records.values().map(|(id, _)| id.as_str()).collect();
     for object in &objects {
         let key = &object.key;
         if records.contains_key(key) || pending.contains(key) {
+            continue;
+        }
+        if let Some((vault_id, asset_id)) = variants::owner(key) {
+            if live.contains(asset_id) {
+                report.variants += 1;
+            } else if !pending.contains(&variants::prefix(vault_id, asset_id)) {
+                report.variants_without_assets.push(key.clone());
+            }
             continue;
         }
         if uploading.contains(key) {
@@ -157,7 +175,14 @@ pub async fn fsck(db: &dyn Db, clock: &Clock, blobs: &dyn Blobs) -> Result<FsckR
     }
     report.pending_deletions = pending
         .into_iter()
-        .filter(|key| stored.contains_key(key.as_str()))
+        .filter(|key| {
+            stored.contains_key(key.as_str())
+                || (variants::is_prefix(key)
+                    && stored
+                        .range(key.as_str()..)
+                        .next()
+                        .is_some_and(|(k, _)| k.starts_with(key.as_str())))
+        })
         .collect();
     Ok(report)
 }

@@ -139,7 +139,7 @@ async fn sweep_pending(
             .collect();
         let mut done = Vec::new();
         for key in &keys {
-            match blobs.delete(key).await {
+            match crate::variants::remove(blobs, key).await {
                 Ok(()) => done.push(key.clone()),
                 Err(err) => report.failed.push(GcFailure {
                     r2_key: key.clone(),
@@ -248,10 +248,16 @@ const NAMED: &str = "SELECT k.value AS r2_key FROM json_each(?1) AS k \
     OR EXISTS (SELECT 1 FROM uploads WHERE r2_key = k.value AND completed_at IS NULL) \
     OR EXISTS (SELECT 1 FROM pending_deletions WHERE r2_key = k.value)";
 
+// ?1 a JSON array of asset ids: those of them that have a record.
+const LIVE_ASSETS: &str = "SELECT k.value AS id FROM json_each(?1) AS k \
+    WHERE EXISTS (SELECT 1 FROM assets WHERE id = k.value)";
+
 /// Walks the bucket a page at a time and removes each object under an asset key that is older
-/// than [`ORPHAN_GRACE`] and that nothing names (see the module comment for why that is safe).
-/// Younger objects cost no query; older ones one D1 request per page (or per chunk of a page
-/// whose keys are long).
+/// than [`ORPHAN_GRACE`] and that nothing names (see the module comment for why that is safe),
+/// and each variant whose asset has no record, whatever its age: a variant is made only for an
+/// asset that exists, and an asset id never comes back, so nothing can come to need it (what a
+/// transform stores while its asset is being deleted). Younger objects cost no query; older ones
+/// and variants one D1 request per page (or per chunk of a page whose keys are long).
 async fn sweep_orphans(
     db: &dyn Db,
     clock: &Clock,
@@ -268,6 +274,7 @@ async fn sweep_orphans(
             return Ok(());
         };
         after = last.key.clone();
+        sweep_variants(db, blobs, &page, report).await?;
         let old: Vec<&Listed> = page
             .iter()
             .filter(|o| o.modified_ms <= cutoff && is_asset_key(&o.key))
@@ -291,6 +298,46 @@ async fn sweep_orphans(
             }
         }
     }
+}
+
+/// Removes the variants in `page` whose asset has no record.
+async fn sweep_variants(
+    db: &dyn Db,
+    blobs: &dyn Blobs,
+    page: &[Listed],
+    report: &mut GcReport,
+) -> Result<(), GcError> {
+    let variants: Vec<(&str, &str)> = page
+        .iter()
+        .filter_map(|o| crate::variants::owner(&o.key).map(|(_, asset)| (o.key.as_str(), asset)))
+        .collect();
+    if variants.is_empty() {
+        return Ok(());
+    }
+    let mut ids: Vec<&str> = variants.iter().map(|(_, asset)| *asset).collect();
+    ids.dedup();
+    let live = live_assets(db, &ids).await?;
+    for (key, _) in variants.iter().filter(|(_, asset)| !live.contains(*asset)) {
+        match blobs.delete(key).await {
+            Ok(()) => report.orphans.push((*key).to_owned()),
+            Err(err) => report.failed.push(GcFailure {
+                r2_key: (*key).to_owned(),
+                error: err.to_string(),
+            }),
+        }
+    }
+    Ok(())
+}
+
+/// Which of `ids` (asset ids, at most a listing page's worth: 33 bytes each stays well under
+/// D1's statement limit) have a record.
+pub(crate) async fn live_assets(
+    db: &dyn Db,
+    ids: &[&str],
+) -> Result<std::collections::HashSet<String>, DbError> {
+    let list = serde_json::to_string(ids).unwrap_or_else(|_| "[]".to_owned());
+    let results = db::run(db, vec![Stmt::new(LIVE_ASSETS, vec![list.into()])]).await?;
+    Ok(results[0].rows.iter().map(|row| row.text("id")).collect())
 }
 
 /// `objects`' keys in chunks whose JSON array stays under [`KEYS_JSON_BYTES`].
