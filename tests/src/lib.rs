@@ -28,8 +28,10 @@
 //! - [`past_the_grace`]: a clock an hour ahead, for `fsck` and `gc` to see young objects as old.
 
 pub mod browser;
+pub mod counting;
 pub mod d1_gateway;
 pub mod gateway;
+pub mod images;
 pub mod on_batch;
 
 use bytes::Bytes;

@@ -11,6 +11,7 @@ mod embedded {
     }
 
     include!("contract/rules.rs");
+    include!("contract/transforms.rs");
 }
 
 mod cloudflare {
@@ -19,6 +20,7 @@ mod cloudflare {
     }
 
     include!("contract/rules.rs");
+    include!("contract/transforms.rs");
 }
 
 mod gateway {
@@ -27,4 +29,5 @@ mod gateway {
     }
 
     include!("contract/rules.rs");
+    include!("contract/transforms.rs");
 }
