@@ -20,8 +20,8 @@ pub fn crop(image: DynamicImage, window: (u32, u32), params: &Params) -> Dynamic
         None => {
             let (ax, ay) = params.gravity.anchor();
             (
-                (f64::from(image.width() - cw) * ax).round() as u32,
-                (f64::from(image.height() - ch) * ay).round() as u32,
+                (f64::from(image.width() - cw) * ax).floor() as u32,
+                (f64::from(image.height() - ch) * ay).floor() as u32,
             )
         }
     };
@@ -106,8 +106,8 @@ pub fn pad(image: DynamicImage, canvas: (u32, u32), params: &Params) -> DynamicI
     let [r, g, b] = params.background;
     let mut out = RgbaImage::from_pixel(canvas.0, canvas.1, Rgba([r, g, b, 255]));
     let (ax, ay) = params.gravity.anchor();
-    let x = (f64::from(canvas.0.saturating_sub(image.width())) * ax).round() as i64;
-    let y = (f64::from(canvas.1.saturating_sub(image.height())) * ay).round() as i64;
+    let x = (f64::from(canvas.0.saturating_sub(image.width())) * ax).floor() as i64;
+    let y = (f64::from(canvas.1.saturating_sub(image.height())) * ay).floor() as i64;
     let alpha = image.color().has_alpha();
     image::imageops::overlay(&mut out, &image.to_rgba8(), x, y);
     if alpha {

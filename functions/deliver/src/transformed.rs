@@ -21,6 +21,9 @@ use std::time::Instant;
 /// size (infra/template.yaml) is chosen for both.
 pub const MAX_SOURCE_BYTES: u64 = 32 * 1024 * 1024;
 
+/// More bytes than any variant has: 25 MP × 4 channels, with room for a container.
+const MAX_VARIANT_BYTES: u64 = 128 * 1024 * 1024;
+
 /// What the transform parameters ask for: `None` when the URL has none (or only ones that
 /// change nothing), so the original is served as is; 400 INVALID_PARAMS naming a bad one.
 /// Names are read as the signature and the CDN read them (`delivery::normalise`: lowercased,
@@ -116,8 +119,11 @@ pub async fn answer(
             .map_err(ApiError::internal);
     }
     let started = Instant::now();
-    // One byte past the limit tells a variant too large to send from one that fits.
-    let read_max = deps.max_request_bytes.map_or(u64::MAX, |limit| limit + 1);
+    // One byte past the limit tells a variant too large to send from one that fits. Without a
+    // limit, the largest output there is (25 MP of 4 channels, uncompressed) bounds the range.
+    let read_max = deps
+        .max_request_bytes
+        .map_or(MAX_VARIANT_BYTES, |limit| limit + 1);
     let (bytes, came) = match deps.blobs.read_range(&variant.key, 0, read_max).await? {
         Some(bytes) => (bytes, Came::Hit),
         None => compute(deps, asset, &asked, &variant).await?,
