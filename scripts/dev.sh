@@ -44,6 +44,9 @@ if ! cargo lambda --version >/dev/null 2>&1; then
     fi
 fi
 
+# --- cmake and nasm, which the transform crate's libjpeg-turbo is built with -----------------
+./scripts/native-tools.sh
+
 # --- the store --------------------------------------------------------------------------------
 # Absolute, so that every function process `cargo lambda watch` starts uses the same store.
 export IMGBT_DATA_DIR="${IMGBT_DATA_DIR:-$PWD/.imgbt}"
