@@ -1277,10 +1277,13 @@ pub fn is_api_time(text: &str) -> bool {
 
 /// An object store that fails `put` and/or `delete` while told to, and otherwise stores in the
 /// app's own store. Its error text imitates an upstream body, which must never reach a client.
+/// `fail_put`/`fail_delete` fail before the store does anything; `lose_answers` lets the store
+/// do the put or the delete, then fails as if its answer were lost.
 pub struct FaultyBlobs {
     pub inner: Arc<dyn Blobs>,
     pub fail_put: AtomicBool,
     pub fail_delete: AtomicBool,
+    pub lose_answers: AtomicBool,
 }
 
 pub const UPSTREAM_SECRET: &str =
@@ -1292,6 +1295,7 @@ impl FaultyBlobs {
             inner,
             fail_put: AtomicBool::new(false),
             fail_delete: AtomicBool::new(false),
+            lose_answers: AtomicBool::new(false),
         }
     }
 
@@ -1311,6 +1315,13 @@ impl Blobs for FaultyBlobs {
             let err = self.refuse("put");
             return Box::pin(async move { Err(err) });
         }
+        if self.lose_answers.load(Ordering::SeqCst) {
+            let err = self.refuse("put answer lost");
+            return Box::pin(async move {
+                self.inner.put(key, body, content_type).await?;
+                Err(err)
+            });
+        }
         self.inner.put(key, body, content_type)
     }
 
@@ -1318,6 +1329,13 @@ impl Blobs for FaultyBlobs {
         if self.fail_delete.load(Ordering::SeqCst) {
             let err = self.refuse("delete");
             return Box::pin(async move { Err(err) });
+        }
+        if self.lose_answers.load(Ordering::SeqCst) {
+            let err = self.refuse("delete answer lost");
+            return Box::pin(async move {
+                self.inner.delete(key).await?;
+                Err(err)
+            });
         }
         self.inner.delete(key)
     }

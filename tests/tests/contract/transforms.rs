@@ -689,3 +689,57 @@ async fn a_source_too_large_to_decode_is_refused_from_its_header() {
         .await
         .error(400, "INVALID_PARAMS");
 }
+
+#[tokio::test]
+async fn a_store_that_fails_around_a_variant_loses_nothing() {
+    for lose in [false, true] {
+        let app = app().await;
+        let (record, path) = scene(&app).await;
+        let prefix = shared::variants::prefix(&app.vault.vault_id, &id(&record));
+        let faulty = Arc::new(FaultyBlobs::new(app.blobs()));
+        let deps = app.deps_with_blobs(faulty.clone());
+        // The variant's put fails (before storing, or after, its answer lost): the image is
+        // still answered, and the next request finds it stored or computes it again.
+        let flag = if lose {
+            &faulty.lose_answers
+        } else {
+            &faulty.fail_put
+        };
+        flag.store(true, Ordering::SeqCst);
+        let url = format!("{path}?w=120&format=webp");
+        let first = app.call_on(&deps, "deliver").raw_path(&url).send().await;
+        assert_eq!(first.status.as_u16(), 200, "{}", first.snippet());
+        assert!(!first.text().contains("upstream-7f3a"));
+        let stored = app.blobs().list(&prefix).await.unwrap().len();
+        assert_eq!(stored, usize::from(lose), "lose={lose}");
+        flag.store(false, Ordering::SeqCst);
+        let second = app.call_on(&deps, "deliver").raw_path(&url).send().await;
+        assert_eq!(second.status.as_u16(), 200);
+        assert_eq!(second.body, first.body, "the same variant either way");
+        assert_eq!(app.blobs().list(&prefix).await.unwrap().len(), 1);
+
+        // The delete's removals fail the same ways: the record goes, the journal keeps what
+        // was not confirmed removed, and gc finishes it.
+        flag.store(true, Ordering::SeqCst);
+        let deleted = app
+            .call_on(&deps, "delete")
+            .key(app.sk())
+            .asset(&id(&record))
+            .send()
+            .await;
+        assert_eq!(deleted.status.as_u16(), 204, "{}", deleted.snippet());
+        assert!(
+            app.pending_deletions().await.contains(&prefix),
+            "lose={lose}"
+        );
+        admin::gc(&*app.deps.db, &imgbt_tests::past_the_grace(), &*app.blobs())
+            .await
+            .expect("gc");
+        assert!(app.pending_deletions().await.is_empty());
+        let report = fsck(&app).await;
+        assert!(
+            report.is_clean() && report.objects == 0,
+            "lose={lose}: {report:?}"
+        );
+    }
+}
