@@ -186,7 +186,14 @@ impl Blobs for LocalBlobs {
     fn list<'a>(&'a self, prefix: &'a str) -> BoxFuture<'a, Result<Vec<Listed>, BlobError>> {
         Box::pin(async move {
             let mut out = Vec::new();
-            self.walk(&self.root, "", &mut out)?;
+            // Only the directory the prefix names is walked: a variant count or a delete's
+            // listing of an asset's variants must not read the whole store.
+            let dir = prefix.rfind('/').map_or("", |end| &prefix[..=end]);
+            let short = dir.split('/').all(|s| s.len() <= MAX_FILE_NAME);
+            match self.path_of(dir.trim_end_matches('/')) {
+                Ok(path) if !dir.is_empty() && short => self.walk(&path, dir, &mut out)?,
+                _ => self.walk(&self.root, "", &mut out)?,
+            }
             out.retain(|o| o.key.starts_with(prefix));
             out.sort_by(|a, b| a.key.cmp(&b.key));
             Ok(out)
