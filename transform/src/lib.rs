@@ -145,18 +145,34 @@ fn resize(pixels: Pixels, (width, height): (u32, u32)) -> Result<DynamicImage, E
         fr::PixelType::U8x3
     };
     let alpha = pixels.alpha;
-    let src = fr::images::Image::from_vec_u8(pixels.width, pixels.height, pixels.data, kind)
-        .map_err(|e| Error::Encode(e.to_string()))?;
+    let failed = |e: &dyn std::fmt::Display| Error::Encode(e.to_string());
+    let mut src = fr::images::Image::from_vec_u8(pixels.width, pixels.height, pixels.data, kind)
+        .map_err(|e| failed(&e))?;
     let mut dst = fr::images::Image::new(width, height, kind);
+    // Alpha is premultiplied in place, in the decoded buffer we own, rather than by the resizer,
+    // which would premultiply into a second buffer the size of the source: 200 MB more at the
+    // 50-megapixel limit, the difference between fitting a 512 MB function and not (BENCH.md).
+    let mul_div = fr::MulDiv::default();
+    if alpha {
+        mul_div
+            .multiply_alpha_inplace(&mut src)
+            .map_err(|e| failed(&e))?;
+    }
     fr::Resizer::new()
         .resize(
             &src,
             &mut dst,
             &fr::ResizeOptions::new()
-                .resize_alg(fr::ResizeAlg::Convolution(fr::FilterType::Lanczos3)),
+                .resize_alg(fr::ResizeAlg::Convolution(fr::FilterType::Lanczos3))
+                .use_alpha(false),
         )
-        .map_err(|e| Error::Encode(e.to_string()))?;
+        .map_err(|e| failed(&e))?;
     drop(src);
+    if alpha {
+        mul_div
+            .divide_alpha_inplace(&mut dst)
+            .map_err(|e| failed(&e))?;
+    }
     Pixels {
         width,
         height,
