@@ -500,3 +500,28 @@ fn errors_say_whose_fault() {
     assert_eq!(error.param(), Some("w"));
     assert!(!imgbt_transform::Error::Encode("x".into()).is_client_error());
 }
+
+#[test]
+fn resizing_keeps_the_colour_under_partial_alpha() {
+    // The resize weighs colour by alpha (premultiplied, then divided back): a uniform colour at
+    // half alpha comes out the same colour, neither darkened (left premultiplied) nor
+    // brightened (divided without having been multiplied).
+    let mut png = Vec::new();
+    image::RgbaImage::from_pixel(100, 50, image::Rgba([200, 30, 30, 128]))
+        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .unwrap();
+    let out = transform(&png, &params(&[("w", "50")]), None).unwrap();
+    let image = decoded(&out.bytes);
+    assert_eq!(image.dimensions(), (50, 25));
+    for p in [
+        image.get_pixel(0, 0),
+        image.get_pixel(25, 12),
+        image.get_pixel(49, 24),
+    ] {
+        let close = |a: u8, b: u8| a.abs_diff(b) <= 2;
+        assert!(
+            close(p[0], 200) && close(p[1], 30) && close(p[2], 30) && close(p[3], 128),
+            "{p:?}"
+        );
+    }
+}
