@@ -7,8 +7,8 @@
 //! - [`geometry`]: what size to resize to and what to crop or pad, per fit mode.
 //! - [`effects`]: crop windows (gravity, entropy, attention), padding, rotate, flip, grayscale,
 //!   blur, sharpen, alpha flattening.
-//! - [`encode`]: JPEG (libjpeg-turbo), WebP (libwebp), AVIF (rav1e via ravif), PNG and GIF. Nothing of the source's
-//!   metadata is written: no EXIF, no GPS, no ICC, no comments.
+//! - [`encode`]: JPEG (libjpeg-turbo), WebP (libwebp), AVIF (rav1e via ravif), PNG and GIF.
+//!   Nothing of the source's metadata is written: no EXIF, no GPS, no ICC, no comments.
 //!
 //! [`transform`] runs them in that order: decode → resize (fast_image_resize, Lanczos3) → orient
 //! → crop/pad → effects → encode.
