@@ -17,10 +17,12 @@
 //! names the formats that are decoded. The AV1 decoders on crates.io do not fit yet (checked
 //! 2026-12): `image`'s `avif-native` binds the dav1d C library through pkg-config, which the
 //! arm64 Lambda cross-build (cargo-lambda with zig) has no copy of; `rav1d` 1.1, dav1d ported to
-//! Rust, exposes only dav1d's C API (`unsafe extern "C" fn dav1d_open`, …), which this crate would
-//! have to wrap in its own unsafe code, and the crate that wraps it for AVIF (`avif-decode` 3)
-//! needs Rust 1.98, newer than the workspace's toolchain; `avif-decode` 1 binds libaom, C again.
-//! `avif-decode` 3 over `rav1d` is the candidate once the toolchain allows it.
+//! Rust, cross-builds for arm64 only without its assembly (the published crate lacks the
+//! `src/arm/asm-offsets.h` its NEON files include) and exposes only dav1d's C API
+//! (`unsafe extern "C" fn dav1d_open`, …), which this crate would have to wrap in its own unsafe
+//! code; the crate that wraps it for AVIF (`avif-decode` 3) needs Rust 1.98, newer than the
+//! workspace's toolchain; `avif-decode` 1 binds libaom, C again. `avif-decode` 3 over `rav1d` is
+//! the candidate once the toolchain allows it.
 
 pub mod decode;
 pub mod effects;
