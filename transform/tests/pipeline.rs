@@ -354,6 +354,18 @@ fn avif_output_has_the_asked_size_and_quality() {
             "an opaque source has no alpha plane"
         );
     }
+    // The smallest outputs, odd sizes included, encode rather than panic inside rav1e.
+    for (w, h) in [(1, 1), (3, 1), (1, 7)] {
+        let (w_s, h_s) = (w.to_string(), h.to_string());
+        let query = [
+            ("w", w_s.as_str()),
+            ("h", h_s.as_str()),
+            ("fit", "fill"),
+            ("f", "avif"),
+        ];
+        let out = transform(&source, &params(&query), None).unwrap();
+        assert_eq!(avif_size(&out.bytes), (w, h));
+    }
     // `q` reaches the encoder: a low quality is smaller than a high one on a photo-like source
     // (noise, which costs bits at every quantizer).
     let mut noisy = halves(400, 200);
@@ -410,6 +422,9 @@ fn avif_keeps_alpha() {
         contains(&out.bytes, AVIF_ALPHA_URN),
         "the alpha plane was dropped"
     );
+    let query = [("w", "1"), ("h", "1"), ("fit", "fill"), ("f", "avif")];
+    let out = transform(&png, &params(&query), None).unwrap();
+    assert_eq!(avif_size(&out.bytes), (1, 1));
 }
 
 #[test]
