@@ -12,8 +12,9 @@ use std::fmt;
 pub const MAX_SIDE: u32 = 8192;
 /// The largest output, in pixels: (w×dpr) × (h×dpr).
 pub const MAX_OUTPUT_PIXELS: u64 = 25_000_000;
-/// Whether AVIF is encoded: `format=avif` is refused and `format=auto` never picks it until it is.
-pub const AVIF_ENCODER: bool = false;
+/// Whether AVIF is encoded (the `imgbt-transform` crate links ravif): while it is not,
+/// `format=avif` is refused and `format=auto` never picks it.
+pub const AVIF_ENCODER: bool = true;
 /// The quality when a URL gives none (libvips's `Q` default is 75; 80 is what most image CDNs use).
 pub const DEFAULT_QUALITY: u8 = 80;
 

@@ -7,11 +7,22 @@
 //! - [`geometry`]: what size to resize to and what to crop or pad, per fit mode.
 //! - [`effects`]: crop windows (gravity, entropy, attention), padding, rotate, flip, grayscale,
 //!   blur, sharpen, alpha flattening.
-//! - [`encode`]: JPEG (libjpeg-turbo), WebP (libwebp), PNG and GIF. Nothing of the source's
-//!   metadata is written: no EXIF, no GPS, no ICC, no comments.
+//! - [`encode`]: JPEG (libjpeg-turbo), WebP (libwebp), AVIF (rav1e via ravif), PNG and GIF.
+//!   Nothing of the source's metadata is written: no EXIF, no GPS, no ICC, no comments.
 //!
 //! [`transform`] runs them in that order: decode → resize (fast_image_resize, Lanczos3) → orient
 //! → crop/pad → effects → encode.
+//!
+//! AVIF is written but not read: an AVIF source is refused as [`Error::NotAnImage`], whose message
+//! names the formats that are decoded. The AV1 decoders on crates.io do not fit yet (checked
+//! 2026-12): `image`'s `avif-native` binds the dav1d C library through pkg-config, which the
+//! arm64 Lambda cross-build (cargo-lambda with zig) has no copy of; `rav1d` 1.1, dav1d ported to
+//! Rust, cross-builds for arm64 only without its assembly (the published crate lacks the
+//! `src/arm/asm-offsets.h` its NEON files include) and exposes only dav1d's C API
+//! (`unsafe extern "C" fn dav1d_open`, …), which this crate would have to wrap in its own unsafe
+//! code; the crate that wraps it for AVIF (`avif-decode` 3) needs Rust 1.98, newer than the
+//! workspace's toolchain; `avif-decode` 1 binds libaom, C again. `avif-decode` 3 over `rav1d` is
+//! the candidate once the toolchain allows it.
 
 pub mod decode;
 pub mod effects;
@@ -26,6 +37,8 @@ pub use params::{Crop, Fit, Flip, Format, Gravity, OutputFormat, ParamError, Par
 use fast_image_resize as fr;
 use image::DynamicImage;
 
+/// Whether AVIF is encoded (ravif, see [`encode::avif`]): `shared`'s constant, which the routes
+/// that check parameters read too.
 pub use params::AVIF_ENCODER;
 
 /// Why a transform did not produce an image.
@@ -43,9 +56,6 @@ pub enum Error {
     /// The source claims a format but does not decode (400).
     #[error("the image does not decode: {0}")]
     Corrupt(String),
-    /// An output format that is valid but not produced yet (AVIF) (400 naming `format`).
-    #[error("format: {0} output is not available yet")]
-    Unavailable(OutputFormat),
     /// An encoder failed on pixels we made: our fault (500).
     #[error("encoding failed: {0}")]
     Encode(String),
@@ -59,12 +69,10 @@ impl Error {
         !matches!(self, Error::Encode(_))
     }
 
-    /// The parameter at fault, for INVALID_PARAMS: the named one, or `format` for an output
-    /// that is not available.
+    /// The parameter at fault, for INVALID_PARAMS.
     pub fn param(&self) -> Option<&'static str> {
         match self {
             Error::Params(e) => Some(e.param),
-            Error::Unavailable(_) => Some("format"),
             _ => None,
         }
     }
@@ -88,9 +96,6 @@ pub fn transform(
 ) -> Result<Output, Error> {
     let probe = decode::probe(source)?;
     let format = params.output_format(probe.format, probe.has_alpha, accepts);
-    if format == OutputFormat::Avif && !AVIF_ENCODER {
-        return Err(Error::Unavailable(format));
-    }
     let plan = geometry::plan(params, probe.oriented_size())?;
     // The resize runs before the EXIF rotation (on the smaller image), so in the stored
     // orientation.
@@ -148,18 +153,34 @@ fn resize(pixels: Pixels, (width, height): (u32, u32)) -> Result<DynamicImage, E
         fr::PixelType::U8x3
     };
     let alpha = pixels.alpha;
-    let src = fr::images::Image::from_vec_u8(pixels.width, pixels.height, pixels.data, kind)
-        .map_err(|e| Error::Encode(e.to_string()))?;
+    let failed = |e: &dyn std::fmt::Display| Error::Encode(e.to_string());
+    let mut src = fr::images::Image::from_vec_u8(pixels.width, pixels.height, pixels.data, kind)
+        .map_err(|e| failed(&e))?;
     let mut dst = fr::images::Image::new(width, height, kind);
+    // Alpha is premultiplied in place, in the decoded buffer we own, rather than by the resizer,
+    // which would premultiply into a second buffer the size of the source: 200 MB more at the
+    // 50-megapixel limit, the difference between fitting a 512 MB function and not (BENCH.md).
+    let mul_div = fr::MulDiv::default();
+    if alpha {
+        mul_div
+            .multiply_alpha_inplace(&mut src)
+            .map_err(|e| failed(&e))?;
+    }
     fr::Resizer::new()
         .resize(
             &src,
             &mut dst,
             &fr::ResizeOptions::new()
-                .resize_alg(fr::ResizeAlg::Convolution(fr::FilterType::Lanczos3)),
+                .resize_alg(fr::ResizeAlg::Convolution(fr::FilterType::Lanczos3))
+                .use_alpha(false),
         )
-        .map_err(|e| Error::Encode(e.to_string()))?;
+        .map_err(|e| failed(&e))?;
     drop(src);
+    if alpha {
+        mul_div
+            .divide_alpha_inplace(&mut dst)
+            .map_err(|e| failed(&e))?;
+    }
     Pixels {
         width,
         height,
