@@ -66,7 +66,7 @@ enum Command {
     /// Download an asset's bytes.
     Download(client::download::DownloadArgs),
     /// Print an asset's delivery URL (any key of the vault): signed, with an expiry, when the
-    /// vault's delivery is signed.
+    /// vault's delivery is signed; with transform parameters (`--w 800 --format auto`) when given.
     Url(client::url::UrlArgs),
     /// Over the API, with a secret key of the vault: list, create and revoke its API keys. (On the
     /// store itself, with its credentials: `imgbt key`.)
