@@ -397,17 +397,18 @@ fn the_origin_signs_what_the_cdn_forwards() {
 
 #[tokio::test]
 async fn a_url_signed_with_aliases_is_delivered_after_the_cdn_rewrote_it() {
-    use imgbt_tests::{Form, TestApp};
+    use imgbt_tests::{Form, TestApp, fixture};
     let app = TestApp::new().await;
     let vault = app.vault.vault_id.clone();
+    // An image: the signed parameters are transforms, which a delivery applies only to images.
     let record = app
         .create(&Form::asset(
             "web",
             "site",
             "hero",
-            "cdn photo.txt",
-            "text/plain",
-            b"through the cdn",
+            "cdn photo.png",
+            "image/png",
+            &fixture("tiny.png"),
         ))
         .await;
     let patched = app
@@ -467,7 +468,16 @@ async fn a_url_signed_with_aliases_is_delivered_after_the_cdn_rewrote_it() {
     );
     let reply = app.deliver(&url).send().await;
     assert_eq!(reply.status.as_u16(), 200, "{url}: {}", reply.snippet());
-    assert_eq!(reply.body, b"through the cdn");
+    // format=auto read the edge's accept=avif, not a header (the CDN forwards none).
+    let expected = if shared::transform::AVIF_ENCODER {
+        "image/avif"
+    } else {
+        "image/webp"
+    };
+    assert_eq!(reply.header("content-type"), Some(expected), "{url}");
+    // The 3×2 PNG at w=800 is 800×533, then turned a quarter.
+    let size = imagesize::blob_size(&reply.body).expect("an image");
+    assert_eq!((size.width, size.height), (533, 800), "{url}");
     // The URL as written verifies at the origin too (no CDN in front).
     let direct = app
         .deliver(&format!("{path}?{signed}&utm_source=mail"))
