@@ -43,7 +43,8 @@ pub struct Asked {
 
 /// The query of a URL request: `expires` (seconds) at most once, and transform parameters with
 /// the names, aliases and ranges a delivery takes (400 INVALID_PARAMS naming a bad one). Other
-/// names are ignored, as a delivery ignores them: a URL is never made that its delivery refuses.
+/// names are ignored, as a delivery ignores them. So no URL is made with a value its delivery
+/// refuses (the asset's type is not checked: transforms on a non-image are a delivery's 400).
 pub fn parse_query(pairs: &[(String, String)]) -> Result<Asked, ApiError> {
     let mut expires = None;
     let mut rest = Vec::new();
