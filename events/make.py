@@ -295,6 +295,18 @@ EVENTS = {
     "deliver.416.past-the-end": event(114, "deliver",
                                       hierarchy=("docs", "readme", "main", "hello.txt"),
                                       extra_headers={"range": "bytes=1000-"}),
+    # Transform parameters on the sample (docs/API.md#transforms). It is text, so a real
+    # transform is a 400; parameters that change nothing (and an unknown cache-buster) serve the
+    # original; a bad value is 400 before the asset is looked at.
+    "deliver.200.no-op-transform": event(119, "deliver",
+                                         hierarchy=("docs", "readme", "main", "hello.txt"),
+                                         query="grayscale=false&v=2"),
+    "deliver.400.bad-parameter": event(120, "deliver",
+                                       hierarchy=("docs", "readme", "main", "hello.txt"),
+                                       query="w=0"),
+    "deliver.400.not-an-image": event(121, "deliver",
+                                      hierarchy=("docs", "readme", "main", "hello.txt"),
+                                      query="w=400&format=webp"),
     # asset_url (any key) and delivery_rotate (a secret key)
     "asset_url.200.public-key": event(115, "asset_url", asset=ASSET, key=PK),
     "asset_url.400.expires-too-long": event(116, "asset_url", asset=ASSET, key=PK,

@@ -98,8 +98,8 @@ pub fn dev_asset_r2_key() -> String {
 /// 2. one batch (D1-compatible: no BEGIN/COMMIT, the batch is the transaction) upserts the vault and
 ///    both keys (a revoked dev key is made live again), journals the objects of every other asset
 ///    of the vault in `pending_deletions`, removes all of the vault's assets, drops any pending
-///    deletion of the sample's key (left by a delete of the sample, which `imgbt gc` would otherwise
-///    carry out under the new record), and inserts the sample record;
+///    deletion of the sample's key and of its variants' prefix (left by a delete of the sample,
+///    which `imgbt gc` would otherwise carry out under the new record), and inserts the sample record;
 /// 3. the journalled objects are removed and their rows cleared; an object the store refuses to
 ///    remove stays pending for `imgbt gc`, as after a delete.
 ///
@@ -186,9 +186,14 @@ pub async fn seed_dev(db: &dyn Db, clock: &Clock, blobs: &dyn Blobs) -> Result<D
                 "DELETE FROM assets WHERE vault_id = ?1 RETURNING r2_key",
                 vec![DEV_VAULT_ID.into()],
             ),
+            // The sample's variants' prefix too: a delete of the sample journals it, and the
+            // new sample has the same id (and bytes), so its variants stay good.
             Stmt::new(
-                "DELETE FROM pending_deletions WHERE r2_key = ?1",
-                vec![sample_key.as_str().into()],
+                "DELETE FROM pending_deletions WHERE r2_key IN (?1, ?2)",
+                vec![
+                    sample_key.as_str().into(),
+                    shared::variants::prefix(DEV_VAULT_ID, DEV_ASSET_ID).into(),
+                ],
             ),
             Stmt::new(
                 concat!(

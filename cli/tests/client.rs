@@ -1075,6 +1075,70 @@ async fn delivered_sha256(api: &Served, id: &str) -> Vec<u8> {
     Sha256::digest(&bytes).to_vec()
 }
 
+/// `imgbt url` with transform flags prints a URL that delivers the variant asked for, on a public
+/// vault and a signed one; a bad value is the API's 400, printed as the API says it.
+#[test]
+fn url_with_transform_flags_delivers_an_image_of_the_asked_size() {
+    local(async {
+        let api = serve(Backend::Embedded).await;
+        // 9×8 pixels (tests/fixtures/README.md).
+        let webp = imgbt_tests::fixture("tiny.webp");
+        let form = Form::asset("p", "c", "ch", "photo.webp", "image/webp", &webp);
+        let record = api.app.create(&form).await;
+        let id = record["id"].as_str().unwrap();
+        let fetch = |url: String| async move {
+            let answer = reqwest::get(&url).await.unwrap();
+            assert_eq!(answer.status(), 200, "{url}");
+            let mime = answer.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .to_owned();
+            let bytes = answer.bytes().await.unwrap();
+            let size = imagesize::blob_size(&bytes).expect("an image");
+            ((size.width, size.height), mime)
+        };
+        let flags = ["--w", "4", "--h", "3", "--format", "png", "--grayscale"];
+        let url = api.json(&[&["url", id][..], &flags].concat()).await["url"]
+            .as_str()
+            .expect("a url")
+            .to_owned();
+        assert!(url.ends_with("?format=png&grayscale=true&h=3&w=4"), "{url}");
+        assert_eq!(fetch(url).await, ((4, 3), "image/png".to_owned()));
+
+        api.app
+            .call("vault_update")
+            .key(api.app.sk())
+            .json(&json!({"delivery": "signed"}))
+            .send()
+            .await
+            .ok(200);
+        let out = api
+            .run(
+                api.app.pk(),
+                &[&["url", id, "--vault", api.vault()][..], &flags[..4]].concat(),
+            )
+            .await;
+        assert!(out.status.success(), "{}", stderr(&out));
+        let url = stdout(&out).trim().to_owned();
+        assert!(url.contains("?h=3&w=4&exp="), "{url}");
+        assert_eq!(fetch(url).await, ((4, 3), "image/webp".to_owned()));
+
+        let out = api
+            .run(
+                api.app.pk(),
+                &["url", id, "--quality", "101", "--vault", api.vault()],
+            )
+            .await;
+        assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+        assert!(stdout(&out).is_empty(), "{}", stdout(&out));
+        let said = stderr(&out);
+        assert!(
+            said.contains("quality: ") && said.contains("INVALID_PARAMS, HTTP 400"),
+            "{said}"
+        );
+    });
+}
+
 #[test]
 fn a_file_over_the_gateway_limit_goes_direct_and_comes_back_identical() {
     local(async {

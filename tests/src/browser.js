@@ -1,5 +1,6 @@
 // The script of the browser harness's page (tests/src/browser.rs), run by headless Chromium.
-// CHECKS is set before this script: {"images": [url], "videos": [{"src": url, "seekTo": s}]}.
+// CHECKS is set before this script: {"images": [url], "srcsets": [{"src", "srcset", "sizes"}],
+// "videos": [{"src": url, "seekTo": s}]}.
 // Every element is created here, its listeners attached before its src is set, so no event can
 // fire before the page listens. The report goes back by POST /report on the page's own server.
 'use strict';
@@ -10,12 +11,36 @@ function within(ms, promise, onTimeout) {
     return Promise.race([promise, new Promise((resolve) => setTimeout(() => resolve(onTimeout()), ms))]);
 }
 
-async function checkImage(src) {
+// The pixel size of the resource at `url`, loaded as a plain image (no srcset, so no density
+// correction); the browser takes it from its cache when it has just shown it.
+async function pixelSize(url) {
+    if (!url) {
+        return [0, 0];
+    }
+    const plain = new Image();
+    const settled = new Promise((resolve) => {
+        plain.addEventListener('load', resolve, { once: true });
+        plain.addEventListener('error', resolve, { once: true });
+    });
+    plain.src = url;
+    await within(PER_ELEMENT_MS, settled, () => null);
+    return [plain.naturalWidth, plain.naturalHeight];
+}
+
+// `image` is a URL, or {src, srcset, sizes} for a responsive image.
+async function checkImage(image) {
     const img = document.createElement('img');
     const settled = new Promise((resolve) => {
         img.addEventListener('load', resolve, { once: true });
         img.addEventListener('error', resolve, { once: true });
     });
+    let src = image;
+    if (typeof image === 'object') {
+        // sizes before srcset, and both before src: the choice is made once, with all three.
+        img.sizes = image.sizes;
+        img.srcset = image.srcset;
+        src = image.src;
+    }
     img.src = src;
     document.body.appendChild(img);
     await within(PER_ELEMENT_MS, settled, () => null);
@@ -30,6 +55,7 @@ async function checkImage(src) {
     } catch (e) {
         error = String(e);
     }
+    const [pixelWidth, pixelHeight] = decoded ? await pixelSize(img.currentSrc) : [0, 0];
     return {
         src,
         complete: img.complete,
@@ -37,6 +63,9 @@ async function checkImage(src) {
         naturalHeight: img.naturalHeight,
         decoded,
         error,
+        currentSrc: img.currentSrc,
+        pixelWidth,
+        pixelHeight,
     };
 }
 
@@ -94,8 +123,9 @@ function checkVideo(src, seekTo) {
 
 async function run() {
     const images = await Promise.all(CHECKS.images.map(checkImage));
+    const srcsets = await Promise.all(CHECKS.srcsets.map(checkImage));
     const videos = await Promise.all(CHECKS.videos.map((v) => checkVideo(v.src, v.seekTo)));
-    return { images, videos, error: null };
+    return { images, srcsets, videos, error: null };
 }
 
 function send(report) {

@@ -10,6 +10,12 @@
 //!   succeeded; per video, that it loaded metadata, seeked to the given time and played on from
 //!   there. The page reports over HTTP rather than through `--dump-dom`, because a dumped DOM is
 //!   taken on a virtual clock and video plays on the real one.
+//! - A [`SrcSet`] is an `<img srcset sizes>`: the report says which candidate the browser chose
+//!   (`currentSrc`) and, besides its density-corrected `naturalWidth`, the chosen resource's own
+//!   pixel size (the same URL loaded again as a plain image, from the browser's cache).
+//! - [`recording_proxy`]: forwards to an upstream and records each exchange (the request's
+//!   `Accept`, the answer's status, `Content-Type` and `Vary`), so a test knows what the browser
+//!   sent and which format it received.
 //! - [`serve_dir`]: a static file server (tower-http's `ServeDir`, which honours `Range`) for the
 //!   media of a page.
 
@@ -36,17 +42,29 @@ const SCRIPT: &str = include_str!("browser.js");
 /// How long a page may take to report. Each element has 20 s in the page; they run at once.
 const REPORT_TIMEOUT: Duration = Duration::from_secs(90);
 
-/// What a page shows: images by URL, and videos by URL with the time (seconds) to seek to.
+/// What a page shows: images by URL, responsive images, and videos by URL with the time
+/// (seconds) to seek to.
 #[derive(Debug, Default, Clone)]
 pub struct Page {
     pub images: Vec<String>,
+    pub srcsets: Vec<SrcSet>,
     pub videos: Vec<(String, f64)>,
+}
+
+/// An `<img srcset=… sizes=… src=…>`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SrcSet {
+    pub srcset: String,
+    pub sizes: String,
+    pub src: String,
 }
 
 /// What the page saw, in the order of the [`Page`].
 #[derive(Debug, Deserialize)]
 pub struct Report {
     pub images: Vec<ImageReport>,
+    #[serde(default)]
+    pub srcsets: Vec<ImageReport>,
     pub videos: Vec<VideoReport>,
     /// A failure of the page's own script, which then reported no element.
     pub error: Option<String>,
@@ -61,6 +79,15 @@ pub struct ImageReport {
     pub natural_height: u32,
     /// `HTMLImageElement.decode()` resolved: the bytes became a bitmap.
     pub decoded: bool,
+    /// The URL the browser chose (for a plain image, its `src`).
+    #[serde(default)]
+    pub current_src: String,
+    /// The chosen resource's pixel size: for a `srcset` candidate `naturalWidth` is divided by
+    /// its density, so the page loads `currentSrc` again as a plain image to read it.
+    #[serde(default)]
+    pub pixel_width: u32,
+    #[serde(default)]
+    pub pixel_height: u32,
     pub error: Option<String>,
 }
 
@@ -149,6 +176,9 @@ impl Chromium {
                 "--disable-component-update",
                 "--autoplay-policy=no-user-gesture-required",
                 "--mute-audio",
+                // A fixed density and viewport, so which `srcset` candidate is chosen is known.
+                "--force-device-scale-factor=1",
+                "--window-size=1024,768",
             ])
             .arg(format!(
                 "--user-data-dir={}",
@@ -187,6 +217,7 @@ impl Drop for Running {
 fn html(page: &Page) -> String {
     let checks = serde_json::json!({
         "images": page.images,
+        "srcsets": page.srcsets,
         "videos": page
             .videos
             .iter()
@@ -267,4 +298,94 @@ pub async fn serve_dir(dir: &Path) -> SocketAddr {
         }
     });
     addr
+}
+
+/// One request a [`recording_proxy`] forwarded, and what came back.
+#[derive(Debug, Clone)]
+pub struct Exchange {
+    pub path_and_query: String,
+    pub accept: Option<String>,
+    pub status: u16,
+    pub content_type: Option<String>,
+    pub vary: Option<String>,
+}
+
+/// Forwards every request to `upstream` (`http://host:port`), method, path, query and the
+/// headers a delivery reads, and answers with the upstream's status, headers and body (redirects
+/// are passed on, not followed). Each exchange is recorded, in order.
+pub async fn recording_proxy(upstream: String) -> (SocketAddr, Arc<Mutex<Vec<Exchange>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("local address");
+    let log: Arc<Mutex<Vec<Exchange>>> = Arc::default();
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("a client");
+    let recorded = log.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let (client, upstream, log) = (client.clone(), upstream.clone(), recorded.clone());
+            tokio::spawn(async move {
+                let service = service_fn(move |req: Request<Incoming>| {
+                    let (client, upstream, log) = (client.clone(), upstream.clone(), log.clone());
+                    async move { forward(&client, &upstream, &log, req).await }
+                });
+                let _ = http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    (addr, log)
+}
+
+/// The request headers passed upstream: what a delivery reads.
+const FORWARDED: [&str; 4] = ["accept", "range", "if-none-match", "user-agent"];
+
+async fn forward(
+    client: &reqwest::Client,
+    upstream: &str,
+    log: &Mutex<Vec<Exchange>>,
+    req: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let path_and_query = req
+        .uri()
+        .path_and_query()
+        .map_or("/".to_owned(), |p| p.as_str().to_owned());
+    let header = |map: &hyper::HeaderMap, name: &str| {
+        map.get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let accept = header(req.headers(), "accept");
+    let method = reqwest::Method::from_bytes(req.method().as_str().as_bytes()).expect("a method");
+    let mut outgoing = client.request(method, format!("{upstream}{path_and_query}"));
+    for name in FORWARDED {
+        if let Some(value) = header(req.headers(), name) {
+            outgoing = outgoing.header(name, value);
+        }
+    }
+    let answer = match outgoing.send().await {
+        Ok(answer) => answer,
+        Err(e) => {
+            return Ok(Response::builder()
+                .status(StatusCode::BAD_GATEWAY)
+                .body(Full::new(Bytes::from(e.to_string())))
+                .expect("a response"));
+        }
+    };
+    let status = answer.status().as_u16();
+    let mut builder = Response::builder().status(status);
+    for (name, value) in answer.headers() {
+        builder = builder.header(name.as_str(), value.as_bytes());
+    }
+    log.lock().unwrap().push(Exchange {
+        path_and_query,
+        accept,
+        status,
+        content_type: header(answer.headers(), "content-type"),
+        vary: header(answer.headers(), "vary"),
+    });
+    let body = answer.bytes().await.unwrap_or_default();
+    Ok(builder.body(Full::new(body)).expect("a response"))
 }

@@ -32,6 +32,7 @@ async fn chromium_reports_decoded_images_broken_ones_and_a_video_played_from_a_s
             (url("seek.mp4"), 2.0),
             (url("notes.txt"), 2.0),
         ],
+        ..Page::default()
     };
     let report = chromium.check(&page).await;
     assert_eq!(report.error, None, "the page's script failed");

@@ -6,8 +6,13 @@
 //! below a large file's): to the S3 server's presigned URL on the Cloudflare backend, to the local
 //! object server on the embedded default. A tampered signature and a path with no asset must not
 //! decode, so the page can fail.
+//!
+//! Transforms (docs/API.md#transforms): two `<img srcset sizes>` whose candidates are `w=` URLs
+//! from the URL route (one on each vault), and a `format=auto` image. They load through a proxy
+//! that records each exchange, so the test knows the `Accept` the browser itself sent and the
+//! `Content-Type` each `<img>` received; each image's decoded size is the size asked for.
 
-use imgbt_tests::browser::{Chromium, Page};
+use imgbt_tests::browser::{Chromium, Exchange, Page, SrcSet, recording_proxy};
 use imgbt_tests::{Backend, Form, TestApp, fixture, gateway, upload_request};
 use serde_json::{Value, json};
 use shared::Deps;
@@ -51,8 +56,15 @@ async fn upload(app: &TestApp, vault: &str, key: &str, file: &str, mime: &str) -
 /// The delivery URL the API hands a client holding `key`, asked for over HTTP at `api`, so that
 /// it points where the browser can reach.
 async fn url_of(api: &str, vault: &str, key: &str, asset: &str) -> String {
+    url_with(api, vault, key, asset, "").await
+}
+
+/// [`url_of`] with transform parameters (`query`) for the URL route to put in the URL.
+async fn url_with(api: &str, vault: &str, key: &str, asset: &str, query: &str) -> String {
     let answer: Value = reqwest::Client::new()
-        .get(format!("{api}/api/v1/vaults/{vault}/assets/{asset}/url"))
+        .get(format!(
+            "{api}/api/v1/vaults/{vault}/assets/{asset}/url?{query}"
+        ))
         .bearer_auth(key)
         .send()
         .await
@@ -160,13 +172,73 @@ async fn delivery_in_the_browser(backend: Backend, test: &str) {
     let tampered = tamper(&signed_png_url);
     let missing = png_url.replace("tiny.png", "missing.png");
 
+    // Transformed images load through the recording proxy: the URL route's answer with the
+    // proxy's origin (a signature covers the path and query, not the host).
+    let (proxy, exchanges) = recording_proxy(api.clone()).await;
+    let proxied = |url: String| url.replacen(&api, &format!("http://{proxy}"), 1);
+    // A srcset of `w=` candidates for `sizes` CSS pixels; at a density of 1 the browser takes the
+    // narrowest candidate at least `sizes` wide, here the middle one.
+    let srcset = |urls: [String; 3], widths: [u32; 3], sizes: u32| SrcSet {
+        srcset: urls
+            .iter()
+            .zip(widths)
+            .map(|(url, w)| format!("{url} {w}w"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        sizes: format!("{sizes}px"),
+        src: urls[1].clone(),
+    };
+    let mut public_candidates = Vec::new();
+    for w in [40, 80, 160] {
+        let query = format!("w={w}&format=auto");
+        let url = url_with(&api, &public.vault_id, &public.public_key, &webp, &query).await;
+        public_candidates.push(proxied(url));
+    }
+    let mut signed_candidates = Vec::new();
+    for w in [20, 40, 80] {
+        let query = format!("w={w}&f=auto");
+        let url = url_with(
+            &api,
+            &signed.vault_id,
+            &signed.public_key,
+            &signed_png,
+            &query,
+        )
+        .await;
+        assert!(url.contains("sig="), "{url}");
+        signed_candidates.push(proxied(url));
+    }
+    let public_srcset = public_candidates.clone().try_into().unwrap();
+    let signed_srcset = signed_candidates.clone().try_into().unwrap();
+    let auto_url = proxied(
+        url_with(
+            &api,
+            &public.vault_id,
+            &public.public_key,
+            &png,
+            "w=50&format=auto",
+        )
+        .await,
+    );
+
     let page = Page {
-        images: vec![png_url, webp_url, signed_png_url, tampered, missing],
+        images: vec![
+            png_url,
+            webp_url,
+            signed_png_url,
+            tampered,
+            missing,
+            auto_url.clone(),
+        ],
+        srcsets: vec![
+            srcset(public_srcset, [40, 80, 160], 60),
+            srcset(signed_srcset, [20, 40, 80], 30),
+        ],
         videos: vec![(webm_url, 2.0), (signed_mp4_url, 2.0)],
     };
     let report = chromium.check(&page).await;
     assert_eq!(report.error, None, "the page's script failed: {report:?}");
-    assert_eq!(report.images.len(), 5, "{report:?}");
+    assert_eq!(report.images.len(), 6, "{report:?}");
     for (image, (width, height)) in report.images[..3].iter().zip([(3, 2), (9, 8), (3, 2)]) {
         assert!(image.complete && image.decoded, "{image:?}");
         assert_eq!(
@@ -175,12 +247,39 @@ async fn delivery_in_the_browser(backend: Backend, test: &str) {
             "{image:?}"
         );
     }
-    for refused in &report.images[3..] {
+    for refused in &report.images[3..5] {
         assert!(
             !refused.decoded && refused.natural_width == 0,
             "{refused:?}"
         );
     }
+
+    // format=auto at w=50 of the 3×2 PNG: 50×33 (the height follows the aspect ratio).
+    let auto = &report.images[5];
+    assert!(auto.complete && auto.decoded, "{auto:?}");
+    assert_eq!(
+        (auto.natural_width, auto.natural_height),
+        (50, 33),
+        "{auto:?}"
+    );
+    let exchanges = exchanges.lock().unwrap().clone();
+    assert_received_auto(&exchanges, &auto_url);
+
+    // The srcsets: the middle candidate chosen; its pixels are the `w` asked for (the 9×8 WebP at
+    // 80 wide is 80×71, the 3×2 PNG at 40 wide is 40×27); `naturalWidth` is corrected by the
+    // candidate's density (80 px for 60 CSS px), so it is the `sizes` width.
+    assert_eq!(report.srcsets.len(), 2, "{report:?}");
+    for (image, candidates, sizes, pixels) in [
+        (&report.srcsets[0], &public_candidates, 60, (80, 71)),
+        (&report.srcsets[1], &signed_candidates, 30, (40, 27)),
+    ] {
+        assert!(image.complete && image.decoded, "{image:?}");
+        assert_eq!(image.current_src, candidates[1], "{image:?}");
+        assert_eq!((image.pixel_width, image.pixel_height), pixels, "{image:?}");
+        assert_eq!(image.natural_width, sizes, "{image:?}");
+        assert_received_auto(&exchanges, &image.current_src);
+    }
+
     assert_eq!(report.videos.len(), 2, "{report:?}");
     for video in &report.videos {
         assert_eq!(video.error, None, "{video:?}");
@@ -204,4 +303,38 @@ fn a_browser_shows_public_and_signed_delivery_urls_and_seeks_their_videos_on_r2(
         Backend::Cloudflare,
         "browser_delivery::…_on_r2",
     ));
+}
+
+/// The browser fetched `url` (through the recording proxy) with its own `Accept`, which takes AVIF
+/// and WebP (Chromium's image `Accept`), and received the format `format=auto` gives it: WebP
+/// while no AVIF encoder ships, AVIF once one does; with `Vary: Accept`.
+fn assert_received_auto(exchanges: &[Exchange], url: &str) {
+    let path_and_query = &url[url.find("/d/").expect("a delivery URL")..];
+    let fetched: Vec<&Exchange> = exchanges
+        .iter()
+        .filter(|e| e.path_and_query == path_and_query)
+        .collect();
+    assert!(
+        !fetched.is_empty(),
+        "the browser never fetched {url}: {exchanges:?}"
+    );
+    for exchange in fetched {
+        assert_eq!(exchange.status, 200, "{exchange:?}");
+        let accept = exchange.accept.as_deref().unwrap_or_default();
+        assert!(
+            accept.contains("image/avif") && accept.contains("image/webp"),
+            "{exchange:?}"
+        );
+        let expected = if shared::transform::AVIF_ENCODER {
+            "image/avif"
+        } else {
+            "image/webp"
+        };
+        assert_eq!(
+            exchange.content_type.as_deref(),
+            Some(expected),
+            "{exchange:?}"
+        );
+        assert_eq!(exchange.vary.as_deref(), Some("Accept"), "{exchange:?}");
+    }
 }

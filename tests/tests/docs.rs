@@ -306,6 +306,11 @@ fn the_contract_has_the_sections_the_code_cites_most() {
         "direct-uploads",
         "complete",
         "content",
+        "delivery",
+        "signed-urls",
+        "transforms",
+        "automatic-format",
+        "variants",
         "limits",
         "decisions",
     ] {

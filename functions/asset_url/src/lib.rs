@@ -6,6 +6,10 @@
 //! `expires` seconds (default an hour, at most 7 days). The URL's base is `IMGBT_DELIVERY_URL`
 //! (a CDN's domain) when set, else the API's own origin as the request reached it.
 //!
+//! Transform parameters (docs/API.md#transforms) given to the route are checked as a delivery
+//! checks them and put in the URL in the spelling the CDN leaves them (`delivery::normalise`), so
+//! on a signed vault the signature covers them: the URL delivers that variant and no other.
+//!
 //! One D1 request: the key lookup, and the asset joined with its vault's delivery settings.
 
 use lambda_http::{Body, Request, Response, http::StatusCode};
@@ -15,6 +19,7 @@ use shared::batch::Query;
 use shared::db::{Stmt, StmtResult};
 use shared::delivery::{self, Mode};
 use shared::http::{begin, json_response, query_pairs, serve};
+use shared::transform::{AVIF_ENCODER, Format, Params};
 use shared::{ApiError, Deps, batch, clock, routes};
 
 pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, lambda_http::Error> {
@@ -26,16 +31,27 @@ pub const DEFAULT_EXPIRES_S: u64 = 3600;
 /// The longest a signed URL may live: 7 days, as a presigned S3 URL at most does.
 pub const MAX_EXPIRES_S: u64 = 604_800;
 
-/// The query of a URL request: `expires` (seconds) at most once. Transform parameters (issue 18)
-/// will join it; until a delivery reads them, any other parameter is refused.
-pub fn parse_query(pairs: &[(String, String)]) -> Result<u64, ApiError> {
+/// What a URL request asks for: how long a signed URL lives, and the transform parameters to put
+/// in it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Asked {
+    pub expires: u64,
+    /// Normalised as a delivery reads them (`delivery::normalise`), less `exp` and `sig`: the
+    /// route makes those itself.
+    pub transform: Vec<(String, String)>,
+}
+
+/// The query of a URL request: `expires` (seconds) at most once, and transform parameters with
+/// the names, aliases and ranges a delivery takes (400 INVALID_PARAMS naming a bad one). Other
+/// names are ignored, as a delivery ignores them. So no URL is made with a value its delivery
+/// refuses (the asset's type is not checked: transforms on a non-image are a delivery's 400).
+pub fn parse_query(pairs: &[(String, String)]) -> Result<Asked, ApiError> {
     let mut expires = None;
+    let mut rest = Vec::new();
     for (name, value) in pairs {
         if name != "expires" {
-            let shown: String = name.chars().take(64).collect();
-            return Err(ApiError::InvalidParams(format!(
-                "{shown}: unknown query parameter (known: expires)"
-            )));
+            rest.push((name.clone(), value.clone()));
+            continue;
         }
         if expires.is_some() {
             return Err(ApiError::invalid("expires", "must be given at most once"));
@@ -53,7 +69,26 @@ pub fn parse_query(pairs: &[(String, String)]) -> Result<u64, ApiError> {
             })?;
         expires = Some(seconds);
     }
-    Ok(expires.unwrap_or(DEFAULT_EXPIRES_S))
+    // Checked in the form the delivery will read, so that the two cannot disagree on a name
+    // given twice or under its alias.
+    let transform: Vec<(String, String)> = delivery::normalise(&rest)
+        .into_iter()
+        .filter(|(name, _)| name != "exp" && name != "sig")
+        .collect();
+    let params = Params::parse(transform.iter().map(|(n, v)| (n.as_str(), v.as_str())))
+        .map_err(|e| ApiError::InvalidParams(e.to_string()))?;
+    // A delivery refuses AVIF only once it has read the source (the transform crate says so); the
+    // route knows now, and hands out no URL that would fail.
+    if params.format == Some(Format::Avif) && !AVIF_ENCODER {
+        return Err(ApiError::invalid(
+            "format",
+            "avif is not available yet: no AVIF encoder ships (auto picks WebP)",
+        ));
+    }
+    Ok(Asked {
+        expires: expires.unwrap_or(DEFAULT_EXPIRES_S),
+        transform,
+    })
 }
 
 // The asset's delivery path and its vault's settings, in one statement.
@@ -100,7 +135,7 @@ struct Answer {
 async fn run(deps: &Deps, req: Request) -> Result<Response<Body>, ApiError> {
     let (target, credential) = begin(&req, routes::route_of("asset_url"))?;
     // A bad query is reported only after the key is checked: authentication comes first.
-    let expires = parse_query(&query_pairs(&req));
+    let asked = parse_query(&query_pairs(&req));
     let asset_id = target.asset_id.clone().unwrap_or_default();
     let select = Stmt::new(
         SELECT,
@@ -109,17 +144,15 @@ async fn run(deps: &Deps, req: Request) -> Result<Response<Body>, ApiError> {
     let (key, found) =
         batch::run(&*deps.db, (credential.lookup(), Query::new(select, read))).await?;
     key.check(&target.vault_id, Access::Read)?;
-    let expires = expires?;
+    let Asked { expires, transform } = asked?;
     let found = found.ok_or(ApiError::AssetNotFound)?;
     let base = match &deps.delivery_url {
         Some(base) => base.clone(),
         None => shared::http::origin(&req),
     };
-    // Transform parameters (issue 18) go here, signed with the rest.
-    let params: Vec<(String, String)> = Vec::new();
     let answer = match found.mode {
         Mode::Public => Answer {
-            url: with_query(format!("{base}{}", found.path), &params),
+            url: with_query(format!("{base}{}", found.path), &transform),
             expires_at: None,
         },
         Mode::Signed => {
@@ -134,7 +167,7 @@ async fn run(deps: &Deps, req: Request) -> Result<Response<Body>, ApiError> {
                 &target.vault_id,
                 &found.path,
                 exp,
-                &params,
+                &transform,
             );
             Answer {
                 url: format!("{base}{}?{query}", found.path),
@@ -165,10 +198,13 @@ mod tests {
     }
 
     #[test]
-    fn expires_is_1_to_604800_seconds_and_nothing_else_is_taken() {
-        assert_eq!(parse_query(&[]).unwrap(), 3600);
-        assert_eq!(parse_query(&pairs("expires=1")).unwrap(), 1);
-        assert_eq!(parse_query(&pairs("expires=604800")).unwrap(), 604_800);
+    fn expires_is_1_to_604800_seconds() {
+        assert_eq!(parse_query(&[]).unwrap().expires, 3600);
+        assert_eq!(parse_query(&pairs("expires=1")).unwrap().expires, 1);
+        assert_eq!(
+            parse_query(&pairs("expires=604800")).unwrap().expires,
+            604_800
+        );
         for bad in [
             "expires=0",
             "expires=604801",
@@ -177,11 +213,43 @@ mod tests {
             "expires=1h",
             "expires=",
             "expires=1&expires=2",
-            "w=800",
         ] {
+            let err = parse_query(&pairs(bad)).unwrap_err();
             assert!(
-                matches!(parse_query(&pairs(bad)), Err(ApiError::InvalidParams(_))),
-                "{bad}"
+                matches!(&err, ApiError::InvalidParams(m) if m.starts_with("expires: ")),
+                "{bad}: {err:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn transforms_are_checked_and_normalised_as_a_delivery_reads_them() {
+        let asked = parse_query(&pairs("W=800&f=webp&expires=60&utm=x&q=70&exp=1&sig=s")).unwrap();
+        assert_eq!(asked.expires, 60);
+        let names: Vec<(&str, &str)> = asked
+            .transform
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(names, [("format", "webp"), ("quality", "70"), ("w", "800")]);
+        assert!(parse_query(&pairs("v=2")).unwrap().transform.is_empty());
+        assert_eq!(parse_query(&pairs("f=avif")).is_ok(), AVIF_ENCODER);
+        for (bad, param) in [
+            ("w=0", "w"),
+            ("h=8193", "h"),
+            ("dpr=4", "dpr"),
+            ("f=tiff", "format"),
+            ("q=101", "quality"),
+            ("rt=45", "rotate"),
+            ("g=up", "gravity"),
+            ("bg=red", "bg"),
+            ("crop=face", "crop"),
+            ("w=8192&h=8192", "w"),
+        ] {
+            let err = parse_query(&pairs(bad)).unwrap_err();
+            assert!(
+                matches!(&err, ApiError::InvalidParams(m) if m.starts_with(&format!("{param}: "))),
+                "{bad}: {err:?}"
             );
         }
     }

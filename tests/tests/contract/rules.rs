@@ -3365,11 +3365,11 @@ async fn expires_is_a_whole_number_of_seconds_from_1_to_604800() {
             .await
             .invalid("expires");
     }
-    // No transform parameters yet: refused rather than signed and then ignored.
+    // A transform parameter's bad value is refused rather than signed into a URL that fails.
     app.call("asset_url")
         .key(app.pk())
         .asset(&id(&record))
-        .query("w=800")
+        .query("w=0")
         .send()
         .await
         .invalid("w");
@@ -3381,6 +3381,85 @@ async fn expires_is_a_whole_number_of_seconds_from_1_to_604800() {
         .send()
         .await
         .error(403, "FORBIDDEN");
+}
+
+/// The pixel size and the `Content-Type` of an image a delivery answered.
+fn image_of(reply: &imgbt_tests::Reply) -> ((usize, usize), String) {
+    assert_eq!(reply.status.as_u16(), 200, "{}", reply.snippet());
+    let size = imagesize::blob_size(&reply.body).expect("an image the answer's bytes decode to");
+    let mime = reply.header("content-type").unwrap_or_default().to_owned();
+    ((size.width, size.height), mime)
+}
+
+#[tokio::test]
+async fn a_urls_transform_parameters_are_checked_normalised_and_signed_so_the_url_delivers() {
+    let app = app().await;
+    // 5×4 pixels (tests/fixtures/README.md).
+    let jpeg = fixture("tiny.jpg");
+    let form = Form::asset("web", "site", "hero", "photo.jpg", "image/jpeg", &jpeg);
+    let record = app.create(&form).await;
+    let path = TestApp::delivery_path(&record);
+    let asset = id(&record);
+
+    // Public: the parameters in the delivery's spelling (names lowercased, aliases mapped,
+    // sorted), unknown names left out; the URL delivers the variant.
+    let (url, expires_at) = url_of(&app, app.pk(), &asset, "W=2&h=3&f=png&utm_source=x").await;
+    assert_eq!(url, format!("{LOCAL_ORIGIN}{path}?format=png&h=3&w=2"));
+    assert_eq!(expires_at, Value::Null);
+    let reply = app.deliver(local(&url)).send().await;
+    assert_eq!(image_of(&reply), ((2, 3), "image/png".to_owned()));
+    let (plain, _) = url_of(&app, app.pk(), &asset, "v=2").await;
+    assert_eq!(plain, format!("{LOCAL_ORIGIN}{path}"));
+    app.deliver(local(&plain)).send().await.ok_bytes(&jpeg);
+
+    // A bad value is 400 naming the parameter by its canonical name, whichever name was used.
+    for (query, param) in [
+        ("w=0", "w"),
+        ("h=8193", "h"),
+        ("dpr=4", "dpr"),
+        ("fit=squash", "fit"),
+        ("f=tiff", "format"),
+        ("quality=0", "quality"),
+        ("blur=101", "blur"),
+        ("rt=45", "rotate"),
+        ("flip=d", "flip"),
+        ("grayscale=maybe", "grayscale"),
+        ("crop=face", "crop"),
+        ("g=up", "gravity"),
+        ("bg=red", "bg"),
+        ("w=8192&h=8192", "w"),
+    ] {
+        let message = app
+            .call("asset_url")
+            .key(app.pk())
+            .asset(&asset)
+            .query(query)
+            .send()
+            .await
+            .invalid(param);
+        assert!(message.starts_with(&format!("{param}: ")), "{query}: {message}");
+    }
+
+    // Signed: the signature covers the parameters, so the URL delivers that variant and no other.
+    set_delivery(&app, &app.vault.vault_id, app.sk(), "signed").await;
+    let (url, _) = url_of(&app, app.pk(), &asset, "w=2&h=3&format=webp&expires=600").await;
+    let query = query_of(&url);
+    let names: Vec<&str> = query.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["format", "h", "w", "exp", "sig"], "{url}");
+    let reply = app.deliver(local(&url)).send().await;
+    assert_eq!(image_of(&reply), ((2, 3), "image/webp".to_owned()));
+    // A cache-buster the CDN would drop does not break it.
+    let busted = app.deliver(&format!("{}&v=2", local(&url))).send().await;
+    assert_eq!(image_of(&busted), ((2, 3), "image/webp".to_owned()));
+    let other_w = local(&url).replace("&w=2&", "&w=4&");
+    assert_ne!(other_w, local(&url));
+    app.deliver(&other_w).send().await.error(403, "FORBIDDEN");
+    let added = format!("{}&rotate=90", local(&url));
+    app.deliver(&added).send().await.error(403, "FORBIDDEN");
+    let (plain, _) = url_of(&app, app.pk(), &asset, "").await;
+    let names: Vec<String> = query_of(&plain).into_iter().map(|(n, _)| n).collect();
+    assert_eq!(names, ["exp", "sig"], "{plain}");
+    app.deliver(local(&plain)).send().await.ok_bytes(&jpeg);
 }
 
 #[tokio::test]
