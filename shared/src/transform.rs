@@ -12,9 +12,6 @@ use std::fmt;
 pub const MAX_SIDE: u32 = 8192;
 /// The largest output, in pixels: (w×dpr) × (h×dpr).
 pub const MAX_OUTPUT_PIXELS: u64 = 25_000_000;
-/// Whether AVIF is encoded (the `imgbt-transform` crate links ravif): while it is not,
-/// `format=avif` is refused and `format=auto` never picks it.
-pub const AVIF_ENCODER: bool = true;
 /// The quality when a URL gives none (libvips's `Q` default is 75; 80 is what most image CDNs use).
 pub const DEFAULT_QUALITY: u8 = 80;
 
@@ -246,9 +243,8 @@ impl Params {
         })
     }
 
-    /// The format to encode. `format=auto` takes AVIF if the client accepts it and AVIF can be
-    /// encoded, else WebP if it accepts WebP (every browser that takes AVIF takes WebP), else the
-    /// source's format when it is one every browser shows (JPEG, PNG, GIF), else JPEG (PNG when
+    /// The format to encode. `format=auto` takes AVIF if the client accepts it, else WebP if it
+    /// accepts WebP, else the source's format when it is one every browser shows (JPEG, PNG, GIF), else JPEG (PNG when
     /// the image has alpha, which JPEG would lose). A response chosen this way varies with
     /// `Accept` (`Vary: Accept`).
     pub fn output_format(
@@ -265,8 +261,8 @@ impl Params {
             Some(Format::Gif) => OutputFormat::Gif,
             None => source,
             Some(Format::Auto) => match accepts.into() {
-                Accepts::Avif if AVIF_ENCODER => OutputFormat::Avif,
-                Accepts::Avif | Accepts::Webp => OutputFormat::Webp,
+                Accepts::Avif => OutputFormat::Avif,
+                Accepts::Webp => OutputFormat::Webp,
                 Accepts::Other => match source {
                     OutputFormat::Jpeg | OutputFormat::Png | OutputFormat::Gif => source,
                     _ if has_alpha => OutputFormat::Png,
@@ -784,14 +780,9 @@ mod tests {
         let auto = parse(&[("format", "auto")]).unwrap();
         assert!(auto.varies_with_accept());
         let chrome = "image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8";
-        let expected = if AVIF_ENCODER {
-            OutputFormat::Avif
-        } else {
-            OutputFormat::Webp
-        };
         assert_eq!(
             auto.output_format(OutputFormat::Jpeg, false, Some(chrome)),
-            expected
+            OutputFormat::Avif
         );
         assert_eq!(
             auto.output_format(OutputFormat::Jpeg, false, Some("image/webp,*/*")),

@@ -325,11 +325,7 @@ fn assert_received_auto(exchanges: &[Exchange], url: &str) {
             accept.contains("image/avif") && accept.contains("image/webp"),
             "{exchange:?}"
         );
-        let expected = if shared::transform::AVIF_ENCODER {
-            "image/avif"
-        } else {
-            "image/webp"
-        };
+        let expected = "image/avif";
         assert_eq!(
             exchange.content_type.as_deref(),
             Some(expected),

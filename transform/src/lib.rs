@@ -37,10 +37,6 @@ pub use params::{Crop, Fit, Flip, Format, Gravity, OutputFormat, ParamError, Par
 use fast_image_resize as fr;
 use image::DynamicImage;
 
-/// Whether AVIF is encoded (ravif, see [`encode::avif`]): `shared`'s constant, which the routes
-/// that check parameters read too.
-pub use params::AVIF_ENCODER;
-
 /// Why a transform did not produce an image.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
