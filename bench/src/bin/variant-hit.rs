@@ -2,7 +2,7 @@
 //! served from its stored variant, against an original of the same size (docs/API.md#variants).
 //!
 //! Method: on the Cloudflare backend (D1 over REST and R2 over S3, against the test kit's servers
-//! on 127.0.0.1), one vault holds a photograph and, as a second asset, the very bytes of its
+//! on 127.0.0.1; `--backend embedded` for SQLite and a directory), one vault holds a photograph and, as a second asset, the very bytes of its
 //! `w=800&format=webp` variant: an original of the variant's size. After one request computes
 //! and stores the variant, the two delivery URLs are requested interleaved (A, B, B, A, …) after
 //! a warm-up, each through the real `deliver` handler; the figure is the ratio of the medians.
@@ -55,6 +55,21 @@ fn source() -> (PathBuf, Vec<u8>) {
     (fixture, bytes)
 }
 
+/// `--backend embedded` (SQLite and a directory: no network, so the smallest floor) or the
+/// default, `cloudflare`.
+fn backend() -> Backend {
+    let args: Vec<String> = std::env::args().collect();
+    match args
+        .iter()
+        .position(|a| a == "--backend")
+        .and_then(|i| args.get(i + 1))
+        .map(String::as_str)
+    {
+        Some("embedded") => Backend::Embedded,
+        _ => Backend::Cloudflare,
+    }
+}
+
 fn runs() -> usize {
     let args: Vec<String> = std::env::args().collect();
     args.iter()
@@ -73,7 +88,8 @@ fn median(mut samples: Vec<Duration>) -> Duration {
 async fn main() {
     let (source_path, source) = source();
     let runs = runs();
-    let app = TestApp::on(Backend::Cloudflare).await;
+    let backend = backend();
+    let app = TestApp::on(backend).await;
     let form = Form::asset(
         "bench",
         "photos",
@@ -151,7 +167,7 @@ async fn main() {
     let requests = (2 * runs) as f64;
     let (hit, orig) = (median(hits), median(originals));
 
-    println!("variant hit vs original of the same size (Cloudflare backend: D1 REST + S3 servers)");
+    println!("variant hit vs original of the same size, backend {backend:?}");
     println!("source: {} ({} bytes)", source_path.display(), source.len());
     println!(
         "variant: w=800&format=webp, {} bytes; the miss took {:.1} ms and decoded {miss_decodes} time(s)",
