@@ -486,7 +486,17 @@ async fn variants_past_the_cap_are_served_but_not_stored() {
 }
 
 async fn deleted(app: &TestApp, asset_id: &str) {
-    let reply = app.delete(app.sk(), asset_id).await;
+    deleted_on(app, &app.deps, asset_id).await;
+}
+
+/// Deletes `asset_id` with the secret key through `deps` (a faulty store, say): 204.
+async fn deleted_on(app: &TestApp, deps: &Deps, asset_id: &str) {
+    let reply = app
+        .call_on(deps, "delete")
+        .key(app.sk())
+        .asset(asset_id)
+        .send()
+        .await;
     assert_eq!(reply.status.as_u16(), 204, "{}", reply.snippet());
 }
 
@@ -528,13 +538,7 @@ async fn variants_whose_removal_failed_are_finished_by_gc() {
     let faulty = Arc::new(FaultyBlobs::new(app.blobs()));
     faulty.fail_delete.store(true, Ordering::SeqCst);
     let deps = app.deps_with_blobs(faulty.clone());
-    let deleted = app
-        .call_on(&deps, "delete")
-        .key(app.sk())
-        .asset(&id(&record))
-        .send()
-        .await;
-    assert_eq!(deleted.status.as_u16(), 204, "{}", deleted.snippet());
+    deleted_on(&app, &deps, &id(&record)).await;
     // The record is gone; the object and the variants wait, journaled.
     assert_eq!(app.blobs().list(&prefix).await.unwrap().len(), 1);
     assert!(app.pending_deletions().await.contains(&prefix));
@@ -712,13 +716,7 @@ async fn a_store_that_fails_around_a_variant_loses_nothing() {
         // The delete's removals fail the same ways: the record goes, the journal keeps what
         // was not confirmed removed, and gc finishes it.
         flag.store(true, Ordering::SeqCst);
-        let deleted = app
-            .call_on(&deps, "delete")
-            .key(app.sk())
-            .asset(&id(&record))
-            .send()
-            .await;
-        assert_eq!(deleted.status.as_u16(), 204, "{}", deleted.snippet());
+        deleted_on(&app, &deps, &id(&record)).await;
         assert!(
             app.pending_deletions().await.contains(&prefix),
             "lose={lose}"
