@@ -3437,7 +3437,10 @@ async fn a_urls_transform_parameters_are_checked_normalised_and_signed_so_the_ur
             .send()
             .await
             .invalid(param);
-        assert!(message.starts_with(&format!("{param}: ")), "{query}: {message}");
+        assert!(
+            message.starts_with(&format!("{param}: ")),
+            "{query}: {message}"
+        );
     }
 
     // Signed: the signature covers the parameters, so the URL delivers that variant and no other.
