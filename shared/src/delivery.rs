@@ -15,6 +15,7 @@ use crate::ApiError;
 use crate::batch::Query;
 use crate::db::{Row, Stmt, StmtResult};
 use crate::secret::Secret;
+use crate::transform::Params;
 use base64::Engine;
 use hmac::{Hmac, Mac};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
@@ -186,6 +187,21 @@ pub fn normalise(params: &[(String, String)]) -> Vec<(String, String)> {
         .into_iter()
         .map(|(name, (value, _))| (name.to_owned(), value.to_owned()))
         .collect()
+}
+
+/// The transform parameters of a query as a delivery reads them ([`normalise`]d, without `exp`
+/// and `sig`), checked: 400 INVALID_PARAMS naming a bad one. The delivery transforms with them;
+/// the URL route puts them in the URLs it signs, so the two cannot read a query differently.
+pub fn transform_query(
+    pairs: &[(String, String)],
+) -> Result<(Vec<(String, String)>, Params), ApiError> {
+    let transform: Vec<(String, String)> = normalise(pairs)
+        .into_iter()
+        .filter(|(name, _)| name != "exp" && name != "sig")
+        .collect();
+    let params = Params::parse(transform.iter().map(|(n, v)| (n.as_str(), v.as_str())))
+        .map_err(|e| ApiError::InvalidParams(e.to_string()))?;
+    Ok((transform, params))
 }
 
 fn mac(secret: &str, message: &str) -> Hmac<Sha256> {

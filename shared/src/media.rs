@@ -16,8 +16,14 @@ pub struct Sniffed {
     pub height: Option<u32>,
 }
 
+/// The MIME type the magic bytes say, if they say one: what a delivery labels a stored variant
+/// with, which needs no pixel size.
+pub fn magic(bytes: &[u8]) -> Option<&'static str> {
+    infer::get(bytes).map(|kind| kind.mime_type())
+}
+
 pub fn sniff(bytes: &[u8], declared: Option<&str>, filename: &str) -> Sniffed {
-    let magic = infer::get(bytes).map(|kind| kind.mime_type().to_owned());
+    let magic = magic(bytes).map(str::to_owned);
     let mime_type = magic
         .or_else(|| declared.and_then(clean_declared))
         .or_else(|| {

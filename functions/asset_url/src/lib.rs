@@ -19,7 +19,6 @@ use shared::batch::Query;
 use shared::db::{Stmt, StmtResult};
 use shared::delivery::{self, Mode};
 use shared::http::{begin, json_response, query_pairs, serve};
-use shared::transform::Params;
 use shared::{ApiError, Deps, batch, clock, routes};
 
 pub async fn handle(deps: &Deps, req: Request) -> Result<Response<Body>, lambda_http::Error> {
@@ -71,12 +70,7 @@ pub fn parse_query(pairs: &[(String, String)]) -> Result<Asked, ApiError> {
     }
     // Checked in the form the delivery will read, so that the two cannot disagree on a name
     // given twice or under its alias.
-    let transform: Vec<(String, String)> = delivery::normalise(&rest)
-        .into_iter()
-        .filter(|(name, _)| name != "exp" && name != "sig")
-        .collect();
-    Params::parse(transform.iter().map(|(n, v)| (n.as_str(), v.as_str())))
-        .map_err(|e| ApiError::InvalidParams(e.to_string()))?;
+    let (transform, _) = delivery::transform_query(&rest)?;
     Ok(Asked {
         expires: expires.unwrap_or(DEFAULT_EXPIRES_S),
         transform,

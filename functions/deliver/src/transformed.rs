@@ -8,7 +8,7 @@
 //! those happened.
 
 use bytes::Bytes;
-use lambda_http::http::{HeaderValue, StatusCode, header};
+use lambda_http::http::{StatusCode, header};
 use lambda_http::{Body, Response};
 use shared::delivery::{self, Ranged, Stored};
 use shared::transform::{Accepts, Params};
@@ -29,12 +29,7 @@ const MAX_VARIANT_BYTES: u64 = 128 * 1024 * 1024;
 /// Names are read as the signature and the CDN read them (`delivery::normalise`: lowercased,
 /// aliases mapped, unknown names dropped).
 pub fn requested(pairs: &[(String, String)]) -> Result<Option<Params>, ApiError> {
-    let known = delivery::normalise(pairs);
-    let transform = known
-        .iter()
-        .filter(|(name, _)| name != "exp" && name != "sig")
-        .map(|(name, value)| (name.as_str(), value.as_str()));
-    let params = Params::parse(transform).map_err(|e| ApiError::InvalidParams(e.to_string()))?;
+    let (_, params) = delivery::transform_query(pairs)?;
     Ok((params != Params::default()).then_some(params))
 }
 
@@ -128,7 +123,7 @@ pub async fn answer(
         Some(bytes) => (bytes, Came::Hit),
         None => compute(deps, asset, &asked, &variant).await?,
     };
-    let mime_type = shared::media::sniff(&bytes, None, "").mime_type;
+    let mime_type = shared::media::magic(&bytes).unwrap_or(shared::media::OCTET_STREAM);
     tracing::info!(
         asset_id = %asset.id,
         variant = came.as_str(),
@@ -142,7 +137,7 @@ pub async fn answer(
         if matches!(came, Came::OverCap | Came::StoreFailed) {
             return Err(ApiError::PayloadTooLarge(crate::TOO_LARGE_TO_SERVE));
         }
-        return crate::redirect(deps, &variant.key, &mime_type, asked.now_ms).await;
+        return crate::redirect(deps, &variant.key, mime_type, asked.now_ms).await;
     }
     let (status, body, content_range) = match delivery::range(asked.range, size) {
         Ranged::Whole => (StatusCode::OK, bytes, None),
@@ -155,10 +150,7 @@ pub async fn answer(
         Ranged::Unsatisfiable => return Err(ApiError::RangeNotSatisfiable(size)),
     };
     let mut builder = headers(status)
-        .header(
-            header::CONTENT_TYPE,
-            HeaderValue::from_str(&mime_type).map_err(ApiError::internal)?,
-        )
+        .header(header::CONTENT_TYPE, mime_type)
         .header(header::CONTENT_LENGTH, body.len());
     if let Some(range) = content_range {
         builder = builder.header(header::CONTENT_RANGE, range);
